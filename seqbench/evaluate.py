@@ -1,71 +1,349 @@
-"""Length-generalisation evaluation: accuracy at every length of a grid, per seed.
+"""Length-generalisation evaluation: accuracy at every length of a grid, per seed, streamed.
 
-    grid = default_lengths(task, train_length)          # train_length x {1, 2, 4, ..., 64}
-    per_length = length_grid(model, params, task, grid, size=256)
+    grid = default_lengths(task, train_length)   # train_length x {1, 2, ..., 64} (+ 41..500)
+    per_length = length_grid(model, seed_params, task, grid, size=256, log=print)
 
 Each length is scored on the task's fixed test set (`Task.test_set`, seed `EVAL_SEED`), so two
 runs or two machines score on identical data; its content hash is recorded. Parameters carry a
 leading seed axis and are evaluated together with `vmap`. Every evaluation starts from the zero
 state (the interventions of Buitrago & Gu 2025 apply to training only).
+
+Recurrent cells (every family but "attention") are **streamed**: the T = `task.seq_len(n)` steps
+of a test sequence go through the model in pieces with the state carried between them (cells
+guarantee that scanning pieces equals scanning the whole), so memory does not grow with the
+length beyond the test set itself. The pieces (`schedule`) are 1, 1, 2, 4, ... while the total
+doubles and stays below `chunk_size`, then `chunk_size` steps at a time, then the remainder in
+powers of two, largest first. Every step is a real one (no padding), so the state after each
+piece is exactly the state after that many steps; the piece sizes are `chunk_size` and powers
+of two below it, so a whole grid of lengths compiles at most log2(chunk_size) + 2 programs.
+Attention is evaluated whole, its KV cache sized to the time axis padded to the next power of two
+(>= 64, mask False after the real steps, so the causal model's scored outputs are unchanged):
+one program per power of two. A length whose estimate (`attention_eval_bytes`) exceeds
+`max_eval_bytes` is recorded as skipped instead of crashing.
+
+Metrics of one length n (T steps, `size` rows, per seed; every value JSON-serialisable and of
+bounded size):
+- `accuracy` = Σ hits / Σ mask over rows, steps (and heads of multi-head tasks). A hit is
+  argmax = target (classification) or |output - target| < `REGRESSION_TOLERANCE` (regression,
+  `vocab == 0`).
+- `loss` = Σ loss·mask / Σ mask: cross-entropy in nats, or the squared error for regression.
+- `per_position_accuracy` = {"bin_edges": e, "accuracy": a}: K = min(32, T) equal-width bins of
+  the steps; step t (0-based) falls in bin floor(t·K / T), i.e. bin b holds the steps
+  e[b] <= t < e[b+1] with e[b] = ceil(b·T / K). a[b] is the per-seed accuracy over the scored
+  positions of bin b, or null when the bin scores nothing (e.g. every bin but the last of a
+  task scored at its final step only).
+- `state_norm` = {"positions": p, "norm": m}: m[i] is, per seed, the mean over the rows of
+  sqrt(Σ |s|²) over every entry s of every float leaf of every layer's state after p[i] steps
+  (complex entries by modulus; integer leaves such as attention's position counter skipped).
+  Positions: recurrent cells, the piece ends of the schedule (1, 2, 4, ... up to chunk_size,
+  then log-spaced chunk ends, always T), at most `MAX_NORM_POSITIONS`; attention, the same
+  count log-spaced in 1..T, read off the final KV cache (slot j holds token j's key and value,
+  so the slots < t are exactly the cache after t tokens).
+- `test_set_hash`; for a skipped length `"skipped": "<reason>"`, accuracy and loss lists of
+  None, and no hash, per-position accuracy or norms.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import math
+import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqbench import cells, models
 from seqbench.tasks import Task
 
 EVAL_SEED = 1234
 CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
-CHOMSKY_TEST_LENGTHS = (41, 500)  # Delétang et al. 2023: train 1..40, test 41..500
+CHOMSKY_TEST_LENGTHS = range(41, 501)  # Delétang et al. 2023: train 1..40, test 41..500
+# The adding problem's criterion (Hochreiter & Schmidhuber 1997, Sec. 5, Experiment 4): a
+# sequence is solved when the absolute error at its end is below 0.04. Applied to our target
+# U1 + U2 in [0, 2) it is twice as strict as the original on its [0, 1] target; an input-blind
+# guess of 1 meets it with probability ~0.08.
+REGRESSION_TOLERANCE = 0.04
+CHUNK_SIZE = 256  # streaming piece: on the CPU ~2x the throughput of 1024 or 4096 (eval_bench)
+MAX_EVAL_BYTES = 8 * 2**30  # attention lengths whose estimate exceeds this are skipped
+MAX_BINS = 32  # per-position accuracy bins
+MAX_NORM_POSITIONS = 32  # state-norm positions per length
+MIN_ATTENTION_BUCKET = 64
 
 
 def default_lengths(task: Task, train_length: int, max_factor: int = 64) -> list[int]:
-    """train_length x {1, 2, 4, ..., max_factor}, never below the task's minimum length."""
-    lengths, factor = [], 1
-    while factor <= max_factor:
-        lengths.append(max(task.min_length, train_length * factor))
-        factor *= 2
-    return sorted(set(lengths))
+    """train_length x {1, 2, 4, ..., max_factor}, plus every length 41..500 for formal-language
+    tasks (`CHOMSKY_GROUPS`), never below the task's minimum length.
+
+    The 41..500 range is the Chomsky protocol's fixed test range, whatever `train_length` is:
+    trained at 40 it is exactly "every length beyond training"; trained longer, its lengths
+    <= train_length count as in-distribution in `summarise`.
+    """
+    lengths = {train_length * 2**k for k in range(int(math.log2(max_factor)) + 1)}
+    if task.group in CHOMSKY_GROUPS:
+        lengths |= set(CHOMSKY_TEST_LENGTHS)
+    return sorted({max(task.min_length, n) for n in lengths})
 
 
-def masked_loss_and_hits(logits: jax.Array, targets: jax.Array, mask: jax.Array, vocab: int):
-    """Per-position cross-entropy and correctness; logits reshaped to targets.shape + (vocab,)."""
-    logits = logits.reshape(*targets.shape, vocab).astype(jnp.float32)
+def masked_loss_and_hits(outputs: jax.Array, targets: jax.Array, mask: jax.Array, vocab: int):
+    """(per-position loss, per-position hit & mask).
+
+    vocab > 0: outputs reshaped to targets.shape + (vocab,) are logits; loss = cross-entropy,
+    hit = argmax == target. vocab == 0 (regression): outputs reshaped to targets.shape; loss =
+    squared error, hit = |error| < REGRESSION_TOLERANCE.
+    """
+    if vocab == 0:
+        error = outputs.reshape(targets.shape).astype(jnp.float32) - targets
+        return error * error, (jnp.abs(error) < REGRESSION_TOLERANCE) & mask
+    logits = outputs.reshape(*targets.shape, vocab).astype(jnp.float32)
     log_probs = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
     hits = jnp.argmax(logits, axis=-1) == targets
     return nll, hits & mask
 
 
-def loss_and_accuracy(model, vocab, params, batch):
-    """(loss, accuracy) of one seed's parameters on a batch, from the zero state: means over
-    the scored positions. The training loss and the evaluation metrics both come from here."""
-    state = model.initial_state(params, (batch.mask.shape[0],))
-    _, logits = model.apply(params, state, batch.inputs)
-    nll, hits = masked_loss_and_hits(logits, batch.targets, batch.mask, vocab)
+def loss_and_accuracy(model, vocab, params, batch, state=None):
+    """(loss, (accuracy, final_state)) of one seed's parameters on a batch: means over the
+    scored positions. `state=None` starts from the zero state. Differentiable and jittable: the
+    training loss (`jax.value_and_grad(..., has_aux=True)`) and the evaluation share it."""
+    if state is None:
+        state = model.initial_state(params, (batch.mask.shape[0],))
+    final_state, outputs = model.apply(params, state, batch.inputs)
+    loss, hits = masked_loss_and_hits(outputs, batch.targets, batch.mask, vocab)
     mask = batch.mask.astype(jnp.float32)
     count = jnp.maximum(mask.sum(), 1.0)
-    return jnp.sum(nll * mask) / count, hits.sum() / count
+    return jnp.sum(jnp.where(batch.mask, loss, 0.0)) / count, (hits.sum() / count, final_state)
 
 
-def length_grid(model, seed_params, task: Task, lengths, size: int) -> dict[int, dict[str, Any]]:
-    """{length: {"accuracy": [per seed], "loss": [per seed], "test_set_hash": str}}."""
-    score = jax.jit(jax.vmap(lambda p, batch: loss_and_accuracy(model, task.output_vocab, p, batch),
-                             in_axes=(0, None)))
+def state_norm(state) -> jax.Array:
+    """Mean over the leading (batch) axis of the L2 norm of all float leaves of `state`."""
+    squares = sum(jnp.sum(jnp.abs(x).astype(jnp.float32) ** 2, axis=tuple(range(1, x.ndim)))
+                  for x in _float_leaves(state))
+    return jnp.mean(jnp.sqrt(squares))
+
+
+def cache_prefix_norms(state, positions: jax.Array) -> jax.Array:
+    """`state_norm` of a KV cache after each of `positions` tokens, from the final cache.
+
+    Every float leaf is (B, L, ...) with slot j written by token j only; the cache after t
+    tokens holds slots < t (the rest are still zero).
+    """
+    squares = sum(jnp.sum(jnp.abs(x).astype(jnp.float32) ** 2, axis=tuple(range(2, x.ndim)))
+                  for x in _float_leaves(state))  # (B, L)
+    prefix = jnp.cumsum(squares, axis=1)
+    return jnp.mean(jnp.sqrt(prefix[:, positions - 1]), axis=0)
+
+
+def _float_leaves(state):
+    return [x for x in jax.tree_util.tree_leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+
+
+def schedule(steps: int, chunk_size: int) -> list[int]:
+    """Piece sizes summing to `steps`: 1, 1, 2, 4, ... (doubling the total while it is below
+    chunk_size and fits), then chunk_size while it fits, then the rest in powers of two,
+    largest first.
+
+    schedule(41, 16) = [1, 1, 2, 4, 8, 16, 8, 1]; every size is chunk_size or a power of two
+    below it.
+    """
+    pieces, done = [], 0
+    while done < chunk_size and done + max(done, 1) <= steps:
+        pieces.append(max(done, 1))
+        done += pieces[-1]
+    pieces += [chunk_size] * ((steps - done) // chunk_size)
+    rest = (steps - done) % chunk_size
+    pieces += [1 << k for k in reversed(range(rest.bit_length())) if rest >> k & 1]
+    return pieces
+
+
+def bin_edges(steps: int) -> list[int]:
+    """Edges of min(32, steps) equal-width bins of 0..steps-1: e[b] = ceil(b·steps / K)."""
+    bins = min(MAX_BINS, steps)
+    return [-(-b * steps // bins) for b in range(bins + 1)]
+
+
+def _bin_of(start: int, stop: int, steps: int) -> np.ndarray:
+    """Bin index floor(t·K / T) of the steps start..stop-1 (int32 for the device)."""
+    return (np.arange(start, stop, dtype=np.int64) * min(MAX_BINS, steps) // steps).astype(np.int32)
+
+
+def _log_spaced(candidates: list[int]) -> list[int]:
+    """At most MAX_NORM_POSITIONS of the increasing `candidates`: the first candidate at or
+    beyond each of MAX_NORM_POSITIONS log-spaced targets in [first, last]; the last always."""
+    if len(candidates) <= MAX_NORM_POSITIONS:
+        return list(candidates)
+    targets = np.geomspace(candidates[0], candidates[-1], MAX_NORM_POSITIONS)
+    index = np.searchsorted(candidates, targets - 1e-6 * targets)
+    return [candidates[i] for i in sorted(set(index.tolist()) | {len(candidates) - 1})]
+
+
+def _score(vocab, outputs, targets, mask, bins):
+    """(Σ loss·mask, hits per bin) of one seed on one piece."""
+    loss, hits = masked_loss_and_hits(outputs, targets, mask, vocab)
+    loss_sum = jnp.sum(jnp.where(mask, loss, 0.0))
+    hits_per_step = hits.reshape(*hits.shape[:2], -1).sum(axis=(0, 2))
+    return loss_sum, jax.ops.segment_sum(hits_per_step, bins, num_segments=MAX_BINS)
+
+
+@functools.lru_cache(maxsize=8)
+def _streamer(apply, vocab):
+    """The jitted piece function of a model's `apply`, vmapped over seeds: (params, state,
+    inputs, targets, mask, bins) -> (state, (Σ loss·mask, hits per bin, state norm)). One
+    program per piece size, kept across calls (a model evaluated again compiles nothing)."""
+
+    def piece(params, state, inputs, targets, mask, bins):
+        state, outputs = apply(params, state, inputs)
+        return state, (*_score(vocab, outputs, targets, mask, bins), state_norm(state))
+
+    return jax.jit(jax.vmap(piece, in_axes=(0, 0, None, None, None, None)))
+
+
+def _streamed(model, run, seed_params, batch, chunk_size):
+    """Per-seed (Σ loss·mask, hits per bin, norm positions, norms) of a recurrent model."""
+    steps = batch.mask.shape[1]
+    pieces = schedule(steps, chunk_size)
+    ends = np.cumsum(pieces).tolist()
+    keep = set(_log_spaced(ends))
+    state = jax.vmap(lambda p: model.initial_state(p, (batch.mask.shape[0],)))(seed_params)
+    start, sums, hits, norms = 0, [], [], []
+    for stop in ends:
+        state, (loss_sum, bin_hits, norm) = run(
+            seed_params, state, *(jnp.asarray(x[:, start:stop]) for x in batch),
+            _bin_of(start, stop, steps))
+        sums.append(loss_sum)
+        hits.append(bin_hits)
+        if stop in keep:
+            norms.append(norm)
+        start = stop
+    sums, hits, norms = jax.device_get((sums, hits, norms))
+    return (np.sum(np.asarray(sums, np.float64), axis=0), np.sum(hits, axis=0, dtype=np.int64),
+            sorted(keep), np.asarray(norms).T)
+
+
+def attention_bucket(steps: int) -> int:
+    """Padded time axis (and KV cache length) of a whole attention evaluation."""
+    return max(MIN_ATTENTION_BUCKET, 1 << (steps - 1).bit_length())
+
+
+def attention_eval_bytes(model, seeds: int, size: int, steps: int) -> int:
+    """Estimated peak bytes of evaluating attention whole on `size` rows of `steps` steps.
+
+    P = attention_bucket(steps), H = width, N = heads, all seeds at once (vmap), float32:
+      KV cache     seeds·size·P·H·depth·2·4           (keys and values of every layer)
+      attention    seeds·size·N·P²·4·3                (scores, exponentials, weights; one layer)
+      activations  seeds·size·P·(16·H + output_dim)·4  (residual, q/k/v/o, MLP, logits)
+    """
+    bucket = attention_bucket(steps)
+    heads = model.cell.hparams.get("num_heads", 1)
+    rows = seeds * size
+    return int(rows * bucket * model.width * model.depth * 2 * 4
+               + rows * heads * bucket * bucket * 4 * 3
+               + rows * bucket * (16 * model.width + model.output_dim) * 4)
+
+
+def _attention_model(model, seed_params, task: Task, max_length: int):
+    """`model` rebuilt with its attention cells' KV cache holding `max_length` tokens (the
+    parameters do not depend on it)."""
+    block = seed_params["blocks"][0]
+    mlp_expand = block["mlp"]["w_up"].shape[-1] // model.width if "mlp" in block else 0
+    cell = cells.get(model.cell.name, **{**model.cell.hparams, "max_length": max_length})
+    return models.build(cell, input_dim=task.input_vocab, output_dim=model.output_dim,
+                        depth=model.depth, real_inputs=task.real_inputs, mlp_expand=mlp_expand)
+
+
+def _whole(model, vocab, seed_params, batch, task, compiled):
+    """Per-seed (Σ loss·mask, hits per bin, norm positions, norms) of attention, whole."""
+    size, steps = batch.mask.shape[:2]
+    bucket = attention_bucket(steps)
+    if bucket not in compiled:
+        wide = _attention_model(model, seed_params, task, bucket)
+
+        def whole(params, inputs, targets, mask, bins, positions):
+            state, outputs = wide.apply(params, wide.initial_state(params, (size,)), inputs)
+            return (*_score(vocab, outputs, targets, mask, bins),
+                    cache_prefix_norms(state, positions))
+
+        compiled[bucket] = jax.jit(jax.vmap(whole, in_axes=(0, None, None, None, None, None)))
+    padded = [np.pad(x, [(0, 0), (0, bucket - steps)] + [(0, 0)] * (x.ndim - 2)) for x in batch]
+    bins = np.minimum(_bin_of(0, bucket, steps), min(MAX_BINS, steps) - 1)  # padding: mask False
+    keep = _log_spaced(list(range(1, steps + 1)))
+    positions = np.asarray(keep + [steps] * (MAX_NORM_POSITIONS - len(keep)), np.int32)
+    loss_sum, hits, norms = jax.device_get(compiled[bucket](seed_params, *padded, bins, positions))
+    return (np.asarray(loss_sum, np.float64), np.asarray(hits, np.int64), keep,
+            np.asarray(norms)[:, :len(keep)])
+
+
+def _metrics(batch, loss_sum, hits, positions, norms) -> dict[str, Any]:
+    """The JSON entry of one length from the per-seed sums (definitions: module docstring)."""
+    mask = np.asarray(batch.mask)
+    steps = mask.shape[1]
+    per_step = mask.reshape(*mask.shape[:2], -1).sum(axis=(0, 2))
+    scored = np.bincount(_bin_of(0, steps, steps), weights=per_step, minlength=MAX_BINS)
+    count = max(per_step.sum(), 1)
+    bins = min(MAX_BINS, steps)
+    return {
+        "accuracy": [float(h) for h in hits.sum(axis=1) / count],
+        "loss": [float(s) for s in loss_sum / count],
+        "per_position_accuracy": {
+            "bin_edges": bin_edges(steps),
+            "accuracy": [[float(h) for h in hits[:, b] / scored[b]] if scored[b] else None
+                         for b in range(bins)],
+        },
+        "state_norm": {"positions": [int(p) for p in positions],
+                       "norm": [[float(v) for v in column] for column in norms.T]},
+    }
+
+
+def length_grid(
+    model,
+    seed_params,
+    task: Task,
+    lengths,
+    size: int,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    max_eval_bytes: int = MAX_EVAL_BYTES,
+    log: Callable[[str], None] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """{length: metrics} for every length (definitions: module docstring).
+
+    `seed_params` has a leading seed axis. Recurrent models are streamed in pieces of at most
+    `chunk_size` steps; attention is evaluated whole, or recorded as skipped when its estimated
+    memory exceeds `max_eval_bytes`. `log`, when given, receives one line per length.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    for length in lengths:
+        task.check_length(length)
+    seeds = jax.tree_util.tree_leaves(seed_params)[0].shape[0]
+    vocab = task.output_vocab
+    run = None if model.cell.family == "attention" else _streamer(model.apply, vocab)
+    compiled = {}  # attention: one jitted whole evaluation per bucket
     results = {}
     for length in lengths:
+        start = time.perf_counter()
+        steps = task.seq_len(int(length))
+        if model.cell.family == "attention":
+            need = attention_eval_bytes(model, seeds, size, steps)
+            if need > max_eval_bytes:
+                reason = (f"attention at {steps} steps x {size} rows x {seeds} seeds needs "
+                          f"~{need / 2**30:.1f} GiB > max_eval_bytes "
+                          f"{max_eval_bytes / 2**30:.1f} GiB")
+                results[int(length)] = {"skipped": reason, "accuracy": [None] * seeds,
+                                        "loss": [None] * seeds}
+                if log:
+                    log(f"eval length {length}: skipped ({reason})")
+                continue
         batch, digest = task.test_set(length, size, seed=EVAL_SEED)
-        loss, accuracy = score(seed_params, jax.tree_util.tree_map(jnp.asarray, batch))
-        results[int(length)] = {
-            "accuracy": [float(a) for a in np.asarray(accuracy)],
-            "loss": [float(v) for v in np.asarray(loss)],
-            "test_set_hash": digest,
-        }
+        if model.cell.family == "attention":
+            sums = _whole(model, vocab, seed_params, batch, task, compiled)
+        else:
+            sums = _streamed(model, run, seed_params, batch, chunk_size)
+        results[int(length)] = {**_metrics(batch, *sums), "test_set_hash": digest}
+        if log:
+            log(f"eval length {length}: accuracy {np.mean(results[int(length)]['accuracy']):.4f} "
+                f"({time.perf_counter() - start:.1f} s)")
     return results
 
 
@@ -74,14 +352,16 @@ def summarise(per_length: dict[int, dict[str, Any]], train_length: int) -> dict[
 
     Effective length: the longest evaluated length whose accuracy stays >= 90% of the
     in-distribution accuracy (mean over lengths <= train_length), scanning upwards and stopping
-    at the first failure.
+    at the first failure. Skipped lengths (accuracy None) are left out of everything.
     """
-    lengths = sorted(per_length)
-    accuracy = np.array([per_length[n]["accuracy"] for n in lengths])  # (lengths, seeds)
-    inside = np.array([n <= train_length for n in lengths])
+    lengths = sorted(n for n in per_length if None not in per_length[n]["accuracy"])
+    seeds = len(next(iter(per_length.values()))["accuracy"])
+    accuracy = np.array([per_length[n]["accuracy"] for n in lengths]).reshape(len(lengths), seeds)
+    inside = np.array([n <= train_length for n in lengths], bool)
     beyond = ~inside
-    in_dist = accuracy[inside].mean(axis=0) if inside.any() else accuracy[0]
-    score = accuracy[beyond].mean(axis=0) if beyond.any() else np.full(accuracy.shape[1], np.nan)
+    nan = np.full(seeds, np.nan)
+    in_dist = accuracy[inside].mean(axis=0) if inside.any() else (accuracy[0] if lengths else nan)
+    score = accuracy[beyond].mean(axis=0) if beyond.any() else nan
     effective = []
     for seed in range(accuracy.shape[1]):
         best = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 import jax
 import jaxlib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def canonical_json(obj: Any) -> str:
@@ -30,17 +31,31 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
 
 
+def finite_or_null(obj: Any) -> Any:
+    """`obj` with every NaN/inf float replaced by None, so files are strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
 def write_json(path: str, obj: Any) -> None:
-    """Writes `obj` as indented JSON to `path` atomically (temporary file + rename)."""
+    """Writes `obj` as indented strict JSON to `path` atomically (temporary file + rename);
+    non-finite floats (a diverged seed's loss) are written as null."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+            json.dump(finite_or_null(obj), f, indent=1, sort_keys=True, default=str,
+                      allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -5,12 +5,18 @@
 
 The flow, readable top to bottom:
 1. `Config` (flags or a preset) -> cell, task, model.
-2. One jitted `train_step(state, key)`: every seed samples its own batch on the device
-   (`fold_in(key, step)`), computes the masked cross-entropy and applies AdamW (linear warm-up,
-   cosine decay, global-norm clipping); seeds are `vmap`ped inside the one compiled program, so
-   `--seeds=5` costs about one run. Lengths: fixed, or uniform in [min_train_length,
-   train_length] per sequence, padded to one bucket (one compilation).
-3. Every `log_every` steps a metrics line (stdout and `metrics.jsonl`).
+2. One jitted `train_step(state, seed_keys)`: every seed samples its own batch on the device
+   (`fold_in(key, step)`), starts it from the initial state its intervention gives
+   (`seqbench.interventions`), computes the masked loss (cross-entropy, or MSE for real-valued
+   targets; with `tbptt=K` the gradient stops at the state every K steps) and applies AdamW
+   (linear warm-up, cosine decay, global-norm clipping). Seeds are `vmap`ped inside the one
+   compiled program, so `--seeds=5` costs about one run; seeds and batch rows are sharded over
+   every device. A seed whose loss or gradient stops being finite is frozen at its last good
+   parameters and marked diverged; the others go on. Lengths: fixed, uniform in
+   [min_train_length, train_length] per sequence, or increasing; all padded to one bucket (one
+   compilation).
+3. Every `log_every` steps a metrics line (stdout and `metrics.jsonl`); checkpoints every
+   `checkpoint_every` steps and on SIGTERM/SIGINT; a rerun resumes.
 4. `evaluate.length_grid` scores every seed at every evaluation length from the zero state.
 5. `result.json` (atomic) with per-length metrics per seed, score, effective length, sizes,
    throughput and versions.
@@ -21,7 +27,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
+import runpy
 import sys
 import time
 from typing import Any, NamedTuple
@@ -31,8 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags, logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from seqbench import cells, evaluate, models, results, tasks
+from seqbench import cells, evaluate, interventions, models, results, tasks
 from seqbench.checkpoint import Checkpointer, StopRequested
 
 PRESETS = {
@@ -41,6 +50,9 @@ PRESETS = {
                   min_train_length=1, curriculum="uniform", steps=300, batch_size=16, seeds=2,
                   learning_rate=1e-2, eval_lengths=(8, 16, 32, 64), eval_size=64, log_every=50),
 }
+
+CURRICULA = ("fixed", "uniform", "increasing")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +66,10 @@ class Config:
     width: int = 64  # model width (the cell's d_hidden)
     depth: int = 2  # residual blocks
     train_length: int = 40  # (maximum) input length in training
-    min_train_length: int = 1  # lower end of the "uniform" curriculum
-    curriculum: str = "fixed"  # "fixed": every sequence train_length; "uniform": U[min, max]
+    min_train_length: int = 1  # lower end of the "uniform" and "increasing" curricula
+    # "fixed": every sequence train_length; "uniform": U[min, max] per sequence; "increasing":
+    # one length per step, linear from min_train_length (step 1) to train_length (step steps//2)
+    curriculum: str = "fixed"
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per seed per step
     seeds: int = 1  # independent models trained together (vmap)
@@ -64,7 +78,11 @@ class Config:
     warmup_steps: int = 50  # linear warm-up, then cosine decay to 0
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # global gradient-norm clipping
-    eval_lengths: tuple = ()  # () = train_length x {1, 2, ..., 64}
+    initial_state: str = "zero"  # training-time intervention: one of interventions.INITIAL_STATES
+    initial_state_std: float = 1.0  # std of the "noise" intervention
+    tbptt: int = 0  # truncated BPTT: stop the gradient at the state every K steps (0: off)
+    precision: str = "float32"  # "bfloat16": bf16 parameters/activations, fp32 state/optimiser
+    eval_lengths: tuple = ()  # () = evaluate.default_lengths(task, train_length)
     eval_size: int = 256  # sequences per evaluation length
     log_every: int = 100  # steps between metrics lines
     checkpoint_every: int = 500  # steps between checkpoints (also saved on SIGTERM/SIGINT)
@@ -78,26 +96,33 @@ class Config:
         return out
 
 
-CURRICULA = ("fixed", "uniform")
-# Fields that change how a run is logged or saved, not its numbers: left out of config_hash.
-RUN_ONLY_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints")
+# Left out of config_hash: fields that change how a run is logged or saved, not its numbers,
+# and the seeds, so that runs of one configuration with other seeds merge in the leaderboard
+# (which drops exact duplicates: same hash and same `seed`).
+UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds")
 
 
 class TrainState(NamedTuple):
-    params: Any  # model parameters, leading axis = seed
-    opt_state: Any  # optax state, leading axis = seed
-    step: jax.Array  # shape=(), int32
+    """Everything a step changes; leading axis = seed except `step`."""
+
+    params: Any  # model parameters (float32 master copy)
+    opt_state: Any  # optax state
+    carry: Any  # what the initial-state intervention carries between steps (or None)
+    alive: jax.Array  # shape=(S,) bool: False once the seed's loss or gradient was not finite
+    diverged_at: jax.Array  # shape=(S,) int32: the step it diverged at, -1 while alive
+    step: jax.Array  # shape=(), int32: steps done
 
 
 def build(config: Config):
     """(cell, task, model) for `config`, checked before anything compiles."""
     task = tasks.get(config.task, **dict(config.task_hparams))
-    if task.output_vocab == 0:
-        raise ValueError(f"task {config.task!r} has real-valued targets; the engine trains "
-                         f"classification tasks only for now (see BUILD_NOTES.md)")
-    if config.curriculum not in CURRICULA:
-        raise ValueError(f"curriculum must be one of {CURRICULA}; got {config.curriculum!r}")
-    low = config.min_train_length if config.curriculum == "uniform" else config.train_length
+    for name, value, valid in (("curriculum", config.curriculum, CURRICULA),
+                               ("precision", config.precision, PRECISIONS),
+                               ("initial_state", config.initial_state,
+                                interventions.INITIAL_STATES)):
+        if value not in valid:
+            raise ValueError(f"{name} must be one of {valid}; got {value!r}")
+    low = config.train_length if config.curriculum == "fixed" else config.min_train_length
     if low < task.min_length or config.train_length < low:
         raise ValueError(
             f"training lengths [{low}, {config.train_length}] must lie within "
@@ -105,18 +130,23 @@ def build(config: Config):
         )
     for length in config.eval_lengths:
         task.check_length(length)
+    if config.tbptt < 0:
+        raise ValueError(f"tbptt must be >= 0 (0: off); got {config.tbptt}")
     cell_hparams = dict(config.cell_hparams)
     if "max_length" in cells.hparams(config.cell) and "max_length" not in cell_hparams:
         # attention: a KV cache as long as the training sequences (evaluation rebuilds it longer)
         cell_hparams["max_length"] = task.seq_len(config.train_length)
     cell = cells.get(config.cell, d_hidden=config.width, **cell_hparams)
+    if cell.family == "attention" and (config.initial_state != "zero" or config.tbptt):
+        raise ValueError(f"initial_state={config.initial_state!r} and tbptt need a recurrent "
+                         f"state; {config.cell!r} is attention: use initial_state='zero', tbptt=0")
     return cell, task, model_for(cell, task, config)
 
 
 def model_for(cell, task, config: Config) -> models.Model:
     """The model stacking `cell` with the input and output layers `task` needs."""
     return models.build(cell, input_dim=task.input_vocab,
-                        output_dim=task.output_vocab * task.num_heads, depth=config.depth,
+                        output_dim=max(task.output_vocab, 1) * task.num_heads, depth=config.depth,
                         real_inputs=task.real_inputs)
 
 
@@ -130,35 +160,131 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 def init_state(config: Config, model, tx) -> TrainState:
     keys = jax.random.split(jax.random.key(config.seed), config.seeds)
     params = jax.vmap(model.init)(keys)
-    return TrainState(params, jax.vmap(tx.init)(params), jnp.zeros((), jnp.int32))
+    carry = jax.vmap(lambda p: interventions.init_carry(
+        config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
+    return TrainState(params, jax.vmap(tx.init)(params), carry,
+                      jnp.ones((config.seeds,), bool), jnp.full((config.seeds,), -1, jnp.int32),
+                      jnp.zeros((), jnp.int32))
 
 
-def make_train_step(config: Config, task, model, tx):
-    """The jitted `train_step(state, key) -> (state, metrics)`, vmapped over seeds."""
+def training_lengths(config: Config, key: jax.Array, step: jax.Array) -> jax.Array:
+    """Input lengths (B,) int32 of the batch at `step` under `config.curriculum`."""
+    shape = (config.batch_size,)
+    low, high = config.min_train_length, config.train_length
+    if config.curriculum == "uniform":
+        return jax.random.randint(key, shape, low, high + 1)
+    if config.curriculum == "increasing":
+        ramp = max(config.steps // 2, 1)
+        return jnp.full(shape, low + (high - low) * jnp.minimum(step, ramp) // ramp, jnp.int32)
+    return jnp.full(shape, high, jnp.int32)
+
+
+def cast_floats(tree, dtype):
+    """Real float32 leaves of `tree` cast to `dtype` (complex and integer leaves unchanged)."""
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if x.dtype == jnp.float32 else x, tree)
+
+
+def make_loss(config: Config, task, model):
+    """loss(params, state, batch) -> (loss, (accuracy, final_state)), masked means over the batch.
+
+    With `config.tbptt = K` the sequence is processed in K-step segments and the gradient is
+    stopped at the state between them (the padded tail is masked out); the loss is the same.
+    With `config.precision = "bfloat16"` the parameters are cast to bf16 for the forward pass
+    (their gradients reach the fp32 master copy); the recurrent states stay fp32.
+    """
     vocab = task.output_vocab
 
-    def sample(key):
-        if config.curriculum == "fixed":
-            return task.sample(key, config.batch_size, config.train_length)
-        length_key, key = jax.random.split(key)
-        lengths = jax.random.randint(length_key, (config.batch_size,), config.min_train_length,
-                                     config.train_length + 1)
-        return task.sample_bucket(key, lengths, config.train_length)
+    def loss(params, state, batch):
+        if config.precision == "bfloat16":
+            params = cast_floats(params, jnp.bfloat16)
+        if not config.tbptt:
+            return evaluate.loss_and_accuracy(model, vocab, params, batch, state)
+        steps = batch.inputs.shape[1]
+        padded = -(-steps // config.tbptt) * config.tbptt
 
-    loss_fn = functools.partial(evaluate.loss_and_accuracy, model, vocab)
+        def segments(x):  # (B, T, ...) -> (T/K, B, K, ...)
+            x = jnp.pad(x, [(0, 0), (0, padded - steps)] + [(0, 0)] * (x.ndim - 2))
+            x = x.reshape(x.shape[0], padded // config.tbptt, config.tbptt, *x.shape[2:])
+            return jnp.moveaxis(x, 1, 0)
 
-    def one_seed(params, opt_state, key, step):
-        batch = sample(jax.random.fold_in(key, step))
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        grad_norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(grads)))
-        return params, opt_state, {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm}
+        def body(carry, segment):
+            state, total_loss, total_hits = carry
+            state = jax.tree_util.tree_map(jax.lax.stop_gradient, state)
+            state, outputs = model.apply(params, state, segment.inputs)
+            nll, hits = evaluate.masked_loss_and_hits(outputs, segment.targets, segment.mask,
+                                                      vocab)
+            mask = segment.mask.astype(jnp.float32)
+            return (state, total_loss + jnp.sum(nll * mask), total_hits + jnp.sum(hits)), None
+
+        (final, total_loss, total_hits), _ = jax.lax.scan(
+            body, (state, 0.0, 0), jax.tree_util.tree_map(segments, batch))
+        count = jnp.maximum(jnp.sum(batch.mask), 1).astype(jnp.float32)
+        return total_loss / count, (total_hits / count, final)
+
+    return loss
+
+
+def device_mesh(config: Config) -> Mesh:
+    """A ("seed", "batch") mesh over as many devices as divide the seeds and the batch.
+
+    The seed axis takes gcd(seeds, devices); the batch axis the rest, which must divide
+    `batch_size` — otherwise fewer devices are used (never an error).
+    """
+    devices = jax.devices()
+    for count in range(len(devices), 0, -1):
+        seed_axis = math.gcd(config.seeds, count)
+        if config.batch_size % (count // seed_axis) == 0:
+            grid = np.array(devices[:count]).reshape(seed_axis, count // seed_axis)
+            return Mesh(grid, ("seed", "batch"))
+    raise AssertionError("unreachable: one device always fits")
+
+
+def shard_state(state: TrainState, mesh: Mesh) -> TrainState:
+    """Per-seed leaves split over the mesh's "seed" axis; the step counter replicated."""
+    per_seed = NamedSharding(mesh, P("seed"))
+    return jax.device_put(state, TrainState(*([per_seed] * 5), NamedSharding(mesh, P())))
+
+
+def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None):
+    """The jitted `train_step(state, seed_keys) -> (state, metrics)`, vmapped over seeds.
+
+    With a `mesh` (see `device_mesh`), seeds are split over its "seed" axis and each seed's batch
+    rows over its "batch" axis; the numbers are those of one device (up to summation order).
+    """
+    loss_fn = make_loss(config, task, model)
+    rows = NamedSharding(mesh, P("batch")) if mesh is not None else None
+
+    def one_seed(params, opt_state, carry, alive, diverged_at, key, step):
+        batch_key, length_key, state_key = jax.random.split(jax.random.fold_in(key, step), 3)
+        lengths = training_lengths(config, length_key, step)
+        batch = task.sample_bucket(batch_key, lengths, config.train_length)
+        if rows is not None:
+            batch = jax.lax.with_sharding_constraint(batch, rows)
+        zero = model.initial_state(params, (config.batch_size,))
+        start = interventions.initial_state(config.initial_state, state_key, zero, carry,
+                                            config.initial_state_std)
+        (loss, (accuracy, final)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, start, batch)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        grad_norm = optax.tree.norm(grads)
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep_if_ok = functools.partial(jax.tree_util.tree_map,
+                                       lambda new, old: jnp.where(ok, new, old))
+        params = keep_if_ok(optax.apply_updates(params, updates), params)
+        opt_state = keep_if_ok(new_opt_state, opt_state)
+        carry = keep_if_ok(interventions.update_carry(config.initial_state, carry, final), carry)
+        diverged_at = jnp.where(alive & ~ok, step + 1, diverged_at)
+        metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm}
+        return params, opt_state, carry, ok, diverged_at, metrics
 
     def train_step(state: TrainState, seed_keys: jax.Array):
-        params, opt_state, metrics = jax.vmap(one_seed, in_axes=(0, 0, 0, None))(
-            state.params, state.opt_state, seed_keys, state.step)
-        return TrainState(params, opt_state, state.step + 1), metrics
+        params, opt_state, carry, alive, diverged_at, metrics = jax.vmap(
+            one_seed, in_axes=(0, 0, 0, 0, 0, 0, None),
+            spmd_axis_name="seed" if mesh is not None else None,
+        )(state.params, state.opt_state, state.carry, state.alive, state.diverged_at, seed_keys,
+          state.step)
+        return TrainState(params, opt_state, carry, alive, diverged_at, state.step + 1), metrics
 
     return jax.jit(train_step, donate_argnums=0)
 
@@ -168,61 +294,70 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
 
     Resumes from the newest readable checkpoint in `workdir/checkpoints` (the per-step keys
     depend only on the step, so a resumed run ends with the same parameters as an uninterrupted
-    one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None.
+    one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None. In a
+    multi-process run only process 0 writes the JSON files.
     """
     cell, task, model = build(config)
+    writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     config_json = config.to_json()
-    results.write_json(os.path.join(workdir, "config.json"), config_json)
+    if writer:
+        results.write_json(os.path.join(workdir, "config.json"), config_json)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
+    mesh = device_mesh(config) if jax.device_count() > 1 else None
     tx = optimizer(config)
     state = init_state(config, model, tx)
     seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
-    train_step = make_train_step(config, task, model, tx)
+    if mesh is not None:
+        print(f"devices: {dict(mesh.shape)} (seeds x batch rows)", flush=True)
+        state = shard_state(state, mesh)
+        seed_keys = jax.device_put(seed_keys, NamedSharding(mesh, P("seed")))
+    train_step = make_train_step(config, task, model, tx, mesh)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
     restored = checkpointer.restore(state)
     first_step = 1
     if restored is not None:
         first_step, state = restored[0] + 1, restored[1]
-        _drop_metrics_after(metrics_path, restored[0])
+        if mesh is not None:
+            state = shard_state(state, mesh)
+        if writer:
+            _drop_metrics_after(metrics_path, restored[0])
         print(f"resumed from the checkpoint at step {restored[0]}", flush=True)
 
     start = time.perf_counter()
     compiled = train_step.lower(state, seed_keys).compile()
     compile_s = time.perf_counter() - start
     tokens_per_step = config.seeds * config.batch_size * task.seq_len(config.train_length)
-    status, diverged_at = "ok", None
     train_start = time.perf_counter()
+    step = first_step - 1
     with StopRequested() as stop:
         for step in range(first_step, config.steps + 1):
             state, metrics = compiled(state, seed_keys)
+            all_diverged = False
             if step % config.log_every == 0 or step == config.steps:
-                metrics = jax.device_get(metrics)
-                elapsed = time.perf_counter() - train_start
-                done = step - first_step + 1
-                line = {"step": step, "loss": [float(x) for x in metrics["loss"]],
-                        "accuracy": [float(x) for x in metrics["accuracy"]],
-                        "grad_norm": [float(x) for x in metrics["grad_norm"]],
-                        "tokens_per_s": tokens_per_step * done / elapsed}
-                results.append_jsonl(metrics_path, line)
-                eta = elapsed / done * (config.steps - step)
-                print(f"step {step:>6}/{config.steps}  loss {np.mean(line['loss']):.4f}  "
-                      f"acc {np.mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s  "
-                      f"ETA {eta:.0f}s", flush=True)
-                if not np.all(np.isfinite(line["loss"])):
-                    status, diverged_at = "diverged", step
-                    break
-            if step % config.checkpoint_every == 0 or step == config.steps or stop.requested:
+                line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
+                                     tokens_per_step * (step - first_step + 1),
+                                     time.perf_counter() - train_start)
+                if writer:
+                    results.append_jsonl(metrics_path, line)
+                eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
+                print(_progress(line, config.steps, eta), flush=True)
+                all_diverged = not any(line["alive"])
+            if (step % config.checkpoint_every == 0 or step == config.steps or stop.requested
+                    or all_diverged):
                 checkpointer.save(step, state)
             if stop.requested:
                 print(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; rerun "
                       f"the same command to resume", flush=True)
                 checkpointer.close()
                 return None
+            if all_diverged:
+                print(f"every seed diverged; stopped at step {step}", flush=True)
+                break
     checkpointer.close()
     jax.block_until_ready(state)
     train_s = time.perf_counter() - train_start
-    steps_run = config.steps - first_step + 1
+    steps_run = step - first_step + 1
 
     lengths = list(config.eval_lengths) or evaluate.default_lengths(task, config.train_length)
     if "max_length" in cells.hparams(config.cell):  # attention: the KV cache must fit
@@ -231,12 +366,18 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         eval_model = model_for(eval_cell, task, config)
     else:
         eval_model = model
-    per_length = evaluate.length_grid(eval_model, state.params, task, lengths, config.eval_size)
+    eval_params = state.params
+    if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
+        eval_params = cast_floats(eval_params, jnp.bfloat16)
+    per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
+                                      log=lambda text: print(text, flush=True))
     summary = evaluate.summarise(per_length, config.train_length)
+    diverged_at = [int(s) if s >= 0 else None for s in jax.device_get(state.diverged_at)]
     one_seed_params = jax.tree_util.tree_map(lambda x: x[0], state.params)
     record = {
         "schema_version": results.SCHEMA_VERSION,
-        "status": status,
+        "status": "ok" if all(s is None for s in diverged_at) else "diverged",
+        "seed_status": ["ok" if s is None else "diverged" for s in diverged_at],
         "diverged_at_step": diverged_at,
         "cell": config.cell,
         "family": cell.family,
@@ -244,8 +385,9 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         "task_group": task.group,
         "config": config_json,
         "config_hash": results.config_hash(
-            {k: v for k, v in config_json.items() if k not in RUN_ONLY_FIELDS}),
+            {k: v for k, v in config_json.items() if k not in UNHASHED_FIELDS}),
         "seeds": config.seeds,
+        "steps_run": step,
         "per_length": {str(n): v for n, v in per_length.items()},
         **summary,
         "param_count": int(models.count_params(model)),
@@ -256,9 +398,29 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         "train_s": train_s,
         "environment": results.environment(),
     }
-    results.write_json(os.path.join(workdir, "result.json"), record)
-    print(summary_table(per_length, summary, config.train_length))
+    if writer:
+        results.write_json(os.path.join(workdir, "result.json"), record)
+    print(summary_table(per_length, summary, config.train_length, record["seed_status"]))
     return record
+
+
+def _metrics_line(step, metrics, alive, tokens, seconds) -> dict[str, Any]:
+    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite)."""
+    per_seed = lambda xs: [float(x) if np.isfinite(x) else None for x in xs]
+    return {"step": step, "loss": per_seed(metrics["loss"]),
+            "accuracy": per_seed(metrics["accuracy"]), "grad_norm": per_seed(metrics["grad_norm"]),
+            "alive": [bool(a) for a in alive], "tokens_per_s": tokens / seconds,
+            "train_s": seconds}
+
+
+def _progress(line, steps, eta) -> str:
+    live = [i for i, a in enumerate(line["alive"]) if a]
+    mean = lambda xs: np.mean([xs[i] for i in live]) if live else float("nan")
+    dead = f"  diverged seeds {[i for i, a in enumerate(line['alive']) if not a]}" if len(
+        live) < len(line["alive"]) else ""
+    return (f"step {line['step']:>6}/{steps}  loss {mean(line['loss']):.4f}  "
+            f"acc {mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s  "
+            f"ETA {eta:.0f}s{dead}")
 
 
 def _drop_metrics_after(path: str, step: int) -> None:
@@ -273,13 +435,18 @@ def _drop_metrics_after(path: str, step: int) -> None:
     os.replace(tmp, path)
 
 
-def summary_table(per_length, summary, train_length) -> str:
+def summary_table(per_length, summary, train_length, seed_status) -> str:
+    """Mean accuracy over the seeds that did not diverge, per evaluation length."""
+    ok = [i for i, status in enumerate(seed_status) if status == "ok"]
     lines = [f"{'length':>8}  {'accuracy (mean over seeds)':>27}  {'':8}"]
     for n in sorted(per_length):
-        mark = "train" if n <= train_length else ""
-        lines.append(f"{n:>8}  {np.mean(per_length[n]['accuracy']):>27.3f}  {mark}")
+        accuracy = [per_length[n]["accuracy"][i] for i in ok]
+        value = (f"{np.mean(accuracy):>27.3f}" if ok and None not in accuracy
+                 else f"{per_length[n].get('skipped', 'no seed converged'):>27}")
+        lines.append(f"{n:>8}  {value}  {'train' if n <= train_length else ''}")
     lines.append(f"score (mean accuracy beyond {train_length}): {summary['score_mean']:.3f}; "
-                 f"effective length per seed: {summary['effective_length']}")
+                 f"effective length per seed: {summary['effective_length']}; "
+                 f"seeds: {seed_status}")
     return "\n".join(lines)
 
 
@@ -289,30 +456,68 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    """Flags mirror `Config`; only flags given on the command line override a preset."""
+    """Flags mirror `Config`; only flags given on the command line override a preset/config."""
     defaults = Config()
     flags.DEFINE_string("workdir", None, "Run folder (config.json, metrics.jsonl, result.json).")
     flags.DEFINE_enum("preset", None, sorted(PRESETS), "Start from a preset; flags override it.")
+    flags.DEFINE_string("config", None, "Start from a config file PATH.py[:ARG] whose "
+                        "get_config(ARG) returns Config fields; flags override it.")
+    flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
     flags.DEFINE_string("cell", defaults.cell, "Cell name.")
     flags.DEFINE_string("task", defaults.task, "Task name.")
     flags.DEFINE_string("cell_hparams", "{}", "Extra cell hyperparameters as JSON.")
     flags.DEFINE_string("task_hparams", "{}", "Task difficulty settings as JSON.")
     for name in ("width", "depth", "train_length", "min_train_length", "steps", "batch_size",
-                 "seeds", "seed", "warmup_steps", "eval_size", "log_every", "checkpoint_every",
-                 "keep_checkpoints"):
+                 "seeds", "seed", "warmup_steps", "tbptt", "eval_size", "log_every",
+                 "checkpoint_every", "keep_checkpoints"):
         flags.DEFINE_integer(name, getattr(defaults, name), f"Config.{name}.",
-                             lower_bound=0 if name in ("seed", "warmup_steps") else 1)
+                             lower_bound=0 if name in ("seed", "warmup_steps", "tbptt") else 1)
     flags.DEFINE_enum("curriculum", defaults.curriculum, CURRICULA, "Training lengths.")
-    for name in ("learning_rate", "weight_decay", "clip_norm"):
+    flags.DEFINE_enum("initial_state", defaults.initial_state, interventions.INITIAL_STATES,
+                      "Training-time initial-state intervention (Buitrago & Gu 2025).")
+    flags.DEFINE_enum("precision", defaults.precision, PRECISIONS, "Parameter/activation dtype.")
+    for name in ("learning_rate", "weight_decay", "clip_norm", "initial_state_std"):
         flags.DEFINE_float(name, getattr(defaults, name), f"Config.{name}.", lower_bound=0.0)
-    flags.DEFINE_list("eval_lengths", [], "Evaluation lengths (default: train_length x 1..64).")
+    flags.DEFINE_list("eval_lengths", [], "Evaluation lengths (default: train_length x 1..64, "
+                      "plus 41..500 for formal-language tasks).")
+
+
+def load_config_file(spec: str) -> dict[str, Any]:
+    """Config fields from `PATH.py[:ARG]`: the file's `get_config()` or `get_config(ARG)`.
+
+    The file is plain Python (big_vision's and ml_collections' convention) returning a dict
+    whose keys are `Config` fields; unknown keys are an error naming the valid ones.
+    """
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ValueError(f"--config: no such file {path!r} (expected PATH.py[:ARG])")
+    namespace = runpy.run_path(path)
+    if "get_config" not in namespace:
+        raise ValueError(f"--config: {path} defines no get_config()")
+    fields = namespace["get_config"](arg) if arg else namespace["get_config"]()
+    valid = sorted(f.name for f in dataclasses.fields(Config))
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise ValueError(f"--config: {path} sets unknown fields {unknown}; valid: {valid}")
+    return dict(fields)
 
 
 def config_from_flags() -> Config:
+    """Config defaults < --preset or --config < flags given on the command line."""
+    if FLAGS.preset and FLAGS.config:
+        raise ValueError("give --preset or --config, not both")
     fields = dict(PRESETS[FLAGS.preset]) if FLAGS.preset else {}
+    if FLAGS.config:
+        fields = load_config_file(FLAGS.config)
     for field in dataclasses.fields(Config):
         if field.name in FLAGS and (FLAGS[field.name].present or field.name not in fields):
             fields[field.name] = FLAGS[field.name].value
+    return config_from_fields(fields)
+
+
+def config_from_fields(fields: dict[str, Any]) -> Config:
+    """A Config from plain values: hparams as dicts or JSON strings, eval lengths as a list."""
+    fields = dict(fields)
     for name in ("cell_hparams", "task_hparams"):
         value = fields.get(name, "{}")
         if isinstance(value, str):
@@ -320,6 +525,8 @@ def config_from_flags() -> Config:
                 value = json.loads(value)
             except json.JSONDecodeError as e:
                 raise ValueError(f"--{name} must be a JSON object; {e}") from None
+        if isinstance(value, tuple):
+            value = dict(value)
         if not isinstance(value, dict):
             raise ValueError(f"--{name} must be a JSON object; got {value!r}")
         fields[name] = tuple(sorted(value.items()))
@@ -336,12 +543,22 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e).splitlines()[0])
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         fail("--workdir is required (where config.json and result.json go)")
+    if FLAGS.distributed:
+        jax.distributed.initialize()  # before any other JAX call: every host joins the mesh
     try:
         config = config_from_flags()
         build(config)  # every check that can fail runs before anything compiles
@@ -353,4 +570,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

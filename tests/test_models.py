@@ -31,7 +31,10 @@ def test_apply_equals_step_loop_tokens(name):
     _, logits = jax.jit(model.apply)(params, state0, tokens)
     _, stepped = jax.jit(functools.partial(step_loop, model))(params, state0, tokens)
     assert logits.shape == (2, 6, 5)
-    np.testing.assert_allclose(stepped, logits, rtol=1e-5, atol=1e-5)
+    # float32: 1e-5 relative to the largest logit, as the cell contract (chunked GLA's division
+    # by cumulative decays leaves ~1e-5 absolute rounding on logits of size ~2 after two layers)
+    scale = float(jnp.max(jnp.abs(logits)))
+    np.testing.assert_allclose(stepped, logits, rtol=1e-5, atol=1e-5 * max(1.0, scale))
 
 
 def test_real_inputs_and_compile_once():

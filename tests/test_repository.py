@@ -13,8 +13,9 @@ def test_layout_matches_the_product_card():
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
+    """.ci/run may install system packages first; its last command is the README's test line."""
     ci_lines = [l for l in (ROOT / ".ci/run").read_text().splitlines()
-                if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
-    assert len(ci_lines) == 1, ci_lines
+                if l.strip() and not l.startswith("#")]
     readme_commands = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
-    assert ci_lines[0].strip() in [c.strip() for c in readme_commands]
+    assert "pytest" in ci_lines[-1]
+    assert ci_lines[-1].strip() in [c.strip() for c in readme_commands]

@@ -61,6 +61,12 @@ def state_floats(state: State) -> int:
     )
 
 
+def complex64(real: jax.Array, imag: jax.Array) -> jax.Array:
+    """real + i·imag as complex64, whatever the real dtype (bf16 parameters under mixed
+    precision included): complex recurrences are always computed in single precision."""
+    return lax.complex(jnp.asarray(real, jnp.float32), jnp.asarray(imag, jnp.float32))
+
+
 def scan_with_steps(step):
     """`scan` for cells with no parallel form: `lax.scan` over `step` on the time axis -2."""
 

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 
 import kernels
 from seqbench.cells.base import (
-    SCAN_IMPLS, Cell, check_bool, check_choice, check_int, lecun_normal, make_cell, uniform_init,
+    SCAN_IMPLS, Cell, check_bool, check_choice, check_int, complex64, lecun_normal, make_cell,
+    uniform_init,
 )
 
 FAMILY = "gated"
@@ -383,7 +384,7 @@ def make_gateloop(
         q, k, v = per_head("w_q"), per_head("w_k"), per_head("w_v")
         magnitude = _signed(jax.nn.sigmoid(per_head("w_m")), negative_eigenvalues)
         phase = per_head("w_theta")
-        a = jax.lax.complex(magnitude * jnp.cos(phase), magnitude * jnp.sin(phase))
+        a = complex64(magnitude * jnp.cos(phase), magnitude * jnp.sin(phase))
         b = (k[..., :, None] * v[..., None, :]).astype(jnp.complex64)
         return a[..., None], b, q  # a (..., H, K, 1) broadcasts over V
 

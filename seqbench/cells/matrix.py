@@ -355,7 +355,7 @@ def make_retnet(
         steps = xs.shape[-2]
         if rotary:
             cos, sin = _rotation(np.arange(steps), theta)
-            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+            q, k = _rotate(q, cos, sin).astype(v.dtype), _rotate(k, cos, sin).astype(v.dtype)
         log_a = jnp.broadcast_to(log_gamma[:, None], q.shape[:-1])
         y, s_last = kernels.matrix_scan(q, k, v, log_a, back(state.s, 1), impl=scan_impl)
         return MatrixState(back(s_last, steps - 1)), output(params, _head_major(y), xs)

@@ -68,7 +68,7 @@ def _expm1(z: jax.Array) -> jax.Array:
     if not jnp.iscomplexobj(z):
         return jnp.expm1(z)
     x, y = z.real, z.imag
-    return jax.lax.complex(
+    return base.complex64(
         jnp.expm1(x) * jnp.cos(y) - 2.0 * jnp.sin(y / 2) ** 2, jnp.exp(x) * jnp.sin(y)
     )
 
@@ -80,7 +80,7 @@ def _zoh(lam: jax.Array, dt: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _complex(params, name: str) -> jax.Array:
-    return jax.lax.complex(params[name + "_re"], params[name + "_im"])
+    return base.complex64(params[name + "_re"], params[name + "_im"])
 
 
 def _diagonal_cell(
@@ -218,7 +218,7 @@ def make_s4d(
     def discretize(params):
         A = -jnp.exp(params["log_A_real"])  # (H, modes)
         if complex_modes:
-            A = jax.lax.complex(A, params["A_imag"])
+            A = base.complex64(A, params["A_imag"])
         a, b_scale = _zoh(A, jnp.exp(params["log_dt"])[:, None])
         if negative_eigenvalues:
             a = 2 * a - 1
@@ -342,7 +342,7 @@ def make_s5(
         b = jax.random.normal(k_b, (P, d_in), jnp.float32) / math.sqrt(d_in)
         c = jax.random.normal(k_c, (2, H, P), jnp.float32) / math.sqrt(P)
         b_tilde = jnp.matmul(v_inv.astype(np.complex64), b).T  # (d_in, P/2)
-        c_tilde = jnp.matmul(jax.lax.complex(c[0], c[1]), v.astype(np.complex64)).T  # (P/2, H)
+        c_tilde = jnp.matmul(base.complex64(c[0], c[1]), v.astype(np.complex64)).T  # (P/2, H)
         return {
             "Lambda_re": jnp.asarray(lam.real, jnp.float32),  # −1/2
             "Lambda_im": jnp.asarray(lam.imag, jnp.float32),
@@ -355,7 +355,7 @@ def make_s5(
         }
 
     def discretize(params):
-        eig = jax.lax.complex(
+        eig = base.complex64(
             jnp.minimum(params["Lambda_re"], _S5_MAX_REAL), params["Lambda_im"]
         )
         a, b_scale = _zoh(eig, jnp.exp(params["log_step"]))
@@ -505,10 +505,10 @@ def make_lru(
         if not has_phase:
             return r.astype(jnp.complex64), None
         theta = jnp.exp(params["theta_log"])
-        return jax.lax.complex(r * jnp.cos(theta), r * jnp.sin(theta)), None
+        return base.complex64(r * jnp.cos(theta), r * jnp.sin(theta)), None
 
     def drive(params, _, x):
-        bx = jax.lax.complex(x @ params["B_re"], x @ params["B_im"])
+        bx = base.complex64(x @ params["B_re"], x @ params["B_im"])
         return jnp.exp(params["gamma_log"]) * bx, x
 
     def readout(params, h, x):

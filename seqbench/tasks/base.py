@@ -11,6 +11,7 @@ real sequence, and its mask is zero, so a causal model's scored outputs never se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any, Callable, NamedTuple
 
@@ -83,13 +84,30 @@ class Task(NamedTuple):
         """The fixed evaluation set at `length`: `size` sequences and their content hash.
 
         Derived from (seed, length) alone, so two runs or two machines score on identical data;
-        the sha256 over inputs, targets and mask is recorded in results to prove it.
+        the sha256 over inputs, targets and mask is recorded in results to prove it. Generated
+        in the bucket `test_bucket(length)` (one compilation per bucket, not per length: the
+        Chomsky protocol's 460 test lengths cost 4) and cut to `seq_len(length)` steps; every
+        row has input length `length`, so the cut drops padding only.
         """
         self.check_length(length)
         key = jax.random.fold_in(jax.random.key(seed), length)
         lengths = jnp.full((size,), length, jnp.int32)
-        batch = jax.device_get(jax.jit(self.generate, static_argnums=2)(key, lengths, int(length)))
+        padded = jax.device_get(_jitted(self.generate)(key, lengths, test_bucket(length)))
+        steps = self.seq_len(length)
+        batch = Batch(*(np.ascontiguousarray(np.asarray(x)[:, :steps]) for x in padded))
+        del padded  # the bucket's arrays go before the caller holds the cut copy
         return batch, content_hash(batch)
+
+
+def test_bucket(length: int, smallest: int = 16) -> int:
+    """The input length `Task.test_set` generates at: the next power of two >= length (>= 16)."""
+    return max(smallest, 1 << (int(length) - 1).bit_length())
+
+
+@functools.cache
+def _jitted(generate: GenerateFn):
+    """One jitted `generate` per task function, so its compilations are reused across calls."""
+    return jax.jit(generate, static_argnums=2)
 
 
 def content_hash(batch: Batch) -> str:

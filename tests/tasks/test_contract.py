@@ -8,6 +8,8 @@ import pytest
 import seqbench
 from seqbench import tasks
 from seqbench.tasks import Batch, Task
+from seqbench.tasks import base as task_base
+from seqbench.tasks.base import content_hash
 
 GROUPS = {"memory", "state_tracking", "regular", "context_free", "context_sensitive", "real"}
 BATCH = 6
@@ -118,6 +120,30 @@ def test_test_set_is_fixed_and_hashed():
     assert isinstance(batch, Batch)
     for x, y in zip(batch, again):
         np.testing.assert_array_equal(x, y)
+    assert content_hash(batch) == digest  # the hash is over the arrays returned (the cut ones)
+
+
+@pytest.mark.parametrize("name, lengths", [
+    ("parity_check", (9, 16)),  # tokens; lengths 9..16 share the bucket 16
+    ("n_parity", (11,)),  # multi-head targets (B, T, H)
+    ("adding", (21,)),  # real-valued inputs (B, T, 2) and targets
+])
+def test_test_set_is_the_unpadded_sequence_cut_from_one_bucket(name, lengths):
+    """`test_set` generates in a power-of-two bucket and cuts to seq_len(length) steps: the cut
+    has the shapes and dtypes of the task's own unpadded batch at that length and scores exactly
+    the same positions (these tasks' masks depend on the length only, so they must be equal),
+    and every length of a bucket shares one compilation. (That the cut drops padding only, for
+    every task, is `test_contract`'s padding check: no scored step past a row's seq_len.)"""
+    task = tasks.get(name)
+    for length in lengths:
+        batch, _ = task.test_set(length, size=BATCH, seed=5)
+        unpadded = jax.device_get(jax.jit(task.sample, static_argnums=(1, 2))(
+            jax.random.key(5), BATCH, length))
+        assert batch.mask.shape[1] == task.seq_len(length) > 0
+        for got, want in zip(batch, unpadded):
+            assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(batch.mask, unpadded.mask)
+    assert task_base._jitted(task.generate)._cache_size() == 1  # the lengths share a bucket
 
 
 def test_unknown_task_and_hparam_list_valid_choices():

@@ -1,0 +1,434 @@
+"""Aggregate many runs' `result.json` into a leaderboard: JSON, CSV, Markdown, HTML and plots.
+
+    python -m seqbench.leaderboard --runs=runs --out=leaderboard
+    python -m seqbench.leaderboard --runs=runs,/mnt/tpu_runs --out=leaderboard \
+        --screenshot=experiments/leaderboard/leaderboard.png
+
+Every `result.json` under the `--runs` folders (recursively) is read and checked; a malformed,
+truncated or schema-incompatible one is reported on stderr ("skipped PATH: reason") and left
+out. Rows are keyed by (task, cell, config hash): runs with the same key merge as seeds (their
+per-seed lists are concatenated). Runs of one key whose code version (`environment.seqbench`)
+or evaluation test sets (the per-length `test_set_hash`) differ are never merged silently: each
+(version, test sets) variant becomes its own row, marked with `conflict` naming what differs.
+
+The config hash leaves out the base seed and the seed count (`seqbench.train.UNHASHED_FIELDS`),
+so runs of one configuration with other `--seed`s merge; a run repeating another's hash *and*
+seed trained identical models and is skipped as a duplicate (reported like a bad file).
+
+Diverged seeds (`seed_status == "diverged"`) are left out of every aggregate and counted in
+`seeds_diverged`; a row whose seeds all diverged is kept, with no score, status "diverged".
+Each metric is aggregated over the remaining seeds as the mean and the 95% confidence interval
+of the mean, from Student's t:
+
+    mean ± t_{0.975, n-1} · s / √n,   s² = Σ (x_i - mean)² / (n - 1);   none for n = 1.
+
+with the seeds' min and max beside it (the band of the plots). Training throughput
+(`tokens_per_s`, one value per run covering all its seeds) is aggregated over runs instead.
+
+`t_quantile_975` reads t_{0.975, ν} from a table for ν = 1..30 (six decimals, as printed in
+statistics tables) and beyond 30 uses the Cornish-Fisher expansion of Abramowitz & Stegun 26.7.5
+around the normal quantile z = 1.959964 (error < 1e-7 for ν > 30); tests hold both against a
+float64 numerical integration of the t density.
+
+Outputs in `--out` (each written atomically: temporary file + rename; running twice on the same
+inputs gives byte-identical files, and the one "generated" line names the inputs' content hash,
+not a time): `leaderboard.json`, `leaderboard.csv`, `leaderboard.md`, `leaderboard.html` and
+`plots/<task>.png` (see README.md, "Leaderboard").
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import sys
+from typing import Any, Callable
+
+from absl import app, flags
+
+from seqbench import __version__, results
+from seqbench.leaderboard_html import page, plots, screenshot, slug, to_markdown
+
+SCHEMA_VERSION = 1  # of leaderboard.json
+SUPPORTED_SCHEMAS = (results.SCHEMA_VERSION,)  # result.json versions this reader understands
+
+# t_{0.975, ν} for ν = 1..30 (two-sided 95%).
+T_975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
+         2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
+         2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
+         2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+Z_975 = 1.959963984540054
+
+NUMBER = (int, float)
+# Fields every result.json must have, with their JSON types (None allowed where listed).
+REQUIRED = {
+    "status": str, "seed_status": list, "cell": str, "family": str, "task": str,
+    "task_group": str, "config": dict, "config_hash": str, "seeds": int, "per_length": dict,
+    "in_distribution_accuracy": list, "score": list, "effective_length": list,
+    "param_count": int, "state_size": int, "tokens_per_s": (int, float, type(None)),
+    "environment": dict,
+}
+PER_SEED = ("seed_status", "in_distribution_accuracy", "score", "effective_length")
+SUMMARY_METRICS = ("score", "in_distribution_accuracy", "effective_length")
+
+
+def t_quantile_975(df: int) -> float:
+    """t_{0.975, df}: the table for df <= 30, Cornish-Fisher (A&S 26.7.5) above."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1; got {df}")
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = Z_975
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+def interval(values: list[float]) -> dict[str, Any]:
+    """{"n", "mean", "ci95": [low, high], "min", "max"} of `values`.
+
+    ci95 is the 95% confidence interval of the mean (Student's t), None for n <= 1; min and max
+    span the seeds (the band of the plots).
+    """
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci95": None, "min": None, "max": None}
+    mean = math.fsum(values) / n
+    ci95 = None
+    if n > 1:
+        s = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+        half = t_quantile_975(n - 1) * s / math.sqrt(n)
+        ci95 = [mean - half, mean + half]
+    return {"n": n, "mean": mean, "ci95": ci95, "min": min(values), "max": max(values)}
+
+
+# ----------------------------------------------------------------------------- reading
+
+def find_results(folders: list[str]) -> list[tuple[str, str]]:
+    """(folder given, path) of every `result.json` under `folders`, sorted, each file once."""
+    found, seen = [], set()
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            path = os.path.join(root, "result.json")
+            if "result.json" in files and os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                found.append((folder, path))
+    return found
+
+
+def check(record: Any) -> str | None:
+    """Why `record` is not a usable result (one line), or None when it is."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object; got {type(record).__name__}"
+    version = record.get("schema_version")
+    if version not in SUPPORTED_SCHEMAS:
+        return f"schema_version {version!r} not supported (expected one of {SUPPORTED_SCHEMAS})"
+    for name, kind in REQUIRED.items():
+        if name not in record:
+            return f"missing field {name!r}"
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"field {name!r} has type {type(value).__name__}"
+    seeds = record["seeds"]
+    if seeds < 1:
+        return f"seeds must be >= 1; got {seeds}"
+    per_length = record["per_length"]
+    lists = {name: record[name] for name in PER_SEED}
+    for length, entry in per_length.items():
+        if not re.fullmatch(r"[1-9][0-9]*", length) or not isinstance(entry, dict):
+            return f"per_length entry {length!r} is not a length with a metrics object"
+        for metric in ("accuracy", "loss"):
+            lists[f"per_length[{length}].{metric}"] = entry.get(metric)
+    for name, values in lists.items():
+        if not isinstance(values, list) or len(values) != seeds:
+            return f"{name} must be a list of {seeds} values (one per seed)"
+        if name != "seed_status" and not all(
+                v is None or (isinstance(v, NUMBER) and not isinstance(v, bool)) for v in values):
+            return f"{name} must hold numbers or null"
+    if not set(record["seed_status"]) <= {"ok", "diverged"}:
+        return f"seed_status values must be 'ok' or 'diverged'; got {record['seed_status']}"
+    if record["status"] != ("diverged" if "diverged" in record["seed_status"] else "ok"):
+        return f"status {record['status']!r} disagrees with seed_status {record['seed_status']}"
+    if not per_length:
+        return "per_length is empty"
+    if not isinstance(record["config"].get("train_length"), int):
+        return "config.train_length is missing"
+    if not isinstance(record["environment"].get("seqbench"), str):
+        return "environment.seqbench (the code version) is missing"
+    return None
+
+
+def load(path: str) -> tuple[dict | None, str | None, bytes]:
+    """(record, None, raw bytes) for a usable file; (None, reason, raw bytes) otherwise."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        record = json.loads(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, f"not valid JSON ({e})", b""
+    reason = check(record)
+    return (None, reason, raw) if reason else (record, None, raw)
+
+
+# ----------------------------------------------------------------------------- aggregating
+
+def finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def eval_set_hashes(record: dict) -> dict[int, Any]:
+    return {int(n): entry.get("test_set_hash") for n, entry in record["per_length"].items()}
+
+
+def eval_sets_digest(record: dict) -> str:
+    """Short hash of the (length -> test-set hash) map: equal maps, equal digests."""
+    return results.config_hash({str(n): h for n, h in eval_set_hashes(record).items()})[:8]
+
+
+def link(folder: str, path: str, out: str) -> str:
+    """The run folder of `path`: absolute if `folder` was given absolute, else relative to out."""
+    run = os.path.dirname(path)
+    return os.path.abspath(run) if os.path.isabs(folder) else os.path.relpath(run, out)
+
+
+def drop_duplicates(runs: list[tuple[str, dict]]) -> tuple[list, list[tuple[str, str]]]:
+    """(kept runs, [(dropped link, kept link)]): runs with the same config hash, base seed and
+    seed count trained the same models (training is deterministic), so only the first (by
+    link) counts. The hash leaves the seeds out precisely so that other seeds merge."""
+    kept, first_of, dropped = [], {}, []
+    for run_link, record in sorted(runs, key=lambda r: r[0]):
+        key = (record["config_hash"], record["config"].get("seed"), record["seeds"])
+        if key in first_of:
+            dropped.append((run_link, first_of[key]))
+        else:
+            first_of[key] = run_link
+            kept.append((run_link, record))
+    return kept, dropped
+
+
+def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
+    """Rows of the leaderboard from (link, record) pairs; see the module docstring."""
+    groups: dict[tuple, list[tuple[str, dict]]] = {}
+    for run_link, record in sorted(runs, key=lambda r: r[0]):
+        key = (record["task"], record["cell"], record["config_hash"])
+        groups.setdefault(key, []).append((run_link, record))
+    rows = []
+    for key, members in groups.items():
+        variants: dict[tuple, list[tuple[str, dict]]] = {}
+        for run_link, record in members:
+            variant = (record["environment"]["seqbench"], eval_sets_digest(record))
+            variants.setdefault(variant, []).append((run_link, record))
+        differs = [name for i, name in enumerate(("code version", "test-set hash"))
+                   if len({v[i] for v in variants}) > 1]
+        for (version, digest), runs_of_variant in sorted(variants.items()):
+            label = ", ".join(([f"v{version}"] if "code version" in differs else [])
+                              + ([f"tests {digest}"] if "test-set hash" in differs else []))
+            rows.append(make_row(runs_of_variant, label, ", ".join(differs) or None))
+    return sorted(rows, key=row_order)
+
+
+def row_order(row: dict) -> tuple:
+    score = row["score"]["mean"]
+    return (row["task"], score is None, -(score or 0.0), row["cell"], row["config_hash"],
+            row["variant"])
+
+
+def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None) -> dict:
+    """One row: seeds of `members` concatenated, diverged seeds dropped, metrics aggregated."""
+    first = members[0][1]
+    status = [s for _, r in members for s in r["seed_status"]]
+    ok = [s == "ok" for s in status]
+
+    def over_seeds(per_run: Callable[[dict], list]) -> dict[str, Any]:
+        values = [v for _, r in members for v in per_run(r)]
+        return interval([v for v, alive in zip(values, ok) if alive and finite(v)])
+
+    train_length = first["config"]["train_length"]
+    per_length = []
+    for n in sorted(eval_set_hashes(first)):
+        entries = [r["per_length"][str(n)] for _, r in members]
+        per_length.append({
+            "length": n,
+            "in_distribution": n <= train_length,
+            "test_set_hash": entries[0].get("test_set_hash"),
+            "accuracy": over_seeds(lambda r: r["per_length"][str(n)]["accuracy"]),
+            "loss": over_seeds(lambda r: r["per_length"][str(n)]["loss"]),
+            "skipped": next((e["skipped"] for e in entries if "skipped" in e), None),
+        })
+    return {
+        "id": "/".join([first["task"], first["cell"], first["config_hash"]]
+                       + ([variant] if variant else [])),
+        "task": first["task"], "task_group": first["task_group"], "cell": first["cell"],
+        "family": first["family"], "config_hash": first["config_hash"], "variant": variant,
+        "conflict": conflict, "code_version": first["environment"]["seqbench"],
+        "train_length": train_length,
+        "status": "diverged" if not any(ok) else "ok",
+        "seeds": len(status), "seeds_used": sum(ok), "seeds_diverged": len(ok) - sum(ok),
+        **{name: over_seeds(lambda r, name=name: r[name]) for name in SUMMARY_METRICS},
+        "per_length": per_length,
+        "param_count": first["param_count"], "state_size": first["state_size"],
+        "tokens_per_s": interval([r["tokens_per_s"] for _, r in members
+                                  if finite(r["tokens_per_s"])]),
+        "devices": sorted({r["environment"].get("device_kind", "?") for _, r in members}),
+        "runs": [run_link for run_link, _ in members],
+    }
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Atomic write (temporary file in the same folder + rename), as `results.write_json`, but
+    created by `open` so the file gets the usual permissions (umask), not mkstemp's 0600."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+CSV_COLUMNS = ("task", "task_group", "cell", "family", "config_hash", "variant", "conflict",
+               "code_version", "status", "train_length", "length", "in_distribution",
+               "test_set_hash", "skipped", "seeds", "seeds_used", "seeds_diverged",
+               "accuracy_mean", "accuracy_ci95_low", "accuracy_ci95_high", "loss_mean",
+               "loss_ci95_low", "loss_ci95_high", "score_mean", "score_ci95_low",
+               "score_ci95_high", "param_count", "state_size", "tokens_per_s")
+
+
+def flat(prefix: str, stats: dict) -> dict[str, Any]:
+    low, high = stats["ci95"] or (None, None)
+    return {f"{prefix}_mean": stats["mean"], f"{prefix}_ci95_low": low,
+            f"{prefix}_ci95_high": high}
+
+
+def to_csv(rows: list[dict]) -> str:
+    """One line per (row, evaluation length); empty cells for null values."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for entry in row["per_length"]:
+            line = {**{c: row[c] for c in CSV_COLUMNS if c in row}, **entry,
+                    **flat("accuracy", entry["accuracy"]), **flat("loss", entry["loss"]),
+                    **flat("score", row["score"]), "tokens_per_s": row["tokens_per_s"]["mean"]}
+            writer.writerow({c: "" if line[c] is None else line[c] for c in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def inputs_digest(raws: list[bytes]) -> str:
+    """sha256 over the sorted content hashes of the input files (not their paths or times)."""
+    hashes = sorted(hashlib.sha256(raw).hexdigest() for raw in raws)
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()[:12]
+
+
+def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Reads every result.json under `folders`, writes all outputs into `out`; returns the board.
+
+    Raises FileNotFoundError when no result.json is found at all.
+    """
+    found = find_results(folders)
+    if not found:
+        raise FileNotFoundError(f"no result.json found under {', '.join(folders)}")
+    runs, raws, skipped = [], [], []
+    for folder, path in found:
+        record, reason, raw = load(path)
+        if reason:
+            log(f"skipped {path}: {reason}")
+            skipped.append({"path": path, "reason": reason})
+        else:
+            runs.append((link(folder, path, out), record))
+            raws.append(raw)
+    runs, duplicates = drop_duplicates(runs)
+    for run_link, original in duplicates:
+        log(f"skipped {run_link}: same config hash and seed as {original} (identical seeds are "
+            f"counted once)")
+        skipped.append({"path": run_link, "reason": f"duplicate of {original}"})
+    rows = aggregate(runs)
+    generated = (f"generated by seqbench {__version__} from {len(runs)} result files "
+                 f"(inputs sha256 {inputs_digest(raws)}; {len(skipped)} skipped)")
+    board = {"schema_version": SCHEMA_VERSION, "generated": generated,
+             "result_schemas": list(SUPPORTED_SCHEMAS), "result_files": len(runs), "rows": rows,
+             "skipped": sorted(skipped, key=lambda s: s["path"])}
+    # Not results.write_json: its mkstemp file keeps mode 0600; a published board is 0644-ish.
+    write_bytes(os.path.join(out, "leaderboard.json"),
+                (json.dumps(board, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes(os.path.join(out, "leaderboard.csv"), to_csv(rows).encode())
+    write_bytes(os.path.join(out, "leaderboard.md"), to_markdown(rows, generated).encode())
+    figures = plots(rows)
+    for task, figure in figures.items():
+        write_bytes(os.path.join(out, "plots", f"{slug(task)}.png"), figure.png)
+    html = page(rows, {task: figure.svg for task, figure in figures.items()}, generated)
+    write_bytes(os.path.join(out, "leaderboard.html"), html.encode())
+    return board
+
+
+# ----------------------------------------------------------------------------- command line
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("runs", None, "Folders searched recursively for result.json files.")
+    flags.DEFINE_string("out", None, "Output folder for leaderboard.{json,csv,md,html}, plots/.")
+    flags.DEFINE_string("screenshot", None, "Also save a PNG screenshot of the page taken in "
+                        "headless /usr/bin/chromium (needs the playwright package).")
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2, no traceback."""
+    print(f"seqbench.leaderboard: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.runs:
+        fail("--runs is required (folders holding run workdirs, comma-separated)")
+    if not FLAGS.out:
+        fail("--out is required (the folder the leaderboard files go to)")
+    missing = [folder for folder in FLAGS.runs if not os.path.isdir(folder)]
+    if missing:
+        fail(f"--runs folder {missing[0]!r} does not exist")
+    if FLAGS.screenshot and not FLAGS.screenshot.endswith(".png"):
+        fail(f"--screenshot must be a .png path; got {FLAGS.screenshot!r}")
+    try:
+        board = build(FLAGS.runs, FLAGS.out, log=lambda line: print(line, file=sys.stderr))
+    except FileNotFoundError as e:
+        fail(str(e))
+    print(f"{len(board['rows'])} rows from {board['result_files']} result files "
+          f"({len(board['skipped'])} skipped) -> {FLAGS.out}/leaderboard.{{json,csv,md,html}}, "
+          f"{FLAGS.out}/plots/")
+    if FLAGS.screenshot:
+        try:
+            write_bytes(FLAGS.screenshot, screenshot(os.path.join(FLAGS.out, "leaderboard.html")))
+        except RuntimeError as e:
+            fail(str(e))
+        print(f"screenshot -> {FLAGS.screenshot}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=parse_flags)

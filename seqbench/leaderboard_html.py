@@ -1,0 +1,305 @@
+"""Rendering for `seqbench.leaderboard`: number formats, Markdown, plots, the HTML page.
+
+The page is one self-contained file (inline CSS, inline JavaScript, plots as inline SVG; no
+network, works from file://): a sortable table per task (click a column header; again to
+reverse; empty values always last), a filter by task and by cell family, and per task a plot of
+mean accuracy against evaluation length (log x axis) with one curve per row and a band from the
+lowest to the highest non-diverged seed. Plots are drawn with matplotlib's Agg/SVG backends on a
+bare `Figure` (no pyplot state); the SVG hash salt and the PNG/SVG metadata are fixed so the
+same rows always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import pathlib
+import re
+from typing import Any, NamedTuple
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; playwright's own browser download is not used
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+# ----------------------------------------------------------------------------- text
+
+def fmt(stats: dict, digits: int = 3) -> str:
+    """'0.812 ± 0.034' (half-width of the 95% interval), '0.812' for one seed, '–' for none."""
+    if stats["mean"] is None:
+        return "–"
+    text = f"{stats['mean']:,.{digits}f}"
+    if stats["ci95"]:
+        text += f" ± {(stats['ci95'][1] - stats['ci95'][0]) / 2:,.{digits}f}"
+    return text
+
+
+def seeds_text(row: dict) -> str:
+    diverged = row["seeds_diverged"]
+    return f"{row['seeds']}" + (f" ({diverged} diverged)" if diverged else "")
+
+
+def row_label(row: dict) -> str:
+    return row["cell"] + (f" [{row['variant']}]" if row["variant"] else "")
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a task name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def to_markdown(rows: list[dict], generated: str) -> str:
+    """One table per task, rows sorted by score (descending)."""
+    lines = ["# seqbench leaderboard", "", generated, "",
+             "Score: mean accuracy beyond the training length; ± is the half-width of the 95% "
+             "confidence interval of the mean over seeds (Student's t); diverged seeds are left "
+             "out."]
+    for task in sorted({row["task"] for row in rows}):
+        task_rows = [row for row in rows if row["task"] == task]
+        lines += ["", f"## {task} ({task_rows[0]['task_group']})", "",
+                  "| cell | family | config | seeds | score | in-dist. accuracy | "
+                  "effective length | params | state size | tokens/s |",
+                  "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in task_rows:
+            score = "diverged" if row["status"] == "diverged" else fmt(row["score"])
+            cells = [row_label(row), row["family"], f"`{row['config_hash']}`", seeds_text(row),
+                     score, fmt(row["in_distribution_accuracy"]),
+                     fmt(row["effective_length"], 0), f"{row['param_count']:,}",
+                     f"{row['state_size']:,}", fmt(row["tokens_per_s"], 0)]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if any(row["conflict"] for row in task_rows):
+            lines += ["", "Rows marked [...] share a config hash but differ in code version or "
+                          "test sets, so they are kept apart."]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- plots
+
+class Plot(NamedTuple):
+    svg: str  # an inline <svg> element
+    png: bytes
+
+
+def plots(rows: list[dict]) -> dict[str, Plot]:
+    """{task: Plot} with one curve (mean) and band (seed min..max) per row of the task."""
+    return {task: plot(task, [row for row in rows if row["task"] == task])
+            for task in sorted({row["task"] for row in rows})}
+
+
+def plot(task: str, rows: list[dict]) -> Plot:
+    fig = Figure(figsize=(8, 3.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    lengths = set()
+    for row in rows:
+        points = [e for e in row["per_length"] if e["accuracy"]["n"]]
+        if not points:
+            continue
+        xs = [e["length"] for e in points]
+        lengths.update(xs)
+        configs = {r["config_hash"] for r in rows if r["cell"] == row["cell"]}
+        label = row_label(row) + (f" {row['config_hash'][:6]}" if len(configs) > 1 else "")
+        line, = ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
+                        linewidth=1.5, label=label)
+        ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
+                        [e["accuracy"]["max"] for e in points], color=line.get_color(),
+                        alpha=0.15, linewidth=0)
+    for i, train_length in enumerate(sorted({row["train_length"] for row in rows})):
+        ax.axvline(train_length, color="0.5", linestyle="--", linewidth=1,
+                   label="training length" if i == 0 else None)
+    if lengths:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(lengths), [str(n) for n in sorted(lengths)])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no seed converged", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("evaluation length (log scale)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{task}: accuracy vs length (mean, band = seed min..max)", fontsize=10)
+    ax.grid(alpha=0.3)
+    svg = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": f"seqbench-{task}", "svg.fonttype": "none"}):
+        fig.savefig(svg, format="svg",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=150, metadata={"Software": None})
+    text = svg.getvalue()
+    return Plot(svg=text[text.index("<svg"):], png=png.getvalue())
+
+
+# ----------------------------------------------------------------------------- page
+
+# (header, sort type for the page script: "num" or "str", value sorted on, text shown)
+COLUMNS = (
+    ("cell", "str", lambda r: row_label(r), lambda r: row_label(r)),
+    ("family", "str", lambda r: r["family"], lambda r: r["family"]),
+    ("config", "str", lambda r: r["config_hash"], lambda r: r["config_hash"]),
+    ("seeds", "num", lambda r: r["seeds"], seeds_text),
+    ("score", "num", lambda r: r["score"]["mean"],
+     lambda r: "diverged" if r["status"] == "diverged" else fmt(r["score"])),
+    ("in-dist. accuracy", "num", lambda r: r["in_distribution_accuracy"]["mean"],
+     lambda r: fmt(r["in_distribution_accuracy"])),
+    ("effective length", "num", lambda r: r["effective_length"]["mean"],
+     lambda r: fmt(r["effective_length"], 0)),
+    ("params", "num", lambda r: r["param_count"], lambda r: f"{r['param_count']:,}"),
+    ("state size", "num", lambda r: r["state_size"], lambda r: f"{r['state_size']:,}"),
+    ("tokens/s", "num", lambda r: r["tokens_per_s"]["mean"],
+     lambda r: fmt(r["tokens_per_s"], 0)),
+)
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; text-align: right; }
+th:nth-child(-n+3), td:nth-child(-n+3) { text-align: left; }
+th[data-type] { cursor: pointer; user-select: none; background: #f4f4f4; }
+th[aria-sort=ascending]::after { content: " \\25B2"; }
+th[aria-sort=descending]::after { content: " \\25BC"; }
+tr.diverged td { color: #999; }
+tr.conflict td:first-child { color: #b35c00; }
+#filters { position: sticky; top: 0; background: #fff; padding: .5em 0; }
+.generated, .note { color: #666; font-size: 12px; }
+svg { max-width: 100%; height: auto; }
+"""
+
+SCRIPT = """
+"use strict";
+function sortBy(th) {
+  const body = th.closest("table").tBodies[0];
+  const col = Array.from(th.parentNode.children).indexOf(th);
+  const current = th.getAttribute("aria-sort");
+  const dir = current ? (current === "ascending" ? "descending" : "ascending")
+                      : (th.dataset.type === "num" ? "descending" : "ascending");
+  const key = tr => tr.children[col].dataset.v;
+  const rows = Array.from(body.rows).sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === "" || y === "") return (x === "") - (y === "");
+    const c = th.dataset.type === "num" ? Number(x) - Number(y) : x.localeCompare(y);
+    return dir === "ascending" ? c : -c;
+  });
+  for (const h of th.parentNode.children) h.removeAttribute("aria-sort");
+  th.setAttribute("aria-sort", dir);
+  body.append(...rows);
+}
+function applyFilters() {
+  const task = document.getElementById("task-filter").value;
+  const family = document.getElementById("family-filter").value;
+  let shown = 0;
+  for (const section of document.querySelectorAll("section.task")) {
+    section.hidden = task !== "" && section.dataset.task !== task;
+    for (const tr of section.querySelectorAll("tbody tr")) {
+      tr.hidden = family !== "" && tr.dataset.family !== family;
+      if (!section.hidden && !tr.hidden) shown++;
+    }
+  }
+  document.getElementById("shown").textContent = shown + " rows shown";
+}
+for (const th of document.querySelectorAll("th[data-type]")) {
+  th.addEventListener("click", () => sortBy(th));
+}
+document.getElementById("task-filter").addEventListener("change", applyFilters);
+document.getElementById("family-filter").addEventListener("change", applyFilters);
+applyFilters();
+"""
+
+
+def _options(element_id: str, label: str, values: list[str]) -> str:
+    options = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>'
+                      for v in values)
+    return (f'<label>{label} <select id="{element_id}"><option value="">all</option>{options}'
+            f"</select></label>")
+
+
+def _row(row: dict) -> str:
+    classes = [c for c, on in (("diverged", row["status"] == "diverged"),
+                               ("conflict", row["conflict"])) if on]
+    attributes = f'data-family="{html.escape(row["family"])}" data-id="{html.escape(row["id"])}"'
+    if classes:
+        attributes += f' class="{" ".join(classes)}"'
+    if row["conflict"]:
+        attributes += f' title="differs from other runs of this config in {row["conflict"]}"'
+    cells = []
+    for _, _, value, text in COLUMNS:
+        v = value(row)
+        cells.append(f'<td data-v="{"" if v is None else html.escape(str(v))}">'
+                     f"{html.escape(text(row))}</td>")
+    runs = " ".join(f'<a href="{html.escape(link)}">{i + 1}</a>'
+                    for i, link in enumerate(row["runs"]))
+    return f'<tr {attributes}>{"".join(cells)}<td>{runs}</td></tr>'
+
+
+def _section(task: str, rows: list[dict], svg: str) -> str:
+    header = "".join(
+        f'<th data-type="{kind}"{" aria-sort=descending" if name == "score" else ""}>'
+        f"{html.escape(name)}</th>" for name, kind, _, _ in COLUMNS) + "<th>runs</th>"
+    note = ('<p class="note">Rows marked [...] share a config hash but differ in code version '
+            "or test sets, so they are kept apart.</p>" if any(r["conflict"] for r in rows)
+            else "")
+    return (f'<section class="task" data-task="{html.escape(task)}">'
+            f"<h2>{html.escape(task)} <small>({html.escape(rows[0]['task_group'])})</small></h2>"
+            f'<table class="board"><thead><tr>{header}</tr></thead><tbody>'
+            + "\n".join(_row(row) for row in rows)
+            + f'</tbody></table>{note}<figure class="plot">{svg}</figure></section>')
+
+
+def page(rows: list[dict], svgs: dict[str, str], generated: str) -> str:
+    """The whole leaderboard as one HTML document (rows in leaderboard order)."""
+    tasks = sorted({row["task"] for row in rows})
+    families = sorted({row["family"] for row in rows})
+    sections = "\n".join(_section(task, [r for r in rows if r["task"] == task], svgs[task])
+                         for task in tasks)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>seqbench leaderboard</title><link rel="icon" href="data:,">
+<style>{STYLE}</style></head>
+<body><h1>seqbench leaderboard</h1>
+<p class="generated">{html.escape(generated)}</p>
+<p>Score: mean accuracy beyond the training length; ± is the half-width of the 95% confidence
+interval of the mean over seeds (Student's t). Diverged seeds are left out and counted. Click a
+column header to sort.</p>
+<div id="filters">{_options("task-filter", "Task", tasks)}
+{_options("family-filter", "Cell family", families)} <span id="shown"></span></div>
+{sections}
+<script>{SCRIPT}</script></body></html>
+"""
+
+
+# ----------------------------------------------------------------------------- browser
+
+def launch_chromium(playwright: Any):
+    """Debian's headless chromium through Playwright (no browser download)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def screenshot(html_path: str, width: int = 1280) -> bytes:
+    """A full-page PNG of `html_path` rendered by headless chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise RuntimeError("--screenshot needs the playwright package "
+                           "(pip install -e '.[test]')") from None
+    if not os.path.exists(CHROMIUM):
+        raise RuntimeError(f"--screenshot needs {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            return render_png(browser, html_path, width)
+        finally:
+            browser.close()
+
+
+def render_png(browser: Any, html_path: str, width: int) -> bytes:
+    """A full-page PNG of `html_path` in a new tab of a running Playwright `browser`."""
+    tab = browser.new_page(viewport={"width": width, "height": 800})
+    try:
+        tab.goto(pathlib.Path(html_path).resolve().as_uri())
+        return tab.screenshot(full_page=True)
+    finally:
+        tab.close()

@@ -1,0 +1,228 @@
+"""Run every configuration of a preset one after another: the experiments' runner.
+
+    python -m seqbench.sweep --config=experiments/configs/chomsky_regular.py --runs=experiments/runs/chomsky_regular
+    python -m seqbench.sweep --config=experiments/configs/mqar_capacity.py:smoke --runs=/tmp/smoke --only=mamba
+    python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=runs --dry_run
+
+A preset file is plain Python (big_vision's convention, as `seqbench.train --config`) defining
+
+    get_config(arg="full") -> dict   # Config fields shared by every run of the sweep
+    get_sweep(arg="full") -> list[dict]  # one dict per run: {"name": "lstm-parity_check", **overrides}
+
+where ARG (after the colon in `--config=PATH.py:ARG`; none: the functions' default) picks a
+variant such as "full", "smoke" or "paper". Run k trains `Config(**{**get_config(arg),
+**get_sweep(arg)[k] minus "name"})` into `--runs/NAME`; names must be unique folder names.
+`seqbench.train --config=PATH.py[:ARG]` reads the same file and uses `get_config` alone, so a
+preset's `get_config` is itself a complete, representative run.
+
+Runs go sequentially. Every configuration is built (`train.build`) before the first one trains,
+so a bad run fails the sweep before anything is spent. A run whose folder already holds a
+`result.json` of the same configuration (same `config_hash`, base seed and seed count: the
+leaderboard's notion of identical) is skipped, so an interrupted sweep resumes where it stopped;
+a run interrupted mid-training resumes from its checkpoints (`train.run`). A folder holding a
+different configuration is an error, never overwritten. One progress line per run:
+`[i/n] NAME: score S (mean over seeds), T s` (or `skipped, already done`).
+
+Bad input (no such file, no get_config/get_sweep, a run without a name, duplicate names, unknown
+Config fields, an invalid configuration, a folder of another configuration): exit status 2 and
+one line, as `seqbench.train`. A sweep stopped by SIGTERM/SIGINT exits 143 after the running
+run saved its checkpoint; rerunning the command resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import sys
+import time
+from typing import Any
+
+from absl import app, flags, logging
+
+from seqbench import results, train
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
+
+
+def load(spec: str) -> list[tuple[str, train.Config]]:
+    """(name, Config) of every run of the preset `PATH.py[:ARG]`, in the sweep's order.
+
+    Raises ValueError naming the problem (and the valid choices where there are some).
+    """
+    shared = train.load_config_file(spec)  # checks the file, get_config and its fields
+    path, _, arg = spec.partition(":")
+    namespace = runpy.run_path(path)
+    if "get_sweep" not in namespace:
+        raise ValueError(f"--config: {path} defines no get_sweep() (a list of per-run dicts, "
+                         f"each with a 'name')")
+    overrides = namespace["get_sweep"](arg) if arg else namespace["get_sweep"]()
+    if not isinstance(overrides, (list, tuple)) or not overrides:
+        raise ValueError(f"--config: {path}: get_sweep() must return a non-empty list of dicts")
+    valid = sorted(train.Config.__dataclass_fields__)
+    runs, seen = [], set()
+    for index, override in enumerate(overrides):
+        if not isinstance(override, dict) or "name" not in override:
+            raise ValueError(f"--config: {path}: run {index} of get_sweep() has no 'name'")
+        fields = dict(override)
+        name = fields.pop("name")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise ValueError(f"--config: {path}: run name {name!r} is not a folder name "
+                             f"(letters, digits and ._+=- only)")
+        if name in seen:
+            raise ValueError(f"--config: {path}: duplicate run name {name!r}")
+        seen.add(name)
+        unknown = sorted(set(fields) - set(valid))
+        if unknown:
+            raise ValueError(f"--config: {path}: run {name!r} sets unknown fields {unknown}; "
+                             f"valid: {valid}")
+        try:
+            runs.append((name, train.config_from_fields({**shared, **fields})))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"run {name!r}: {e}") from None
+    return runs
+
+
+def identity(config_json: dict[str, Any]) -> tuple[str, Any, Any]:
+    """(config_hash, seed, seeds) of a `Config.to_json()` dict: equal means the same models.
+
+    The hash is `train.run`'s `config_hash` (the fields that change the numbers, seeds left
+    out); the base seed and the seed count complete it.
+    """
+    hashed = {k: v for k, v in config_json.items() if k not in train.UNHASHED_FIELDS}
+    return results.config_hash(hashed), config_json.get("seed"), config_json.get("seeds")
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """The JSON object at `path`, or None when the file is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def finished(workdir: str, config: train.Config) -> dict[str, Any] | None:
+    """The folder's result record when it is this configuration's, else None.
+
+    Raises ValueError when the folder holds a run (config.json or result.json) of another
+    configuration: resuming its checkpoints would mix two runs.
+    """
+    want = identity(config.to_json())
+    record = read_json(os.path.join(workdir, "result.json"))
+    if record is not None and isinstance(record.get("config"), dict):
+        if identity(record["config"]) == want:
+            return record
+        raise ValueError(f"{workdir} holds a result of another configuration (config_hash "
+                         f"{identity(record['config'])[0]}, expected {want[0]}); move it away "
+                         f"or use another --runs")
+    started = read_json(os.path.join(workdir, "config.json"))
+    if started is not None and identity(started) != want:
+        raise ValueError(f"{workdir} holds a run of another configuration; move it away or use "
+                         f"another --runs")
+    return None
+
+
+def progress(index: int, total: int, name: str, record: dict | None, seconds: float | None) -> str:
+    """The one line printed per run."""
+    head = f"[{index}/{total}] {name}:"
+    if seconds is None:
+        return f"{head} skipped, already done (score {record['score_mean']:.3f})"
+    return f"{head} score {record['score_mean']:.3f} (mean over {record['seeds']} seeds), " \
+           f"{seconds:.1f} s"
+
+
+def check(runs: list[tuple[str, train.Config]], root: str) -> None:
+    """Builds every configuration and checks every folder; raises ValueError on the first bad
+    one, so a sweep fails before anything is spent."""
+    for name, config in runs:
+        try:
+            train.build(config)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"run {name!r}: {e}") from None
+        finished(os.path.join(root, name), config)
+
+
+def sweep(runs: list[tuple[str, train.Config]], root: str,
+          log=lambda line: print(line, flush=True)) -> list[dict[str, Any]] | None:
+    """Trains every run not finished yet into `root/NAME`; returns the result records in order.
+
+    `check`s everything first. Returns None when a run was stopped by a signal (its checkpoint
+    saved; rerun to resume).
+    """
+    check(runs, root)
+    records = []
+    for index, (name, config) in enumerate(runs, 1):
+        workdir = os.path.join(root, name)
+        record = finished(workdir, config)
+        if record is not None:
+            log(progress(index, len(runs), name, record, None))
+            records.append(record)
+            continue
+        start = time.perf_counter()
+        record = train.run(config, workdir)
+        if record is None:
+            return None
+        log(progress(index, len(runs), name, record, time.perf_counter() - start))
+        records.append(record)
+    return records
+
+
+# ----------------------------------------------------------------------------- command line
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("config", None, "Preset file PATH.py[:ARG] defining get_config(ARG) and "
+                        "get_sweep(ARG).")
+    flags.DEFINE_string("runs", None, "Folder the runs go to, one subfolder per run name.")
+    flags.DEFINE_string("only", None, "Run only the runs whose name contains this substring.")
+    flags.DEFINE_bool("dry_run", False, "Check every run and list them; train nothing.")
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2, no traceback."""
+    print(f"seqbench.sweep: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e).splitlines()[0])
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.config:
+        fail("--config is required (a preset file PATH.py[:ARG])")
+    if not FLAGS.runs:
+        fail("--runs is required (the folder the run folders go to)")
+    try:
+        runs = load(FLAGS.config)
+        if FLAGS.only is not None:
+            names = [name for name, _ in runs]
+            runs = [(name, config) for name, config in runs if FLAGS.only in name]
+            if not runs:
+                raise ValueError(f"--only={FLAGS.only!r} matches no run; runs: {names}")
+        check(runs, FLAGS.runs)
+    except (ValueError, TypeError) as e:
+        fail(str(e))
+    if FLAGS.dry_run:
+        for name, config in runs:
+            done = finished(os.path.join(FLAGS.runs, name), config) is not None
+            print(f"{name}: {config.cell} on {config.task} ({'done' if done else 'to run'})")
+        return
+    if sweep(runs, FLAGS.runs) is None:
+        sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as train.py
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,385 @@
+"""Training throughput: tokens/s per cell, seqbench's LSTM against Flax's, and seeds via vmap.
+
+    python -m seqbench.train_bench                          # all three tables
+    python -m seqbench.train_bench --table=cells --cells=lstm,lru,mamba
+    python -m seqbench.train_bench --table=flax --width=128 --steps=10
+
+Every number times one whole training step, `train.make_train_step` (the batch sampled on the
+device, masked cross-entropy, AdamW with global-norm clipping, jitted with the state donated):
+compile seconds are `lower(...).compile()` alone; ms/step is the median of --steps timed steps
+after one warm-up step, each waited for with `jax.block_until_ready` on the state (the method of
+`kernels.timing.median_ms`, with the state threaded through: a donated state cannot be passed
+twice). tokens/s = seeds · batch · T / (ms/step), where T = task.seq_len(train_length) is the
+number of tokens the model reads per sequence.
+
+Reference size (the defaults): task `copy` (token inputs and class targets, valid for every
+cell) at L = 128, so T = 2L + 1 = 257; width 64, depth 2, batch 32, 1 seed.
+
+Tables:
+1. `cells`: every registered cell (or --cells) at the reference size.
+2. `flax`: the same one-layer LSTM model trained through seqbench and written the usual Flax way
+   (`nn.Embed` -> `nn.RNN(nn.OptimizedLSTMCell)` -> `nn.Dense`, `flax.training.train_state`),
+   with the same optimizer, the same on-device batches and the same masked cross-entropy. The
+   seqbench model (`models.build(lstm, depth=1, mlp_expand=0)`) also has a pre-norm residual
+   block and a final RMSNorm, x + LSTM(RMSNorm(x)) -> RMSNorm -> Dense; a third row adds exactly
+   those to the Flax model, so the two compute the same function (tests/test_train_bench.py
+   maps the weights and checks equal logits).
+3. `seeds`: --seed_cells with 1 seed against --seeds seeds vmapped in one program; the target
+   is under 2x the one-seed step time.
+
+Only ratios within one run are comparable; on a shared machine rerun before quoting numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from absl import app, flags
+from flax.training import train_state
+
+from seqbench import cells, evaluate, models, tasks, train
+
+TABLES = ("cells", "flax", "seeds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The size every table measures at (each field is a flag)."""
+
+    task: str = "copy"  # token inputs and class targets: valid for every cell
+    train_length: int = 128  # the task length L; copy reads T = 2L + 1 = 257 tokens
+    width: int = 64  # model width (d_hidden)
+    depth: int = 2  # residual blocks (the flax table uses 1: its model has one LSTM)
+    batch_size: int = 32  # sequences per seed per step
+
+    def config(self, cell: str, *, seeds: int = 1, depth: int | None = None) -> train.Config:
+        return train.Config(cell=cell, task=self.task, width=self.width,
+                            depth=depth or self.depth, train_length=self.train_length,
+                            curriculum="fixed", batch_size=self.batch_size, seeds=seeds)
+
+
+# ------------------------------------------------------------------------------------ timing
+
+
+@dataclasses.dataclass
+class Timing:
+    compile_s: float  # lower + compile of the step
+    ms_per_step: float  # median of the timed steps
+    tokens_per_s: float  # seeds * batch * T / step time
+
+
+def time_train_step(step, state, key, tokens_per_step: int, repeats: int) -> Timing:
+    """Compiles `step(state, key) -> (state, metrics)` (which donates `state`), runs one
+    warm-up step, then times `repeats` steps, each waited for with `block_until_ready`."""
+    start = time.perf_counter()
+    compiled = step.lower(state, key).compile()
+    compile_s = time.perf_counter() - start
+    state, _ = compiled(state, key)
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, _ = compiled(state, key)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return Timing(compile_s, 1e3 * seconds, tokens_per_step / seconds)
+
+
+def time_seqbench(config: train.Config, task, model, repeats: int) -> Timing:
+    """Times `train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds)."""
+    tx = train.optimizer(config)
+    state = jax.jit(lambda: train.init_state(config, model, tx))()  # one program, not op by op
+    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
+    step = train.make_train_step(config, task, model, tx)
+    tokens = config.seeds * config.batch_size * task.seq_len(config.train_length)
+    return time_train_step(step, state, seed_keys, tokens, repeats)
+
+
+# ------------------------------------------------------------------------------- table 1: cells
+
+
+@dataclasses.dataclass
+class CellRow:
+    cell: str
+    family: str
+    params: int  # one seed's model
+    ms_per_step: float
+    tokens_per_s: float
+    compile_s: float
+
+
+CELL_COLUMNS = (("cell", "cell", ""), ("family", "family", ""), ("params", "params", ",d"),
+                ("ms_per_step", "ms/step", ".1f"), ("tokens_per_s", "tokens/s", ",.0f"),
+                ("compile_s", "compile s", ".1f"))
+
+
+def measure_cell(name: str, reference: Reference, repeats: int) -> CellRow:
+    config = reference.config(name)
+    cell, task, model = train.build(config)
+    timing = time_seqbench(config, task, model, repeats)
+    return CellRow(name, cell.family, models.count_params(model), timing.ms_per_step,
+                   timing.tokens_per_s, timing.compile_s)
+
+
+# -------------------------------------------------------------------------------- table 2: flax
+
+
+class FlaxLSTM(nn.Module):
+    """An LSTM sequence model written the usual Flax way: Embed -> RNN(OptimizedLSTMCell) -> Dense.
+
+    With `seqbench_norms`, seqbench's one-block body instead (`models.build(lstm, depth=1,
+    mlp_expand=0)`): x = Embed(tokens); x = x + LSTM(RMSNorm(x)); logits = Dense(RMSNorm(x)).
+    """
+
+    vocab: int
+    width: int
+    output_dim: int
+    seqbench_norms: bool = False
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(self.vocab, self.width)(tokens)
+        lstm = nn.RNN(nn.OptimizedLSTMCell(self.width))
+        if self.seqbench_norms:
+            x = x + lstm(nn.RMSNorm(epsilon=models.RMS_EPS)(x))
+            x = nn.RMSNorm(epsilon=models.RMS_EPS)(x)
+        else:
+            x = lstm(x)
+        return nn.Dense(self.output_dim)(x)
+
+
+def make_flax_train_step(config: train.Config, task):
+    """The usual Flax step: sample on the device, masked cross-entropy, `apply_gradients`.
+
+    The loss is seqbench's (`evaluate.masked_loss_and_hits`), and so are the metrics."""
+    vocab = task.output_vocab
+
+    def step(state: train_state.TrainState, key):
+        batch = task.sample(jax.random.fold_in(key, state.step), config.batch_size,
+                            config.train_length)
+
+        def loss_fn(params):
+            logits = state.apply_fn({"params": params}, batch.inputs)
+            nll, hits = evaluate.masked_loss_and_hits(logits, batch.targets, batch.mask, vocab)
+            mask = batch.mask.astype(jnp.float32)
+            count = jnp.maximum(mask.sum(), 1.0)
+            return jnp.sum(nll * mask) / count, hits.sum() / count
+
+        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": optax.tree.norm(grads)}
+        return state.apply_gradients(grads=grads), metrics
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def flax_model(task, width: int, seqbench_norms: bool) -> FlaxLSTM:
+    return FlaxLSTM(task.input_vocab, width, task.output_vocab * task.num_heads, seqbench_norms)
+
+
+def seqbench_lstm_model(task, width: int) -> models.Model:
+    """seqbench's side of the flax table: one LSTM block, no MLP."""
+    return models.build(cells.get("lstm", d_hidden=width), input_dim=task.input_vocab,
+                        output_dim=task.output_vocab * task.num_heads, depth=1, mlp_expand=0)
+
+
+def flax_param_count(module: FlaxLSTM, batch_size: int, length: int) -> int:
+    shapes = jax.eval_shape(module.init, jax.random.key(0),
+                            jnp.zeros((batch_size, length), jnp.int32))
+    return cells.param_count(shapes["params"])
+
+
+def time_flax(config: train.Config, task, module: FlaxLSTM, repeats: int) -> Timing:
+    steps = task.seq_len(config.train_length)
+    tokens = jnp.zeros((config.batch_size, steps), jnp.int32)
+    state = jax.jit(lambda: train_state.TrainState.create(
+        apply_fn=module.apply, params=module.init(jax.random.key(config.seed), tokens)["params"],
+        tx=train.optimizer(config)))()
+    step = make_flax_train_step(config, task)
+    key = jax.random.key(config.seed + 1)
+    return time_train_step(step, state, key, config.batch_size * steps, repeats)
+
+
+@dataclasses.dataclass
+class FlaxRow:
+    model: str
+    params: int
+    ms_per_step: float
+    tokens_per_s: float
+    compile_s: float
+    vs_seqbench: float = float("nan")  # ms/step over seqbench's (>= 1: seqbench as fast)
+
+
+FLAX_COLUMNS = (("model", "model", ""), ("params", "params", ",d"),
+                ("ms_per_step", "ms/step", ".1f"), ("tokens_per_s", "tokens/s", ",.0f"),
+                ("compile_s", "compile s", ".1f"), ("vs_seqbench", "÷ seqbench", ".2f"))
+
+
+def measure_flax(reference: Reference, repeats: int) -> list[FlaxRow]:
+    """seqbench's one-layer LSTM model, then the Flax model without and with seqbench's norms."""
+    config = reference.config("lstm", depth=1)
+    task = tasks.get(config.task)
+    if task.real_inputs:
+        raise app.UsageError(f"--table=flax needs a token-input task (nn.Embed); "
+                             f"{config.task!r} has real-valued inputs")
+    model = seqbench_lstm_model(task, config.width)
+    timing = time_seqbench(config, task, model, repeats)
+    rows = [FlaxRow("seqbench: models.build(lstm, depth=1, mlp_expand=0)",
+                    models.count_params(model), timing.ms_per_step, timing.tokens_per_s,
+                    timing.compile_s)]
+    for norms, label in ((False, "flax: Embed -> RNN(OptimizedLSTMCell) -> Dense"),
+                         (True, "flax + seqbench's residual and RMSNorms")):
+        module = flax_model(task, config.width, norms)
+        timing = time_flax(config, task, module, repeats)
+        params = flax_param_count(module, config.batch_size, task.seq_len(config.train_length))
+        rows.append(FlaxRow(label, params, timing.ms_per_step, timing.tokens_per_s,
+                            timing.compile_s))
+    for row in rows:
+        row.vs_seqbench = row.ms_per_step / rows[0].ms_per_step
+    return rows
+
+
+# ------------------------------------------------------------------------------- table 3: seeds
+
+
+@dataclasses.dataclass
+class SeedsRow:
+    cell: str
+    seeds: int
+    ms_per_step: float
+    tokens_per_s: float
+    compile_s: float
+    vs_one_seed: float = float("nan")  # ms/step over the same cell's 1-seed ms/step
+
+
+SEEDS_COLUMNS = (("cell", "cell", ""), ("seeds", "seeds", "d"),
+                 ("ms_per_step", "ms/step", ".1f"), ("tokens_per_s", "tokens/s", ",.0f"),
+                 ("compile_s", "compile s", ".1f"), ("vs_one_seed", "÷ 1 seed", ".2f"))
+
+
+def measure_seeds(name: str, seeds: int, reference: Reference, repeats: int) -> list[SeedsRow]:
+    rows = []
+    for count in (1, seeds):
+        config = reference.config(name, seeds=count)
+        _, task, model = train.build(config)
+        timing = time_seqbench(config, task, model, repeats)
+        rows.append(SeedsRow(name, count, timing.ms_per_step, timing.tokens_per_s,
+                             timing.compile_s))
+    for row in rows:
+        row.vs_one_seed = row.ms_per_step / rows[0].ms_per_step
+    return rows
+
+
+# ----------------------------------------------------------------------------------- the command
+
+
+def format_table(rows: Sequence[Any], columns) -> str:
+    """A markdown table of dataclass `rows`; `columns` are (field, header, format spec) triples.
+
+    Text columns (empty spec) are left-aligned, numbers right-aligned; every column is padded
+    to its widest entry so the raw text reads as a table too."""
+    headers = [header for _, header, _ in columns]
+    body = [[format(getattr(row, field), spec) for field, _, spec in columns] for row in rows]
+    widths = [max([len(h)] + [len(line[i]) for line in body]) for i, h in enumerate(headers)]
+    right = [bool(spec) for _, _, spec in columns]
+
+    def line(entries):
+        padded = (e.rjust(w) if r else e.ljust(w) for e, w, r in zip(entries, widths, right))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
+                          for w, r in zip(widths, right)) + "|"
+    return "\n".join([line(headers), rule] + [line(entries) for entries in body])
+
+
+def run(tables: Sequence[str], reference: Reference, cell_names: Sequence[str], repeats: int,
+        seeds: int, seed_cells: Sequence[str]) -> dict[str, list]:
+    """{table name: rows} for each of `tables`, printing a line as each measurement ends."""
+    valid = cells.names()
+    for flag, names in (("cells", cell_names), ("seed_cells", seed_cells)):
+        unknown = sorted(set(names) - set(valid))
+        if unknown:
+            raise app.UsageError(f"--{flag}: unknown {unknown}; valid: {', '.join(valid)}")
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise app.UsageError(f"--table: unknown {unknown}; valid: all, {', '.join(TABLES)}")
+    if reference.task not in tasks.names():
+        raise app.UsageError(f"--task: unknown {reference.task!r}; valid: "
+                             f"{', '.join(tasks.names())}")
+    out = {}
+    if "cells" in tables:
+        out["cells"] = []
+        for name in cell_names:
+            out["cells"].append(measure_cell(name, reference, repeats))
+            print(f"# measured {name}: {out['cells'][-1].ms_per_step:.1f} ms/step", flush=True)
+    if "flax" in tables:
+        out["flax"] = measure_flax(reference, repeats)
+        print("# measured the flax comparison", flush=True)
+    if "seeds" in tables:
+        out["seeds"] = []
+        for name in seed_cells:
+            out["seeds"] += measure_seeds(name, seeds, reference, repeats)
+            print(f"# measured {name} with 1 and {seeds} seeds", flush=True)
+    return out
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command-line flags (only when run as a program, so modules import cleanly)."""
+    defaults = Reference()
+    flags.DEFINE_enum("table", "all", ["all", *TABLES], "Which table(s) to measure.")
+    flags.DEFINE_list("cells", None, "Cells of the cells table (default: every registered cell).")
+    flags.DEFINE_string("task", defaults.task, "Task (token inputs, class targets).")
+    flags.DEFINE_integer("train_length", defaults.train_length, "Task length L.", lower_bound=1)
+    flags.DEFINE_integer("width", defaults.width, "Model width.", lower_bound=1)
+    flags.DEFINE_integer("depth", defaults.depth, "Blocks (cells and seeds tables).",
+                         lower_bound=1)
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Sequences per seed per step.",
+                         lower_bound=1)
+    flags.DEFINE_integer("steps", 5, "Timed steps per measurement (median).", lower_bound=1)
+    flags.DEFINE_integer("seeds", 5, "Seeds vmapped in the seeds table.", lower_bound=2)
+    flags.DEFINE_list("seed_cells", ["lstm", "lru"], "Cells of the seeds table.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    reference = Reference(FLAGS.task, FLAGS.train_length, FLAGS.width, FLAGS.depth,
+                          FLAGS.batch_size)
+    tables = TABLES if FLAGS.table == "all" else (FLAGS.table,)
+    start = time.perf_counter()
+    print(f"# seqbench.train_bench: jax {jax.__version__}, backend {jax.default_backend()}, "
+          f"device {jax.devices()[0].device_kind}; {reference}; median of {FLAGS.steps} steps")
+    out = run(tables, reference, FLAGS.cells or cells.names(), FLAGS.steps, FLAGS.seeds,
+              FLAGS.seed_cells)
+    seq_len = tasks.get(reference.task).seq_len(reference.train_length)
+    size = (f"{reference.task} L={reference.train_length} (T={seq_len}), width {reference.width}, "
+            f"batch {reference.batch_size}")
+    if "cells" in out:
+        print(f"\nTraining throughput per cell: {size}, depth {reference.depth}, 1 seed.\n")
+        print(format_table(out["cells"], CELL_COLUMNS))
+    if "flax" in out:
+        print(f"\nOne-layer LSTM, seqbench vs Flax: {size}. ÷ seqbench = ms/step over "
+              f"seqbench's (>= 1: seqbench at least as fast). The usual Flax model lacks "
+              f"seqbench's residual and two RMSNorm scales (2 x width parameters); the last row "
+              f"adds them.\n")
+        print(format_table(out["flax"], FLAX_COLUMNS))
+    if "seeds" in out:
+        print(f"\nSeeds vmapped in one program: {size}, depth {reference.depth}. "
+              f"÷ 1 seed = ms/step over the 1-seed ms/step (target < 2).\n")
+        print(format_table(out["seeds"], SEEDS_COLUMNS))
+    print(f"\n# wall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

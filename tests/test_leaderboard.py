@@ -1,0 +1,315 @@
+"""The leaderboard: t quantiles and intervals against float64 references, merging rules, corrupt
+inputs, every output file, determinism, and the command line's bad-input path."""
+
+import csv
+import itertools
+import json
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqbench import leaderboard, results
+
+TRAIN_LENGTH = 4
+FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
+
+
+def make_record(accuracy, *, cell="lstm", family="classic", task="parity_check",
+                config_hash="aaaaaaaaaaaa", seed_status=None, version="0.1.0", hashes=None,
+                tokens_per_s=1000.0, param_count=1234, state_size=16, seed=None):
+    """A result.json record; `accuracy` = {length: [per seed]}, score etc. derived with NumPy."""
+    seeds = len(next(iter(accuracy.values())))
+    seed_status = seed_status or ["ok"] * seeds
+    lengths = sorted(accuracy)
+    table = np.array([accuracy[n] for n in lengths], dtype=float)  # (lengths, seeds)
+    inside = np.array(lengths) <= TRAIN_LENGTH
+    return {
+        "schema_version": results.SCHEMA_VERSION,
+        "status": "diverged" if "diverged" in seed_status else "ok",
+        "seed_status": seed_status,
+        "diverged_at_step": [None if s == "ok" else 7 for s in seed_status],
+        "cell": cell, "family": family, "task": task, "task_group": "regular",
+        "config": {"cell": cell, "task": task, "train_length": TRAIN_LENGTH, "seeds": seeds,
+                   "seed": next(FRESH_SEEDS) if seed is None else seed},
+        "config_hash": config_hash, "seeds": seeds,
+        "per_length": {str(n): {"accuracy": list(accuracy[n]), "loss": [1 - a for a in accuracy[n]],
+                                "test_set_hash": (hashes or {}).get(n, f"hash{n}"),
+                                "per_position": [0.5]}
+                       for n in lengths},
+        "in_distribution_accuracy": list(table[inside].mean(axis=0)),
+        "score": list(table[~inside].mean(axis=0)),
+        "effective_length": [lengths[-1]] * seeds,
+        "score_mean": float(table[~inside].mean()),
+        "param_count": param_count, "state_size": state_size, "tokens_per_s": tokens_per_s,
+        "compile_s": 1.0, "train_s": 2.0,
+        "environment": {"seqbench": version, "jax": "0.10.2", "jaxlib": "0.10.2",
+                        "python": "3.11", "backend": "cpu", "device_kind": "cpu",
+                        "device_count": "1"},
+    }
+
+
+def write_run(folder, record):
+    folder.mkdir(parents=True, exist_ok=True)
+    results.write_json(str(folder / "result.json"), record)
+    return folder
+
+
+def example_runs(root):
+    """Two tasks, six result files: a merge with a diverged seed, an all-diverged run, a code
+    version conflict, a test-set conflict, and a second family."""
+    write_run(root / "a" / "lstm_s0", make_record({4: [1.0, 0.9], 8: [0.6, 0.8], 16: [0.5, 0.7]}))
+    write_run(root / "b" / "lstm_s2", make_record({4: [1.0, 0.2], 8: [0.4, 0.1], 16: [0.3, 0.1]},
+                                                  seed_status=["ok", "diverged"]))
+    write_run(root / "a" / "lru", make_record({4: [1.0, 1.0, 0.8], 8: [0.9, 0.95, 0.7],
+                                               16: [0.85, 0.9, 0.6]}, cell="lru", family="ssm",
+                                              config_hash="bbbbbbbbbbbb", param_count=99))
+    write_run(root / "a" / "gru_dead", make_record({4: [0.5], 8: [0.5], 16: [0.5]}, cell="gru",
+                                                   config_hash="cccccccccccc",
+                                                   seed_status=["diverged"]))
+    write_run(root / "b" / "lru_new", make_record({4: [1.0], 8: [0.2], 16: [0.1]}, cell="lru",
+                                                  family="ssm", config_hash="bbbbbbbbbbbb",
+                                                  version="0.2.0"))
+    for name, tests in (("mqar_1", "x"), ("mqar_2", "y")):
+        write_run(root / "b" / name, make_record({4: [0.9], 8: [0.7], 16: [0.4]}, task="mqar",
+                                                 hashes={16: tests}, config_hash="dddddddddddd"))
+    return [str(root / "a"), str(root / "b")]
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def t_quantile_reference(df: float, p: float = 0.975) -> float:
+    """Solves ∫_0^q f_t(x; df) dx = p - 1/2 by bisection, Simpson's rule on 20001 points (f64)."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def half_mass(q):
+        x = np.linspace(0.0, q, 20001)
+        f = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
+        return (x[1] - x[0]) / 3 * (f[0] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum() + f[-1])
+
+    low, high = 0.0, 20.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if half_mass(mid) < p - 0.5 else (low, mid)
+    return (low + high) / 2
+
+
+def test_t_quantile_known_table_values():
+    for df, value in ((1, 12.706), (4, 2.776), (9, 2.262), (30, 2.042)):
+        assert round(leaderboard.t_quantile_975(df), 3) == value
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        leaderboard.t_quantile_975(0)
+
+
+def test_t_quantile_against_numerical_integration():
+    dfs = [*range(1, 34), 40, 60, 120, 1000, *np.random.default_rng(0).integers(31, 500, 5)]
+    for df in dfs:
+        assert leaderboard.t_quantile_975(int(df)) == pytest.approx(
+            t_quantile_reference(float(df)), abs=1e-6), df
+
+
+def test_interval_against_hand_computed_numbers():
+    # mean 0.7, s = 0.2, t_{0.975,2} = 4.303: half-width 4.303 * 0.2 / sqrt(3) = 0.4969
+    stats = leaderboard.interval([0.5, 0.7, 0.9])
+    assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.7)
+    assert stats["ci95"] == pytest.approx([0.7 - 0.4969, 0.7 + 0.4969], abs=1e-4)
+    assert (stats["min"], stats["max"]) == (0.5, 0.9)
+    assert leaderboard.interval([0.3]) == {"n": 1, "mean": 0.3, "ci95": None, "min": 0.3,
+                                           "max": 0.3}
+    assert leaderboard.interval([])["mean"] is None
+
+
+def test_interval_against_numpy_reference_on_random_samples():
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 17, 31, 45):
+        x = rng.uniform(0, 1, n)
+        half = t_quantile_reference(n - 1) * np.std(x, ddof=1) / np.sqrt(n)
+        stats = leaderboard.interval([float(v) for v in x])
+        np.testing.assert_allclose(stats["ci95"], [x.mean() - half, x.mean() + half],
+                                   rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- building
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    """The example runs plus three bad files, built once; (board, out, log lines, folders)."""
+    root = tmp_path_factory.mktemp("runs")
+    folders = example_runs(root)
+    (root / "a" / "truncated").mkdir()
+    (root / "a" / "truncated" / "result.json").write_text('{"schema_version": 2, "cell": "ls')
+    write_run(root / "b" / "old", {**make_record({4: [1.0], 8: [1.0]}), "schema_version": 0})
+    broken = make_record({4: [1.0], 8: [1.0]})
+    del broken["seed_status"]
+    write_run(root / "b" / "no_status", broken)
+    out = root / "out"
+    lines = []
+    return leaderboard.build(folders, str(out), log=lines.append), out, lines, folders
+
+
+def rows_by_id(board):
+    return {row["id"]: row for row in board["rows"]}
+
+
+def test_seeds_merge_and_diverged_seeds_are_left_out(board):
+    row = rows_by_id(board[0])["parity_check/lstm/aaaaaaaaaaaa"]
+    assert (row["seeds"], row["seeds_used"], row["seeds_diverged"]) == (4, 3, 1)
+    assert row["status"] == "ok" and row["conflict"] is None and row["variant"] == ""
+    # Seeds used: 0.6/0.8 (run a) and 0.4 (run b); the diverged 0.1 is out.
+    length_8 = row["per_length"][1]
+    assert length_8["length"] == 8 and not length_8["in_distribution"]
+    assert length_8["accuracy"]["mean"] == pytest.approx(0.6)
+    # s = 0.2, n = 3: half-width 4.303 * 0.2 / sqrt(3) = 0.4969
+    assert length_8["accuracy"]["ci95"] == pytest.approx([0.6 - 0.4969, 0.6 + 0.4969], abs=1e-4)
+    # score per seed = mean over lengths 8, 16: 0.55, 0.75, 0.35 -> mean 0.55, s = 0.2
+    assert row["score"]["mean"] == pytest.approx(0.55)
+    assert row["score"]["ci95"] == pytest.approx([0.55 - 0.4969, 0.55 + 0.4969], abs=1e-4)
+    assert row["in_distribution_accuracy"]["mean"] == pytest.approx((1.0 + 0.9 + 1.0) / 3)
+    assert row["tokens_per_s"] == {"n": 2, "mean": 1000.0, "ci95": [1000.0, 1000.0],
+                                   "min": 1000.0, "max": 1000.0}
+    assert row["runs"] == [f"{board[3][0]}/lstm_s0", f"{board[3][1]}/lstm_s2"]  # absolute as given
+
+
+def test_all_diverged_row_appears_without_a_score(board):
+    row = rows_by_id(board[0])["parity_check/gru/cccccccccccc"]
+    assert row["status"] == "diverged" and row["seeds_diverged"] == 1 and row["seeds_used"] == 0
+    assert row["score"]["mean"] is None and row["per_length"][0]["accuracy"]["n"] == 0
+    assert [r for r in board[0]["rows"] if r["task"] == "parity_check"][-1] is row  # last
+
+
+def test_code_version_and_test_set_conflicts_are_kept_apart(board):
+    rows = rows_by_id(board[0])
+    for version in ("0.1.0", "0.2.0"):
+        row = rows[f"parity_check/lru/bbbbbbbbbbbb/v{version}"]
+        assert row["conflict"] == "code version" and row["code_version"] == version
+        assert row["seeds"] == (3 if version == "0.1.0" else 1)
+    mqar = [r for r in board[0]["rows"] if r["task"] == "mqar"]
+    assert len(mqar) == 2 and all(r["conflict"] == "test-set hash" for r in mqar)
+    assert sorted(r["per_length"][2]["test_set_hash"] for r in mqar) == ["x", "y"]
+
+
+def test_bad_files_are_reported_and_skipped(board):
+    built, _, lines, folders = board
+    assert len(lines) == 3 and len(built["skipped"]) == 3
+    assert any(l.startswith(f"skipped {folders[0]}/truncated/result.json: not valid JSON")
+               for l in lines)
+    assert (f"skipped {folders[1]}/old/result.json: schema_version 0 not supported (expected one "
+            f"of {leaderboard.SUPPORTED_SCHEMAS})") in lines
+    assert f"skipped {folders[1]}/no_status/result.json: missing field 'seed_status'" in lines
+    assert "from 7 result files" in built["generated"] and "3 skipped" in built["generated"]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda r: r.update(seeds=3), "seed_status must be a list of 3 values"),
+    (lambda r: r["per_length"]["8"].update(accuracy=["x", 1.0]), "must hold numbers or null"),
+    (lambda r: r.update(status="ok", seed_status=["ok", "diverged"]), "disagrees with seed_status"),
+    (lambda r: r.update(param_count="12"), "field 'param_count' has type str"),
+    (lambda r: r["environment"].pop("seqbench"), "code version) is missing"),
+    (lambda r: r["per_length"].update(x={}), "per_length entry 'x' is not a length"),
+    (lambda r: r["per_length"].update({"08": r["per_length"].pop("8")}), "entry '08' is not"),
+    (lambda r: r.update(seeds=0), "seeds must be >= 1"),
+])
+def test_check_names_what_is_wrong(change, reason):
+    record = make_record({4: [1.0, 1.0], 8: [0.5, 0.6]})
+    assert leaderboard.check(record) is None
+    change(record)
+    assert reason in leaderboard.check(record)
+
+
+def test_rows_are_sorted_by_task_then_score(board):
+    order = [(r["task"], r["score"]["mean"]) for r in board[0]["rows"]]
+    for task in ("mqar", "parity_check"):
+        scores = [s for t, s in order if t == task]
+        known = [s for s in scores if s is not None]
+        assert known == sorted(known, reverse=True) and scores[:len(known)] == known
+    assert [t for t, _ in order] == sorted(t for t, _ in order)
+
+
+def test_every_file_is_written_and_agrees_with_the_json(board):
+    built, out, _, _ = board
+    assert json.loads((out / "leaderboard.json").read_text()) == json.loads(json.dumps(built))
+    with open(out / "leaderboard.csv") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == sum(len(row["per_length"]) for row in built["rows"]) == 18
+    first = lines[0]
+    row = built["rows"][0]
+    assert (first["task"], first["cell"], first["length"]) == (row["task"], row["cell"], "4")
+    assert float(first["accuracy_mean"]) == row["per_length"][0]["accuracy"]["mean"]
+    markdown = (out / "leaderboard.md").read_text()
+    assert "## mqar (regular)" in markdown and "## parity_check (regular)" in markdown
+    parity = markdown.split("## parity_check")[1].splitlines()
+    table = [l for l in parity if l.startswith("| lstm") or l.startswith("| gru")]
+    assert table == ["| lstm | classic | `aaaaaaaaaaaa` | 4 (1 diverged) | 0.550 ± 0.497 | "
+                     "0.967 ± 0.143 | 16 ± 0 | 1,234 | 16 | 1,000 ± 0 |",
+                     "| gru | classic | `cccccccccccc` | 1 (1 diverged) | diverged | – | – | "
+                     "1,234 | 16 | 1,000 |"]
+    html = (out / "leaderboard.html").read_text()
+    assert html.count("<svg") == 2 and "<script>" in html and "src=" not in html
+    assert set(re.findall(r"https?://[^/]+", html)) == {"http://www.w3.org"}  # SVG namespaces
+    for task in ("mqar", "parity_check"):
+        assert (out / "plots" / f"{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_building_twice_gives_identical_bytes(board, tmp_path):
+    built, out, _, folders = board
+    names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "leaderboard.html",
+             "plots/mqar.png", "plots/parity_check.png"]
+    before = {name: (out / name).read_bytes() for name in names}
+    leaderboard.build(folders[::-1], str(out), log=lambda line: None)
+    assert {name: (out / name).read_bytes() for name in names} == before
+    assert not [p for p in out.rglob(".tmp-*")]
+
+
+def test_overlapping_folders_read_each_file_once(board):
+    a, b = board[3]
+    found = leaderboard.find_results([a, str(pathlib.Path(a).parent), a])
+    assert len(found) == len({os.path.realpath(p) for _, p in found}) == 4 + 6
+    assert [folder for folder, _ in found] == [a] * 4 + [str(pathlib.Path(a).parent)] * 6
+
+
+def test_cli_builds_with_links_relative_to_out(board):
+    _, out, _, folders = board
+    proc = subprocess.run([sys.executable, "-m", "seqbench.leaderboard", "--runs=b",
+                           "--out=out/cli"], capture_output=True, text=True, timeout=120,
+                          cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["skipped b/no_status/result.json: missing field "
+                                        "'seed_status'", "skipped b/old/result.json: "
+                                        "schema_version 0 not supported (expected one of "
+                                        f"{leaderboard.SUPPORTED_SCHEMAS})"]
+    assert "4 rows from 4 result files (2 skipped)" in proc.stdout
+    rows = json.loads((out / "cli" / "leaderboard.json").read_text())["rows"]
+    assert rows_by_id({"rows": rows})["parity_check/lstm/aaaaaaaaaaaa"]["runs"] == [
+        "../../b/lstm_s2"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runs={empty}"], "no result.json found under"),
+    (["--runs={empty}/nope"], "does not exist"),
+    (["--runs={empty}", "--sort=score"], "Unknown command line flag 'sort'"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "seqbench.leaderboard",
+                           *[a.format(empty=tmp_path / "empty") for a in args],
+                           f"--out={tmp_path / 'out'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_a_run_repeating_another_s_hash_and_seed_counts_once(tmp_path):
+    accuracy = {4: [1.0], 8: [0.5]}
+    write_run(tmp_path / "runs" / "a", make_record(accuracy, seed=0))
+    write_run(tmp_path / "runs" / "b", make_record(accuracy, seed=0))  # the same models again
+    write_run(tmp_path / "runs" / "c", make_record({4: [1.0], 8: [0.7]}, seed=1))
+    lines = []
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=lines.append)
+    (row,) = board["rows"]
+    assert row["seeds"] == 2 and row["score"]["mean"] == pytest.approx(0.6)
+    assert len(lines) == 1 and "same config hash and seed as" in lines[0]

@@ -1,0 +1,108 @@
+"""The sweep runner and the experiment presets: loading, checking, resuming, bad input."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from seqbench import sweep, train
+
+PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
+                                        "configs", "*.py")))
+NAMES = [os.path.basename(p)[:-3] for p in PRESETS]
+
+
+def test_the_issue_s_six_presets_are_there():
+    assert NAMES == ["chomsky_dcf", "chomsky_regular", "length_interventions", "mqar_capacity",
+                     "state_tracking", "timescales_curriculum"]
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=NAMES)
+@pytest.mark.parametrize("variant", ["full", "smoke", "paper"])
+def test_every_variant_of_every_preset_builds_before_anything_compiles(path, variant, tmp_path):
+    runs = sweep.load(f"{path}:{variant}")
+    assert len(runs) >= 2 and len({name for name, _ in runs}) == len(runs)
+    sweep.check(runs, str(tmp_path))  # train.build on every run: names, fields and lengths valid
+    if variant == "smoke":
+        assert all(config.steps <= 5 and config.width <= 16 for _, config in runs)
+    # train --config reads the same file and gets a complete run from get_config alone.
+    train.build(train.config_from_fields(train.load_config_file(f"{path}:{variant}")))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=NAMES)
+def test_the_docstring_gives_the_command_the_claim_and_the_result(path):
+    text = open(path).read()
+    name = os.path.basename(path)
+    assert f"python -m seqbench.sweep --config=experiments/configs/{name}" in text
+    assert "Published" in text and "seqbench got" in text
+
+
+def write_preset(folder, body):
+    path = folder / "preset.py"
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+TINY = """
+    def get_config(arg=""):
+        return dict(cell="lstm", task="parity_check", width=8, depth=1, train_length=4,
+                    steps=2, batch_size=4, seeds=2, eval_lengths=(4, 8), eval_size=8,
+                    log_every=2)
+
+    def get_sweep(arg=""):
+        return [dict(name="lstm"), dict(name="lru", cell="lru")]
+"""
+
+
+def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
+    runs = sweep.load(write_preset(tmp_path, TINY))
+    lines = []
+    records = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    assert [r["cell"] for r in records] == ["lstm", "lru"]
+    assert lines[0].startswith("[1/2] lstm: score") and lines[1].startswith("[2/2] lru: score")
+    for name, record in zip(("lstm", "lru"), records):
+        on_disk = json.loads((tmp_path / "runs" / name / "result.json").read_text())
+        assert on_disk["config_hash"] == record["config_hash"]
+    lines.clear()
+    again = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
+    assert all("skipped, already done" in line for line in lines)
+    # Another configuration in a finished folder is an error, never an overwrite.
+    changed = [(name, train.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
+    with pytest.raises(ValueError, match="holds a result of another configuration"):
+        sweep.sweep(changed, str(tmp_path / "runs"))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def get_config(arg=''):\n    return {}\n", "defines no get_sweep()"),
+    ("def get_config(arg=''):\n    return {}\ndef get_sweep(arg=''):\n    return [{}]\n",
+     "has no 'name'"),
+    ("def get_config(arg=''):\n    return {}\n"
+     "def get_sweep(arg=''):\n    return [dict(name='a'), dict(name='a')]\n",
+     "duplicate run name 'a'"),
+    ("def get_config(arg=''):\n    return {}\n"
+     "def get_sweep(arg=''):\n    return [dict(name='a', widht=3)]\n",
+     "sets unknown fields ['widht']"),
+    ("def get_config(arg=''):\n    return {}\n"
+     "def get_sweep(arg=''):\n    return [dict(name='../a')]\n", "is not a folder name"),
+])
+def test_bad_presets_are_named(body, message, tmp_path):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        sweep.load(write_preset(tmp_path, body))
+
+
+def test_a_bad_run_fails_the_command_with_one_line_before_anything_trains(tmp_path):
+    preset = write_preset(tmp_path, TINY.replace('dict(name="lru", cell="lru")',
+                                                 'dict(name="x", cell="lsmt")'))
+    result = subprocess.run(
+        [sys.executable, "-m", "seqbench.sweep", f"--config={preset}", f"--runs={tmp_path}/r"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run 'x'" in lines[0] and "unknown cell 'lsmt'" in lines[0]
+    assert not os.path.exists(tmp_path / "r" / "lstm" / "result.json")
