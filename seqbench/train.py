@@ -297,6 +297,7 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None. In a
     multi-process run only process 0 writes the JSON files.
     """
+    run_start = time.perf_counter()
     cell, task, model = build(config)
     writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
@@ -359,6 +360,7 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     train_s = time.perf_counter() - train_start
     steps_run = step - first_step + 1
 
+    eval_start = time.perf_counter()
     lengths = list(config.eval_lengths) or evaluate.default_lengths(task, config.train_length)
     if "max_length" in cells.hparams(config.cell):  # attention: the KV cache must fit
         eval_cell = cells.get(config.cell, **{**cell.hparams,
@@ -396,6 +398,8 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         "tokens_per_s": tokens_per_step * steps_run / train_s if steps_run else None,
         "compile_s": compile_s,
         "train_s": train_s,
+        "eval_s": time.perf_counter() - eval_start,
+        "wall_s": time.perf_counter() - run_start,  # this process (a resumed run: since resuming)
         "environment": results.environment(),
     }
     if writer:

@@ -125,7 +125,9 @@ def test_sigkill_and_rerun_gives_the_uninterrupted_result(tmp_path):
 
     whole = json.loads((tmp_path / "whole" / "result.json").read_text())
     resumed = json.loads((killed / "result.json").read_text())
-    assert resumed["per_length"] == whole["per_length"]
+    timings = ("tokens_per_s", "compile_s", "train_s", "eval_s", "wall_s")
+    assert {k: v for k, v in resumed.items() if k not in timings} == {
+        k: v for k, v in whole.items() if k not in timings}  # the same result file, bit for bit
     steps = [json.loads(l)["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 40  # no duplicated lines after resuming
 
