@@ -16,7 +16,10 @@ seqbench got (variant "full", this 2-core CPU; effective length = longest evalua
 accuracy stays >= 90% of the in-distribution accuracy, and score = mean accuracy over the
 lengths 64..2048 beyond training; mean ± 95% CI half-width over 3 seeds; see
 experiments/leaderboard/leaderboard.md):
-RESULTS
+not run yet: the "full" sweep did not fit the 2026-11-30 session's CPU time (a first attempt on
+MQAR was stopped after the pilot showed the task unlearned, see below). The notebook
+experiments/notebooks/length_generalization.ipynb holds a smaller run (lru, MQAR with 2 pairs):
+there the interventions lowered in-distribution accuracy and did not extend the length.
 
 Variants:
 - "full" (run): 2 cells (lru, mamba) x 4 initial states (zero, noise, fitted_noise,

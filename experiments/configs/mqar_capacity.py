@@ -11,7 +11,16 @@ with the number of key-value pairs and the sequence length; at small widths they
 seqbench got (variant "full", this 2-core CPU; in-distribution accuracy (length 64) — the claim
 is about fitting, not length — mean ± 95% CI half-width over 3 seeds; see
 experiments/leaderboard/leaderboard.md):
-RESULTS
+  attention-w16                    in-dist 0.10 ± 0.02  score 0.10 ± 0.02 (best seed 0.11)  eff. length [64, 128, 128]
+  attention-w64                    in-dist 1.00 ± 0.00  score 0.98 ± 0.03 (best seed 0.99)  eff. length [128, 128, 128]
+  lru-w16                          in-dist 0.09 ± 0.02  score 0.08 ± 0.01 (best seed 0.08)  eff. length [64, 64, 128]
+  lru-w64                          in-dist 0.12 ± 0.01  score 0.11 ± 0.02 (best seed 0.12)  eff. length [64, 128, 128]
+  mamba-w16                        in-dist 0.07 ± 0.06  score 0.07 ± 0.05 (best seed 0.09)  eff. length [128, 128, 128]
+  mamba-w64                        in-dist 0.14 ± 0.02  score 0.13 ± 0.02 (best seed 0.14)  eff. length [64, 128, 128]
+  s5-w16                           in-dist 0.04 ± 0.00  score 0.04 ± 0.01 (best seed 0.04)  eff. length [64, 64, 128]
+  s5-w64                           in-dist 0.10 ± 0.02  score 0.07 ± 0.01 (best seed 0.08)  eff. length [64, 64, 64]
+Run time: 21 min for the 8 runs (sum of the runs' wall time on 2026-11-30,
+the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): 4 cells (attention, s5, lru, mamba) x 2 widths (16, 64) = 8 runs; 2 layers
