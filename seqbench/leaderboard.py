@@ -39,6 +39,7 @@ not a time): `leaderboard.json`, `leaderboard.csv`, `leaderboard.md`, `leaderboa
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -50,7 +51,7 @@ from typing import Any, Callable
 
 from absl import app, flags
 
-from seqbench import __version__, results
+from seqbench import __version__, cli, results
 from seqbench.leaderboard_html import page, plots, screenshot, slug, to_markdown
 
 SCHEMA_VERSION = 1  # of leaderboard.json
@@ -388,18 +389,7 @@ def define_flags() -> None:
                         "headless /usr/bin/chromium (needs the playwright package).")
 
 
-def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit status 2, no traceback."""
-    print(f"seqbench.leaderboard: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e))
+fail = functools.partial(cli.fail, "seqbench.leaderboard")
 
 
 def main(argv):
@@ -431,4 +421,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.flags_parser("seqbench.leaderboard"))

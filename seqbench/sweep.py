@@ -31,6 +31,7 @@ run saved its checkpoint; rerunning the command resumes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,7 +42,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
-from seqbench import results, train
+from seqbench import cli, results, train
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
 
@@ -182,18 +183,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("dry_run", False, "Check every run and list them; train nothing.")
 
 
-def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit status 2, no traceback."""
-    print(f"seqbench.sweep: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e).splitlines()[0])
+fail = functools.partial(cli.fail, "seqbench.sweep")
 
 
 def main(argv):
@@ -225,4 +215,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.flags_parser("seqbench.sweep"))

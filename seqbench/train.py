@@ -41,7 +41,7 @@ import optax
 from absl import app, flags, logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from seqbench import cells, evaluate, interventions, models, results, tasks
+from seqbench import cells, cli, evaluate, interventions, models, results, tasks
 from seqbench.checkpoint import Checkpointer, StopRequested
 
 PRESETS = {
@@ -158,13 +158,21 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 
 
 def init_state(config: Config, model, tx) -> TrainState:
-    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-    params = jax.vmap(model.init)(keys)
-    carry = jax.vmap(lambda p: interventions.init_carry(
-        config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
-    return TrainState(params, jax.vmap(tx.init)(params), carry,
-                      jnp.ones((config.seeds,), bool), jnp.full((config.seeds,), -1, jnp.int32),
-                      jnp.zeros((), jnp.int32))
+    """Step 0 of `config.seeds` independent models (seed i's key: split(key(config.seed))[i]).
+
+    Built by one jitted program: run op by op, the initialisers compile about a hundred small
+    kernels, which costs seconds per run."""
+
+    def build_state():
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        params = jax.vmap(model.init)(keys)
+        carry = jax.vmap(lambda p: interventions.init_carry(
+            config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
+        return TrainState(params, jax.vmap(tx.init)(params), carry,
+                          jnp.ones((config.seeds,), bool),
+                          jnp.full((config.seeds,), -1, jnp.int32), jnp.zeros((), jnp.int32))
+
+    return jax.jit(build_state)()
 
 
 def training_lengths(config: Config, key: jax.Array, step: jax.Array) -> jax.Array:
@@ -279,11 +287,18 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None):
         return params, opt_state, carry, ok, diverged_at, metrics
 
     def train_step(state: TrainState, seed_keys: jax.Array):
-        params, opt_state, carry, alive, diverged_at, metrics = jax.vmap(
-            one_seed, in_axes=(0, 0, 0, 0, 0, 0, None),
-            spmd_axis_name="seed" if mesh is not None else None,
-        )(state.params, state.opt_state, state.carry, state.alive, state.diverged_at, seed_keys,
-          state.step)
+        per_seed = (state.params, state.opt_state, state.carry, state.alive, state.diverged_at,
+                    seed_keys)
+        if config.seeds == 1:
+            # The same program without the size-1 seed axis: XLA:CPU runs the batch-1 matmuls
+            # that vmap would leave in the recurrence about 10% slower than plain ones.
+            squeezed = jax.tree_util.tree_map(lambda x: x[0], per_seed)
+            outputs = jax.tree_util.tree_map(lambda x: x[None], one_seed(*squeezed, state.step))
+        else:
+            outputs = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, None),
+                               spmd_axis_name="seed" if mesh is not None else None,
+                               )(*per_seed, state.step)
+        params, opt_state, carry, alive, diverged_at, metrics = outputs
         return TrainState(params, opt_state, carry, alive, diverged_at, state.step + 1), metrics
 
     return jax.jit(train_step, donate_argnums=0)
@@ -541,18 +556,7 @@ def config_from_fields(fields: dict[str, Any]) -> Config:
     return Config(**fields)
 
 
-def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit status 2, no traceback."""
-    print(f"seqbench.train: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with an unknown flag or a bad value reported by `fail`."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e).splitlines()[0])
+fail = functools.partial(cli.fail, "seqbench.train")
 
 
 def main(argv):
@@ -574,4 +578,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.flags_parser("seqbench.train"))

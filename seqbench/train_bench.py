@@ -9,7 +9,9 @@ device, masked cross-entropy, AdamW with global-norm clipping, jitted with the s
 compile seconds are `lower(...).compile()` alone; ms/step is the median of --steps timed steps
 after one warm-up step, each waited for with `jax.block_until_ready` on the state (the method of
 `kernels.timing.median_ms`, with the state threaded through: a donated state cannot be passed
-twice). tokens/s = seeds · batch · T / (ms/step), where T = task.seq_len(train_length) is the
+twice). The programs of one comparison (the flax table's three rows, a seeds pair) are timed
+interleaved, one step of each per round, so that load drifting on a shared machine does not
+skew their ratio. tokens/s = seeds · batch · T / (ms/step), where T = task.seq_len(train_length) is the
 number of tokens the model reads per sequence.
 
 Reference size (the defaults): task `copy` (token inputs and class targets, valid for every
@@ -75,32 +77,51 @@ class Timing:
     tokens_per_s: float  # seeds * batch * T / step time
 
 
-def time_train_step(step, state, key, tokens_per_step: int, repeats: int) -> Timing:
-    """Compiles `step(state, key) -> (state, metrics)` (which donates `state`), runs one
-    warm-up step, then times `repeats` steps, each waited for with `block_until_ready`."""
-    start = time.perf_counter()
-    compiled = step.lower(state, key).compile()
-    compile_s = time.perf_counter() - start
-    state, _ = compiled(state, key)
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(repeats):
+@dataclasses.dataclass
+class Runner:
+    """One training program to time: `step(state, key) -> (state, metrics)`, donating `state`."""
+
+    step: Any  # a jitted function
+    state: Any
+    key: jax.Array
+    tokens_per_step: int
+
+
+def time_runners(runners: Sequence[Runner], repeats: int) -> list[Timing]:
+    """Compiles every runner, runs one warm-up step of each, then `repeats` rounds in which each
+    runner takes one step in turn, each waited for with `block_until_ready`.
+
+    Interleaving puts the programs being compared under the same machine load, round by round,
+    so their ratio is not skewed by the load drifting between two back-to-back measurements."""
+    compiled, states, compile_s = [], [], []
+    for runner in runners:
         start = time.perf_counter()
-        state, _ = compiled(state, key)
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    return Timing(compile_s, 1e3 * seconds, tokens_per_step / seconds)
+        compiled.append(runner.step.lower(runner.state, runner.key).compile())
+        compile_s.append(time.perf_counter() - start)
+        state, _ = compiled[-1](runner.state, runner.key)
+        states.append(jax.block_until_ready(state))
+    times = [[] for _ in runners]
+    for _ in range(repeats):
+        for i, runner in enumerate(runners):
+            start = time.perf_counter()
+            states[i], _ = compiled[i](states[i], runner.key)
+            jax.block_until_ready(states[i])
+            times[i].append(time.perf_counter() - start)
+    timings = []
+    for runner, seconds, compile_seconds in zip(runners, times, compile_s):
+        median = statistics.median(seconds)
+        timings.append(Timing(compile_seconds, 1e3 * median, runner.tokens_per_step / median))
+    return timings
 
 
-def time_seqbench(config: train.Config, task, model, repeats: int) -> Timing:
-    """Times `train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds)."""
+def seqbench_runner(config: train.Config, task, model) -> Runner:
+    """`train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds)."""
     tx = train.optimizer(config)
-    state = jax.jit(lambda: train.init_state(config, model, tx))()  # one program, not op by op
+    state = train.init_state(config, model, tx)
     seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
     step = train.make_train_step(config, task, model, tx)
     tokens = config.seeds * config.batch_size * task.seq_len(config.train_length)
-    return time_train_step(step, state, seed_keys, tokens, repeats)
+    return Runner(step, state, seed_keys, tokens)
 
 
 # ------------------------------------------------------------------------------- table 1: cells
@@ -124,7 +145,7 @@ CELL_COLUMNS = (("cell", "cell", ""), ("family", "family", ""), ("params", "para
 def measure_cell(name: str, reference: Reference, repeats: int) -> CellRow:
     config = reference.config(name)
     cell, task, model = train.build(config)
-    timing = time_seqbench(config, task, model, repeats)
+    (timing,) = time_runners([seqbench_runner(config, task, model)], repeats)
     return CellRow(name, cell.family, models.count_params(model), timing.ms_per_step,
                    timing.tokens_per_s, timing.compile_s)
 
@@ -196,15 +217,14 @@ def flax_param_count(module: FlaxLSTM, batch_size: int, length: int) -> int:
     return cells.param_count(shapes["params"])
 
 
-def time_flax(config: train.Config, task, module: FlaxLSTM, repeats: int) -> Timing:
+def flax_runner(config: train.Config, task, module: FlaxLSTM) -> Runner:
     steps = task.seq_len(config.train_length)
     tokens = jnp.zeros((config.batch_size, steps), jnp.int32)
     state = jax.jit(lambda: train_state.TrainState.create(
         apply_fn=module.apply, params=module.init(jax.random.key(config.seed), tokens)["params"],
         tx=train.optimizer(config)))()
     step = make_flax_train_step(config, task)
-    key = jax.random.key(config.seed + 1)
-    return time_train_step(step, state, key, config.batch_size * steps, repeats)
+    return Runner(step, state, jax.random.key(config.seed + 1), config.batch_size * steps)
 
 
 @dataclasses.dataclass
@@ -230,17 +250,16 @@ def measure_flax(reference: Reference, repeats: int) -> list[FlaxRow]:
         raise app.UsageError(f"--table=flax needs a token-input task (nn.Embed); "
                              f"{config.task!r} has real-valued inputs")
     model = seqbench_lstm_model(task, config.width)
-    timing = time_seqbench(config, task, model, repeats)
-    rows = [FlaxRow("seqbench: models.build(lstm, depth=1, mlp_expand=0)",
-                    models.count_params(model), timing.ms_per_step, timing.tokens_per_s,
-                    timing.compile_s)]
+    labelled = [("seqbench: models.build(lstm, depth=1, mlp_expand=0)", models.count_params(model),
+                 seqbench_runner(config, task, model))]
     for norms, label in ((False, "flax: Embed -> RNN(OptimizedLSTMCell) -> Dense"),
                          (True, "flax + seqbench's residual and RMSNorms")):
         module = flax_model(task, config.width, norms)
-        timing = time_flax(config, task, module, repeats)
         params = flax_param_count(module, config.batch_size, task.seq_len(config.train_length))
-        rows.append(FlaxRow(label, params, timing.ms_per_step, timing.tokens_per_s,
-                            timing.compile_s))
+        labelled.append((label, params, flax_runner(config, task, module)))
+    timings = time_runners([runner for _, _, runner in labelled], repeats)
+    rows = [FlaxRow(label, params, t.ms_per_step, t.tokens_per_s, t.compile_s)
+            for (label, params, _), t in zip(labelled, timings)]
     for row in rows:
         row.vs_seqbench = row.ms_per_step / rows[0].ms_per_step
     return rows
@@ -265,13 +284,13 @@ SEEDS_COLUMNS = (("cell", "cell", ""), ("seeds", "seeds", "d"),
 
 
 def measure_seeds(name: str, seeds: int, reference: Reference, repeats: int) -> list[SeedsRow]:
-    rows = []
+    runners = []
     for count in (1, seeds):
         config = reference.config(name, seeds=count)
         _, task, model = train.build(config)
-        timing = time_seqbench(config, task, model, repeats)
-        rows.append(SeedsRow(name, count, timing.ms_per_step, timing.tokens_per_s,
-                             timing.compile_s))
+        runners.append(seqbench_runner(config, task, model))
+    rows = [SeedsRow(name, count, t.ms_per_step, t.tokens_per_s, t.compile_s)
+            for count, t in zip((1, seeds), time_runners(runners, repeats))]
     for row in rows:
         row.vs_one_seed = row.ms_per_step / rows[0].ms_per_step
     return rows
@@ -345,7 +364,7 @@ def define_flags() -> None:
                          lower_bound=1)
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Sequences per seed per step.",
                          lower_bound=1)
-    flags.DEFINE_integer("steps", 5, "Timed steps per measurement (median).", lower_bound=1)
+    flags.DEFINE_integer("steps", 15, "Timed steps per measurement (median).", lower_bound=1)
     flags.DEFINE_integer("seeds", 5, "Seeds vmapped in the seeds table.", lower_bound=2)
     flags.DEFINE_list("seed_cells", ["lstm", "lru"], "Cells of the seeds table.")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl import app
 
-from seqbench import cells, models, tasks, train
+from seqbench import models, tasks, train
 from seqbench import train_bench as bench
 
 TINY = bench.Reference(task="copy", train_length=8, width=8, depth=1, batch_size=4)

@@ -43,7 +43,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.linalg import solve_triangular
 
 import kernels
 from seqbench.cells import base
@@ -496,6 +495,34 @@ def _delta_sequential(q, k, v, beta, s0):
     return jnp.moveaxis(y, 0, -2), s_last
 
 
+def _unit_lower_inverse(lower):
+    """L⁻¹ of unit lower-triangular matrices L (..., n, n), by 2 x 2 blocking:
+
+        [[A, 0], [B, D]]⁻¹ = [[A⁻¹, 0], [−D⁻¹ B A⁻¹, D⁻¹]],
+
+    with A and D inverted together in one batched call per level (⌈log2 n⌉ levels of
+    matmuls; n is padded to a power of two with identity rows). It replaces
+    `jax.scipy.linalg.solve_triangular`, whose CPU kernel (LAPACK trsm split over jaxlib's
+    thread pool, `ParallelBatchMap`) can deadlock when two run at once on a 2-core machine
+    (jaxlib 0.10.2; BUILD_NOTES, "Cells and models")."""
+    n = lower.shape[-1]
+    if n == 1:
+        return jnp.ones_like(lower)
+    size = 1 << (n - 1).bit_length()
+    if size != n:
+        lead = [(0, 0)] * (lower.ndim - 2)
+        padded = jnp.pad(lower, lead + [(0, size - n), (0, size - n)])
+        padded = padded + jnp.diag(jnp.arange(size) >= n).astype(lower.dtype)
+        return _unit_lower_inverse(padded)[..., :n, :n]
+    half = n // 2
+    halves = jnp.stack([lower[..., :half, :half], lower[..., half:, half:]], axis=-3)
+    inverses = _unit_lower_inverse(halves)
+    a_inv, d_inv = inverses[..., 0, :, :], inverses[..., 1, :, :]
+    below = -(d_inv @ lower[..., half:, :half]) @ a_inv
+    return jnp.concatenate([jnp.concatenate([a_inv, jnp.zeros_like(below)], axis=-1),
+                            jnp.concatenate([below, d_inv], axis=-1)], axis=-2)
+
+
 def _delta_chunked(q, k, v, beta, s0, chunk_size):
     """The delta rule chunkwise (Yang et al. 2024, section 3), exact up to rounding.
 
@@ -520,9 +547,7 @@ def _delta_chunked(q, k, v, beta, s0, chunk_size):
     mT = lambda x: jnp.swapaxes(x, -1, -2)
     strictly_lower = jnp.tril(jnp.ones((chunk, chunk), bool), -1)
     lower = jnp.where(strictly_lower, beta * (k @ mT(k)), 0.0) + jnp.eye(chunk, dtype=q.dtype)
-    wu = solve_triangular(
-        lower, jnp.concatenate([beta * k, beta * v], axis=-1), lower=True, unit_diagonal=True
-    )
+    wu = _unit_lower_inverse(lower) @ jnp.concatenate([beta * k, beta * v], axis=-1)
     w, u = wu[..., :key_dim], wu[..., key_dim:]
 
     def carry(s, inputs):  # S_end = S0 + Kᵀ (U' − W S0)
