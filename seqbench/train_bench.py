@@ -11,8 +11,8 @@ after one warm-up step, each waited for with `jax.block_until_ready` on the stat
 `kernels.timing.median_ms`, with the state threaded through: a donated state cannot be passed
 twice). The programs of one comparison (the flax table's three rows, a seeds pair) are timed
 interleaved, one step of each per round, so that load drifting on a shared machine does not
-skew their ratio. tokens/s = seeds · batch · T / (ms/step), where T = task.seq_len(train_length) is the
-number of tokens the model reads per sequence.
+skew their ratio. tokens/s = seeds · batch · T / (ms/step), where T =
+task.seq_len(train_length) is the number of tokens the model reads per sequence.
 
 Reference size (the defaults): task `copy` (token inputs and class targets, valid for every
 cell) at L = 128, so T = 2L + 1 = 257; width 64, depth 2, batch 32, 1 seed.

@@ -27,8 +27,12 @@ Variants:
   (attention needs two for the induction circuit), vocabulary 64 instead of 8,192, 8 key-value
   pairs at length 64, 800 steps of batch 32, 3 seeds, lr 3e-3; evaluated at 64 (the number
   that matters) and 128.
+  lru and s5 keep their default d_state = 64 at both widths (their state per layer is
+  d_state, not the width), so in "full" their width changes the rest of the model, not the
+  state: the leaderboard's state-size column shows it.
 - "paper" (not run): the issue's size — 5 cells (adds gla) x widths 32, 64, 128, 256,
-  vocabulary 8,192, 16 pairs at length 256, 20,000 steps of batch 64, 3 seeds.
+  vocabulary 8,192, 16 pairs at length 256, 20,000 steps of batch 64, 3 seeds; lru and s5 get
+  d_state = width, so every cell's state grows with the width as in Zoology's sweep.
 - "smoke": every run of "full" at toy size (3 steps), for the tests.
 """
 
@@ -71,5 +75,8 @@ def get_sweep(arg="full"):
     get_config(arg)  # checks the variant
     cells = ("attention", "s5", "lru", "mamba") + (("gla",) if arg == "paper" else ())
     widths = {"full": (16, 64), "smoke": (8, 16), "paper": (32, 64, 128, 256)}[arg]
-    return [dict(name=f"{cell}-w{width}", cell=cell, width=width)
+    state_follows_width = arg == "paper"
+    return [dict(name=f"{cell}-w{width}", cell=cell, width=width,
+                 **({"cell_hparams": {"d_state": width}}
+                    if state_follows_width and cell in ("lru", "s5") else {}))
             for cell in cells for width in widths]

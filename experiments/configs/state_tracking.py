@@ -15,11 +15,13 @@ seqbench got (variant "full", this 2-core CPU; per-step accuracy of the running 
 1/120; score = mean accuracy over the lengths 32..1024 beyond training; mean ± 95% CI
 half-width over 3 seeds):
   attention-s5                     in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
+  deltanet-neg-s5                  in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
   lru-s5                           in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
   lstm-s5                          in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
   rg_lru-s5                        in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-Run time: 4 min for the 4 runs (sum of the runs' wall time on 2026-11-30,
-the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+Run time: 5 min for the 5 runs (sum of the runs' wall time on 2026-11-30: the first four
+with the machine shared with other jobs; deltanet-neg-s5 54 s, run alone after the DeltaNet
+deadlock fix, see BUILD_NOTES.md "Cells and models"). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): s5 for one cell of every family — attention, lstm (classic), lru (ssm),
