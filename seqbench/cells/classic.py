@@ -7,10 +7,11 @@ Every cell here is written as two pure functions:
 
 `step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs:
 the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·H) matmul
-before the scan, as cuDNN does) measured 1.5-2x slower per training step on XLA:CPU, because the
-projected (T, B, G·H) array round-trips through memory (BUILD_NOTES, "Training engine"). None of these cells has
-a parallel form in general (the one exception, `bilinear` with block_size=1 and
-normalize=False, is a diagonal linear recurrence; it too runs sequentially here).
+before the scan, as cuDNN does) made the LSTM's forward and backward pass 1.5x slower on
+XLA:CPU: the projected (T, B, G·H) array round-trips through memory (BUILD_NOTES, "Cells and
+models"). None of these cells has a parallel form in general (the one exception, `bilinear`
+with block_size=1 and normalize=False, is a diagonal linear recurrence; it too runs
+sequentially here).
 
 Initialisation: PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` default, every weight and bias
 U(-1/sqrt(d_hidden), 1/sqrt(d_hidden)) (`base.uniform_init` with fan_in = d_hidden), except
