@@ -15,18 +15,18 @@ recurrence whose eigenvalues lie in [0, 1] cannot compute parity and find that a
 
 seqbench got (variant "full", this 2-core CPU; score = mean accuracy over the evaluated lengths
 > 40, mean ± 95% CI half-width over 3 seeds; see experiments/leaderboard/leaderboard.md):
-  attention-cycle_navigation       in-dist 0.21 ± 0.05  score 0.19 ± 0.02 (best seed 0.20)  eff. length [0, 40, 40]
-  attention-parity_check           in-dist 0.51 ± 0.04  score 0.51 ± 0.07 (best seed 0.53)  eff. length [60, 500, 500]
-  elman-cycle_navigation           in-dist 0.28 ± 0.21  score 0.20 ± 0.01 (best seed 0.20)  eff. length [10, 10, 40]
-  elman-parity_check               in-dist 0.85 ± 0.66  score 0.83 ± 0.73 (best seed 1.00)  eff. length [40, 500, 500]
-  lstm-cycle_navigation            in-dist 0.94 ± 0.02  score 0.59 ± 0.11 (best seed 0.62)  eff. length [41, 41, 41]
+  attention-cycle_navigation       in-dist 0.19 ± 0.10  score 0.19 ± 0.01 (best seed 0.20)  eff. length [40, 500, 10]
+  attention-parity_check           in-dist 0.51 ± 0.02  score 0.53 ± 0.00 (best seed 0.53)  eff. length [500, 500, 500]
+  elman-cycle_navigation           in-dist 0.51 ± 0.42  score 0.25 ± 0.18 (best seed 0.33)  eff. length [10, 10, 10]
+  elman-parity_check               in-dist 0.67 ± 0.72  score 0.67 ± 0.72 (best seed 1.00)  eff. length [500, 60, 500]
+  lstm-cycle_navigation            in-dist 0.94 ± 0.00  score 0.59 ± 0.08 (best seed 0.62)  eff. length [41, 41, 41]
   lstm-parity_check                in-dist 0.84 ± 0.69  score 0.84 ± 0.68 (best seed 1.00)  eff. length [500, 500, 500]
-  rg_lru-cycle_navigation          in-dist 0.91 ± 0.04  score 0.49 ± 0.07 (best seed 0.52)  eff. length [10, 10, 41]
-  rg_lru-neg-cycle_navigation      in-dist 0.91 ± 0.03  score 0.48 ± 0.06 (best seed 0.50)  eff. length [10, 41, 41]
-  rg_lru-neg-parity_check          in-dist 0.62 ± 0.17  score 0.48 ± 0.04 (best seed 0.50)  eff. length [10, 10, 10]
-  rg_lru-parity_check              in-dist 0.61 ± 0.15  score 0.48 ± 0.01 (best seed 0.48)  eff. length [10, 10, 10]
-Run time: 5 min for the 10 runs (sum of the sweep's per-run times on 2026-11-30,
-the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+  rg_lru-cycle_navigation          in-dist 0.91 ± 0.02  score 0.49 ± 0.06 (best seed 0.52)  eff. length [41, 41, 10]
+  rg_lru-neg-cycle_navigation      in-dist 0.92 ± 0.03  score 0.49 ± 0.04 (best seed 0.51)  eff. length [41, 41, 41]
+  rg_lru-neg-parity_check          in-dist 0.65 ± 0.25  score 0.50 ± 0.06 (best seed 0.52)  eff. length [10, 10, 10]
+  rg_lru-parity_check              in-dist 0.62 ± 0.16  score 0.49 ± 0.07 (best seed 0.52)  eff. length [10, 10, 10]
+Run time: 3.4 min for the 10 runs (sum of the sweep's per-run times on 2026-11-30, machine
+otherwise idle; rerun after commit 2791822, as the README's main job from a fresh clone). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): 2 of the 4 regular tasks (parity_check, cycle_navigation) x 5 cells (elman,
