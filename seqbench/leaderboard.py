@@ -11,8 +11,8 @@ per-seed lists are concatenated). Runs of one key whose code version (`environme
 or evaluation test sets (the per-length `test_set_hash`) differ are never merged silently: each
 (version, test sets) variant becomes its own row, marked with `conflict` naming what differs.
 
-The config hash leaves out the base seed and the seed count (`seqbench.train.UNHASHED_FIELDS`),
-so runs of one configuration with other `--seed`s merge; a run repeating another's hash *and*
+The config hash leaves out the base seed and the seed count
+(`seqbench.results.UNHASHED_FIELDS`), so runs of one configuration with other `--seed`s merge; a run repeating another's hash *and*
 seed trained identical models and is skipped as a duplicate (reported like a bad file).
 
 Diverged seeds (`seed_status == "diverged"`) are left out of every aggregate and counted in
@@ -232,7 +232,24 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
             label = ", ".join(([f"v{version}"] if "code version" in differs else [])
                               + ([f"tests {digest}"] if "test-set hash" in differs else []))
             rows.append(make_row(runs_of_variant, label, ", ".join(differs) or None))
-    return sorted(rows, key=row_order)
+    return sorted(with_distinct_settings(rows), key=row_order)
+
+
+def with_distinct_settings(rows: list[dict]) -> list[dict]:
+    """`rows`, each with `distinct_settings`: {field: value} of its config fields that are not
+    equal in every row of its task and cell (what tells, say, mamba with noise from mamba from
+    the zero state apart); {} when no other row of that task and cell differs."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["cell"]), []).append(row)
+    out = []
+    for group in groups.values():
+        fields = sorted({field for row in group for field in row["config"]})
+        varying = [field for field in fields
+                   if len({results.canonical_json(row["config"].get(field)) for row in group}) > 1]
+        out += [{**row, "distinct_settings": {f: row["config"].get(f) for f in varying}}
+                for row in group]
+    return out
 
 
 def row_order(row: dict) -> tuple:
@@ -267,7 +284,8 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
         "id": "/".join([first["task"], first["cell"], first["config_hash"]]
                        + ([variant] if variant else [])),
         "task": first["task"], "task_group": first["task_group"], "cell": first["cell"],
-        "family": first["family"], "config_hash": first["config_hash"], "variant": variant,
+        "family": first["family"], "config_hash": first["config_hash"],
+        "config": results.hashed_fields(first["config"]), "variant": variant,
         "conflict": conflict, "code_version": first["environment"]["seqbench"],
         "train_length": train_length,
         "status": "diverged" if not any(ok) else "ok",

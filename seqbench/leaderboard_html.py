@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
 import pathlib
 import re
@@ -45,7 +46,12 @@ def seeds_text(row: dict) -> str:
 
 
 def row_label(row: dict) -> str:
-    return row["cell"] + (f" [{row['variant']}]" if row["variant"] else "")
+    """The cell, then [the settings that tell it from the task's other rows of that cell], then
+    [the code-version/test-set variant], e.g. "mamba [initial_state=noise]"."""
+    settings = ", ".join(
+        f"{field}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+        for field, value in row["distinct_settings"].items())
+    return row["cell"] + "".join(f" [{part}]" for part in (settings, row["variant"]) if part)
 
 
 def slug(name: str) -> str:
@@ -101,10 +107,8 @@ def plot(task: str, rows: list[dict]) -> Plot:
             continue
         xs = [e["length"] for e in points]
         lengths.update(xs)
-        configs = {r["config_hash"] for r in rows if r["cell"] == row["cell"]}
-        label = row_label(row) + (f" {row['config_hash'][:6]}" if len(configs) > 1 else "")
         line, = ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
-                        linewidth=1.5, label=label)
+                        linewidth=1.5, label=row_label(row))
         ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
                         [e["accuracy"]["max"] for e in points], color=line.get_color(),
                         alpha=0.15, linewidth=0)

@@ -31,6 +31,17 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
 
 
+# Left out of a run's config hash: fields that change how a run is logged or saved, not its
+# numbers, and the seeds, so that runs of one configuration with other seeds merge in the
+# leaderboard (which drops exact duplicates: same hash and same `seed`).
+UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds")
+
+
+def hashed_fields(config_json: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a `train.Config.to_json()` dict that define what a run computes."""
+    return {k: v for k, v in config_json.items() if k not in UNHASHED_FIELDS}
+
+
 def finite_or_null(obj: Any) -> Any:
     """`obj` with every NaN/inf float replaced by None, so files are strict JSON."""
     if isinstance(obj, float):

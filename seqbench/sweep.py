@@ -91,8 +91,8 @@ def identity(config_json: dict[str, Any]) -> tuple[str, Any, Any]:
     The hash is `train.run`'s `config_hash` (the fields that change the numbers, seeds left
     out); the base seed and the seed count complete it.
     """
-    hashed = {k: v for k, v in config_json.items() if k not in train.UNHASHED_FIELDS}
-    return results.config_hash(hashed), config_json.get("seed"), config_json.get("seeds")
+    return (results.config_hash(results.hashed_fields(config_json)), config_json.get("seed"),
+            config_json.get("seeds"))
 
 
 def read_json(path: str) -> dict[str, Any] | None:

@@ -96,10 +96,6 @@ class Config:
         return out
 
 
-# Left out of config_hash: fields that change how a run is logged or saved, not its numbers,
-# and the seeds, so that runs of one configuration with other seeds merge in the leaderboard
-# (which drops exact duplicates: same hash and same `seed`).
-UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds")
 
 
 class TrainState(NamedTuple):
@@ -401,8 +397,7 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         "task": config.task,
         "task_group": task.group,
         "config": config_json,
-        "config_hash": results.config_hash(
-            {k: v for k, v in config_json.items() if k not in UNHASHED_FIELDS}),
+        "config_hash": results.config_hash(results.hashed_fields(config_json)),
         "seeds": config.seeds,
         "steps_run": step,
         "per_length": {str(n): v for n, v in per_length.items()},

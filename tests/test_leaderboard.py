@@ -313,3 +313,21 @@ def test_a_run_repeating_another_s_hash_and_seed_counts_once(tmp_path):
     (row,) = board["rows"]
     assert row["seeds"] == 2 and row["score"]["mean"] == pytest.approx(0.6)
     assert len(lines) == 1 and "same config hash and seed as" in lines[0]
+
+
+def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
+    accuracy = {4: [1.0], 8: [0.5]}
+    for state, config_hash in (("zero", "eeeeeeeeeeee"), ("noise", "ffffffffffff")):
+        record = make_record(accuracy, cell="mamba", family="gated", config_hash=config_hash)
+        record["config"].update(initial_state=state, width=32, log_every=7 if state == "zero"
+                                else 9)  # log_every is not a setting: never shown
+        write_run(tmp_path / "runs" / state, record)
+    write_run(tmp_path / "runs" / "lone", make_record(accuracy, cell="lru", family="ssm"))
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=print)
+    settings = {(row["cell"], row["config_hash"]): row["distinct_settings"]
+                for row in board["rows"]}
+    assert settings == {("mamba", "eeeeeeeeeeee"): {"initial_state": "zero"},
+                        ("mamba", "ffffffffffff"): {"initial_state": "noise"},
+                        ("lru", "aaaaaaaaaaaa"): {}}
+    table = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| mamba [initial_state=noise] |" in table and "| lru |" in table
