@@ -12,14 +12,15 @@ argument (a finite state cannot hold an unbounded stack) is that they do not.
 
 seqbench got (variant "full", this 2-core CPU; score = mean accuracy over the evaluated lengths
 > 40, mean ± 95% CI half-width over 3 seeds; see experiments/leaderboard/leaderboard.md):
-  lru-reverse_string               in-dist 0.91 ± 0.05  score 0.64 ± 0.05 (best seed 0.66)  eff. length [10, 10, 41]
-  lru-stack_manipulation           in-dist 0.70 ± 0.00  score 0.39 ± 0.11 (best seed 0.44)  eff. length [10, 10, 10]
+  lru-reverse_string               in-dist 0.91 ± 0.05  score 0.64 ± 0.04 (best seed 0.66)  eff. length [41, 10, 10]
+  lru-stack_manipulation           in-dist 0.70 ± 0.05  score 0.38 ± 0.05 (best seed 0.40)  eff. length [10, 10, 10]
   lstm-reverse_string              in-dist 0.78 ± 0.04  score 0.57 ± 0.01 (best seed 0.58)  eff. length [10, 10, 10]
-  lstm-stack_manipulation          in-dist 0.82 ± 0.06  score 0.57 ± 0.04 (best seed 0.59)  eff. length [10, 10, 10]
-  rg_lru-reverse_string            in-dist 0.67 ± 0.03  score 0.55 ± 0.01 (best seed 0.55)  eff. length [10, 10, 41]
-  rg_lru-stack_manipulation        in-dist 0.67 ± 0.03  score 0.43 ± 0.06 (best seed 0.46)  eff. length [10, 41, 41]
-Run time: 6 min for the 6 runs (sum of the runs' wall time on 2026-11-30,
-the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+  lstm-stack_manipulation          in-dist 0.81 ± 0.05  score 0.57 ± 0.02 (best seed 0.57)  eff. length [10, 10, 10]
+  rg_lru-reverse_string            in-dist 0.67 ± 0.03  score 0.55 ± 0.01 (best seed 0.55)  eff. length [41, 10, 10]
+  rg_lru-stack_manipulation        in-dist 0.67 ± 0.03  score 0.43 ± 0.07 (best seed 0.46)  eff. length [10, 41, 41]
+Run time: 5 min for the 6 runs (sum of the runs' wall time on 2026-11-30, rerun with the
+current code; the machine ran tests alongside part of the time).
+Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): 2 tasks x 3 cells (lstm, lru, rg_lru) = 6 runs; width 32, depth 1, 600 steps of

@@ -19,8 +19,9 @@ experiments/leaderboard/leaderboard.md):
   mamba-w64                        in-dist 0.14 ± 0.02  score 0.13 ± 0.02 (best seed 0.14)  eff. length [64, 128, 128]
   s5-w16                           in-dist 0.04 ± 0.00  score 0.04 ± 0.01 (best seed 0.04)  eff. length [64, 64, 128]
   s5-w64                           in-dist 0.10 ± 0.02  score 0.07 ± 0.01 (best seed 0.08)  eff. length [64, 64, 64]
-Run time: 21 min for the 8 runs (sum of the runs' wall time on 2026-11-30,
-the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+Run time: 14 min for the 8 runs (sum of the runs' wall time on 2026-11-30, rerun with the
+current code; the machine ran tests alongside part of the time).
+Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): 4 cells (attention, s5, lru, mamba) x 2 widths (16, 64) = 8 runs; 2 layers

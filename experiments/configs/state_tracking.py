@@ -19,9 +19,10 @@ half-width over 3 seeds):
   lru-s5                           in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
   lstm-s5                          in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
   rg_lru-s5                        in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-Run time: 5 min for the 5 runs (sum of the runs' wall time on 2026-11-30: the first four
-with the machine shared with other jobs; deltanet-neg-s5 54 s, run alone after the DeltaNet
-deadlock fix, see BUILD_NOTES.md "Cells and models"). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+Run time: 3 min for the 5 runs (sum of the runs' wall time on 2026-11-30, rerun with the
+code after the DeltaNet deadlock fix, see BUILD_NOTES.md "Cells and models"; the machine ran
+tests alongside part of the time).
+Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 Variants:
 - "full" (run): s5 for one cell of every family — attention, lstm (classic), lru (ssm),

@@ -17,12 +17,13 @@ the N heads):
   elman-n_dms12-single             in-dist 0.49 ± 0.02  score 0.50 ± 0.01 (best seed 0.50)  eff. length [1024, 1024, 1024]
   elman-n_parity6-multi            in-dist 1.00 ± 0.00  score 1.00 ± 0.00 (best seed 1.00)  eff. length [1024, 1024, 1024]
   elman-n_parity6-single           in-dist 0.67 ± 0.71  score 0.67 ± 0.72 (best seed 1.00)  eff. length [1024, 1024, 1024]
-  lstm-n_dms12-multi               in-dist 0.97 ± 0.01  score 0.97 ± 0.01 (best seed 0.98)  eff. length [1024, 1024, 1024]
-  lstm-n_dms12-single              in-dist 0.95 ± 0.09  score 0.95 ± 0.09 (best seed 0.98)  eff. length [1024, 1024, 1024]
+  lstm-n_dms12-multi               in-dist 0.97 ± 0.01  score 0.97 ± 0.01 (best seed 0.97)  eff. length [1024, 1024, 1024]
+  lstm-n_dms12-single              in-dist 0.95 ± 0.08  score 0.95 ± 0.09 (best seed 0.98)  eff. length [1024, 1024, 1024]
   lstm-n_parity6-multi             in-dist 1.00 ± 0.00  score 1.00 ± 0.00 (best seed 1.00)  eff. length [1024, 1024, 1024]
   lstm-n_parity6-single            in-dist 0.83 ± 0.72  score 0.83 ± 0.72 (best seed 1.00)  eff. length [1024, 1024, 1024]
-Run time: 3 min for the 8 runs (sum of the runs' wall time on 2026-11-30,
-the machine shared with other jobs). Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+Run time: 3 min for the 8 runs (sum of the runs' wall time on 2026-11-30, rerun with the
+current code; the machine ran tests alongside part of the time).
+Comparison with the paper: BUILD_NOTES.md, "Reproductions".
 
 What differs from the paper: seqbench has no curriculum over N (a run trains one task), so
 "single" trains head N alone from scratch and "multi" trains heads 1..N from scratch, both for
