@@ -12,8 +12,11 @@ or evaluation test sets (the per-length `test_set_hash`) differ are never merged
 (version, test sets) variant becomes its own row, marked with `conflict` naming what differs.
 
 The config hash leaves out the base seed and the seed count
-(`seqbench.results.UNHASHED_FIELDS`), so runs of one configuration with other `--seed`s merge; a run repeating another's hash *and*
-seed trained identical models and is skipped as a duplicate (reported like a bad file).
+(`seqbench.results.UNHASHED_FIELDS`), so runs of one configuration with other `--seed`s merge;
+a run repeating another's hash *and* seed trained identical models and is skipped as a
+duplicate (reported like a bad file). Each row keeps its `config` (the hashed fields) and its
+`distinct_settings`, the fields in which it differs from the other rows of its task and cell,
+which label it in tables and plots ("mamba [initial_state=noise]").
 
 Diverged seeds (`seed_status == "diverged"`) are left out of every aggregate and counted in
 `seeds_diverged`; a row whose seeds all diverged is kept, with no score, status "diverged".
