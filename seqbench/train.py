@@ -250,6 +250,18 @@ def shard_state(state: TrainState, mesh: Mesh) -> TrainState:
     return jax.device_put(state, TrainState(*([per_seed] * 5), NamedSharding(mesh, P())))
 
 
+def start_state(config: Config, model, tx) -> tuple[Mesh | None, TrainState, jax.Array]:
+    """(mesh, state, seed_keys) at step 0: the mesh is None on one device; with several, the
+    state and the per-seed keys are placed on it (`device_mesh`, `shard_state`)."""
+    state = init_state(config, model, tx)
+    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
+    if jax.device_count() == 1:
+        return None, state, seed_keys
+    mesh = device_mesh(config)
+    return (mesh, shard_state(state, mesh),
+            jax.device_put(seed_keys, NamedSharding(mesh, P("seed"))))
+
+
 def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None):
     """The jitted `train_step(state, seed_keys) -> (state, metrics)`, vmapped over seeds.
 
@@ -316,14 +328,10 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     if writer:
         results.write_json(os.path.join(workdir, "config.json"), config_json)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    mesh = device_mesh(config) if jax.device_count() > 1 else None
     tx = optimizer(config)
-    state = init_state(config, model, tx)
-    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
+    mesh, state, seed_keys = start_state(config, model, tx)
     if mesh is not None:
         print(f"devices: {dict(mesh.shape)} (seeds x batch rows)", flush=True)
-        state = shard_state(state, mesh)
-        seed_keys = jax.device_put(seed_keys, NamedSharding(mesh, P("seed")))
     train_step = make_train_step(config, task, model, tx, mesh)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
     restored = checkpointer.restore(state)

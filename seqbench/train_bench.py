@@ -115,11 +115,11 @@ def time_runners(runners: Sequence[Runner], repeats: int) -> list[Timing]:
 
 
 def seqbench_runner(config: train.Config, task, model) -> Runner:
-    """`train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds)."""
+    """`train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds), placed on
+    the local devices as `train.run` places it."""
     tx = train.optimizer(config)
-    state = train.init_state(config, model, tx)
-    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
-    step = train.make_train_step(config, task, model, tx)
+    mesh, state, seed_keys = train.start_state(config, model, tx)
+    step = train.make_train_step(config, task, model, tx, mesh)
     tokens = config.seeds * config.batch_size * task.seq_len(config.train_length)
     return Runner(step, state, seed_keys, tokens)
 
