@@ -45,12 +45,21 @@ def seeds_text(row: dict) -> str:
     return f"{row['seeds']}" + (f" ({diverged} diverged)" if diverged else "")
 
 
+def setting_text(field: str, value) -> str:
+    """One distinct setting as a label shows it: `field=value`; a post-training source as
+    "post-trained from HASH" (its row's config hash, shortened), and nothing when the row was
+    not post-trained."""
+    if field == "post_trained_from":
+        return f"post-trained from {value[:8]}" if value else ""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return f"{field}={text}"
+
+
 def row_label(row: dict) -> str:
     """The cell, then [the settings that tell it from the task's other rows of that cell], then
     [the code-version/test-set variant], e.g. "mamba [initial_state=noise]"."""
-    settings = ", ".join(
-        f"{field}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
-        for field, value in row["distinct_settings"].items())
+    settings = ", ".join(filter(None, (setting_text(field, value)
+                                       for field, value in row["distinct_settings"].items())))
     return row["cell"] + "".join(f" [{part}]" for part in (settings, row["variant"]) if part)
 
 
@@ -98,8 +107,11 @@ def plots(rows: list[dict]) -> dict[str, Plot]:
 
 
 def plot(task: str, rows: list[dict]) -> Plot:
-    fig = Figure(figsize=(8, 3.8), dpi=100, layout="constrained")
+    # The legend goes below the axes (labels can be long), so the figure grows with the rows.
+    fig = Figure(figsize=(8, 3.4 + 0.17 * (len(rows) + 1)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
+    if len(rows) > 10:  # the default cycle has 10 colours: no two curves share one up to 20
+        ax.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)
     lengths = set()
     for row in rows:
         points = [e for e in row["per_length"] if e["accuracy"]["n"]]
@@ -119,7 +131,7 @@ def plot(task: str, rows: list[dict]) -> Plot:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(lengths), [str(n) for n in sorted(lengths)])
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no seed converged", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(-0.02, 1.02)

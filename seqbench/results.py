@@ -32,9 +32,12 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 # Left out of a run's config hash: fields that change how a run is logged or saved, not its
-# numbers, and the seeds, so that runs of one configuration with other seeds merge in the
-# leaderboard (which drops exact duplicates: same hash and same `seed`).
-UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds")
+# numbers; the seeds, so that runs of one configuration with other seeds merge in the
+# leaderboard (which drops exact duplicates: same hash and same `seed`); and `init_from`, the
+# folder a post-training run started from, whose config hash the hashed `post_trained_from`
+# holds instead (`train.config_json`).
+UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds",
+                   "init_from")
 
 
 def hashed_fields(config_json: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,9 @@ so a bad run fails the sweep before anything is spent. A run whose folder alread
 `result.json` of the same configuration (same `config_hash`, base seed and seed count: the
 leaderboard's notion of identical) is skipped, so an interrupted sweep resumes where it stopped;
 a run interrupted mid-training resumes from its checkpoints (`train.run`). A folder holding a
-different configuration is an error, never overwritten. One progress line per run:
-`[i/n] NAME: score S (mean over seeds), T s` (or `skipped, already done`).
+different configuration is an error, never overwritten. A run may post-train another run of the
+sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it). One progress
+line per run: `[i/n] NAME: score S (mean over seeds), T s` (or `skipped, already done`).
 
 Bad input (no such file, no get_config/get_sweep, a run without a name, duplicate names, unknown
 Config fields, an invalid configuration, a folder of another configuration): exit status 2 and
@@ -31,6 +32,7 @@ run saved its checkpoint; rerunning the command resumes it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -104,13 +106,14 @@ def read_json(path: str) -> dict[str, Any] | None:
         return None
 
 
-def finished(workdir: str, config: train.Config) -> dict[str, Any] | None:
-    """The folder's result record when it is this configuration's, else None.
+def finished(workdir: str, config_json: dict[str, Any]) -> dict[str, Any] | None:
+    """The folder's result record when it is the run of `config_json` (`train.config_json`),
+    else None.
 
     Raises ValueError when the folder holds a run (config.json or result.json) of another
     configuration: resuming its checkpoints would mix two runs.
     """
-    want = identity(config.to_json())
+    want = identity(config_json)
     record = read_json(os.path.join(workdir, "result.json"))
     if record is not None and isinstance(record.get("config"), dict):
         if identity(record["config"]) == want:
@@ -134,15 +137,61 @@ def progress(index: int, total: int, name: str, record: dict | None, seconds: fl
            f"{seconds:.1f} s"
 
 
-def check(runs: list[tuple[str, train.Config]], root: str) -> None:
-    """Builds every configuration and checks every folder; raises ValueError on the first bad
-    one, so a sweep fails before anything is spent."""
+Run = tuple[str, train.Config, dict[str, Any]]  # name, config, its `train.config_json`
+
+
+def resolve(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
+    """Every run with its `train.config_json`; an `init_from` that is a run name (no "/")
+    becomes the folder `root/NAME`.
+
+    A post-training run whose source is a run of this sweep must come after it (the source's
+    config is then known before it has run); a source left out (by --only) or given as a path
+    must have finished. Raises ValueError naming the run and the problem."""
+    order = [name for name, _ in runs]
+    known: dict[str, dict[str, Any]] = {}
+    out = []
+    for name, config in runs:
+        source_json = None
+        if config.init_from and "/" not in config.init_from:
+            source = config.init_from
+            if source in order and source not in known:
+                raise ValueError(f"run {name!r}: init_from={source!r} must name a run listed "
+                                 f"before it")
+            config = dataclasses.replace(config, init_from=os.path.join(root, source))
+            if source in known:
+                train.check_post_train(config, known[source])
+                source_json = known[source]
+        try:
+            known[name] = train.config_json(config, source_json)
+        except ValueError as e:
+            raise ValueError(f"run {name!r}: {e}") from None
+        out.append((name, config, known[name]))
+    return out
+
+
+def check(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
+    """Builds every configuration, resolves post-training sources (`resolve`) and checks every
+    folder; raises ValueError on the first bad one, so a sweep fails before anything is spent.
+    Returns the resolved runs."""
     for name, config in runs:
         try:
             train.build(config)
         except (ValueError, TypeError) as e:
             raise ValueError(f"run {name!r}: {e}") from None
-        finished(os.path.join(root, name), config)
+    resolved = resolve(runs, root)
+    to_run = set()
+    for name, config, config_json in resolved:
+        workdir = os.path.join(root, name)
+        if finished(workdir, config_json) is not None:
+            continue
+        to_run.add(os.path.normpath(workdir))
+        started = os.path.exists(os.path.join(workdir, "checkpoints"))
+        if config.init_from and not started and os.path.normpath(config.init_from) not in to_run:
+            try:  # a finished source: post-training needs its final checkpoint
+                train.check_source_checkpoint(config, train.source_record(config))
+            except ValueError as e:
+                raise ValueError(f"run {name!r}: {e}") from None
+    return resolved
 
 
 def sweep(runs: list[tuple[str, train.Config]], root: str,
@@ -152,11 +201,11 @@ def sweep(runs: list[tuple[str, train.Config]], root: str,
     `check`s everything first. Returns None when a run was stopped by a signal (its checkpoint
     saved; rerun to resume).
     """
-    check(runs, root)
+    resolved = check(runs, root)
     records = []
-    for index, (name, config) in enumerate(runs, 1):
+    for index, (name, config, config_json) in enumerate(resolved, 1):
         workdir = os.path.join(root, name)
-        record = finished(workdir, config)
+        record = finished(workdir, config_json)
         if record is not None:
             log(progress(index, len(runs), name, record, None))
             records.append(record)
@@ -201,12 +250,12 @@ def main(argv):
             runs = [(name, config) for name, config in runs if FLAGS.only in name]
             if not runs:
                 raise ValueError(f"--only={FLAGS.only!r} matches no run; runs: {names}")
-        check(runs, FLAGS.runs)
+        resolved = check(runs, FLAGS.runs)
     except (ValueError, TypeError) as e:
         fail(str(e))
     if FLAGS.dry_run:
-        for name, config in runs:
-            done = finished(os.path.join(FLAGS.runs, name), config) is not None
+        for name, config, config_json in resolved:
+            done = finished(os.path.join(FLAGS.runs, name), config_json) is not None
             print(f"{name}: {config.cell} on {config.task} ({'done' if done else 'to run'})")
         return
     if sweep(runs, FLAGS.runs) is None:

@@ -14,7 +14,8 @@ The flow, readable top to bottom:
    every device. A seed whose loss or gradient stops being finite is frozen at its last good
    parameters and marked diverged; the others go on. Lengths: fixed, uniform in
    [min_train_length, train_length] per sequence, or increasing; all padded to one bucket (one
-   compilation).
+   compilation). With `init_from=RUN` the models start from another finished run's final
+   parameters instead of fresh ones (post-training, `post_train_start`).
 3. Every `log_every` steps a metrics line (stdout and `metrics.jsonl`); checkpoints every
    `checkpoint_every` steps and on SIGTERM/SIGINT; a rerun resumes.
 4. `evaluate.length_grid` scores every seed at every evaluation length from the zero state.
@@ -81,6 +82,9 @@ class Config:
     initial_state: str = "zero"  # training-time intervention: one of interventions.INITIAL_STATES
     initial_state_std: float = 1.0  # std of the "noise" intervention
     tbptt: int = 0  # truncated BPTT: stop the gradient at the state every K steps (0: off)
+    # post-training: a finished run's folder whose final parameters this run starts from
+    # ("": fresh parameters); see `post_train_start`
+    init_from: str = ""
     precision: str = "float32"  # "bfloat16": bf16 parameters/activations, fp32 state/optimiser
     eval_lengths: tuple = ()  # () = evaluate.default_lengths(task, train_length)
     eval_size: int = 256  # sequences per evaluation length
@@ -137,6 +141,92 @@ def build(config: Config):
         raise ValueError(f"initial_state={config.initial_state!r} and tbptt need a recurrent "
                          f"state; {config.cell!r} is attention: use initial_state='zero', tbptt=0")
     return cell, task, model_for(cell, task, config)
+
+
+# ---------------------------------------------------------------------------- post-training
+
+# Fields a post-training run must share with the run it starts from: the same models (structure
+# and task vocabularies) and the same seeds, so that seed i continues seed i.
+POST_TRAIN_SHARED = ("cell", "cell_hparams", "task", "task_hparams", "width", "depth", "seed",
+                     "seeds")
+
+
+def check_post_train(config: Config, source_json: dict[str, Any]) -> None:
+    """Raises ValueError when the run recorded as `source_json` (a `config_json`) is not one
+    `config` can post-train: fields of `POST_TRAIN_SHARED` differ (both values named)."""
+    mine = config.to_json()
+    differ = [f"{name}={source_json.get(name)!r} there, {mine[name]!r} here"
+              for name in POST_TRAIN_SHARED if source_json.get(name) != mine[name]]
+    if differ:
+        raise ValueError(f"init_from: {config.init_from!r} is another model; post-training keeps "
+                         f"{list(POST_TRAIN_SHARED)}, but {'; '.join(differ)}")
+
+
+def source_record(config: Config) -> dict[str, Any]:
+    """The `result.json` of the finished run `config.init_from`, checked against `config`.
+
+    Raises ValueError naming the problem: no finished run there, or another model
+    (`check_post_train`)."""
+    try:
+        with open(os.path.join(config.init_from, "result.json")) as f:
+            record = json.load(f)
+        source_json = record["config"]
+        record["steps_run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"init_from: {config.init_from!r} holds no finished run (no readable "
+                         f"result.json); give the folder of a run that has finished") from None
+    check_post_train(config, source_json)
+    return record
+
+
+def check_source_checkpoint(config: Config, record: dict[str, Any]) -> None:
+    """Raises ValueError unless the run `config.init_from` (whose `result.json` is `record`)
+    still holds the checkpoint of its final step, which post-training starts from."""
+    final = os.path.join(config.init_from, "checkpoints", str(record["steps_run"]))
+    if not os.path.isdir(final):
+        raise ValueError(f"init_from: {config.init_from!r} has no checkpoint of its final step "
+                         f"{record['steps_run']} (checkpoints are not committed with results): "
+                         f"rerun that run, then post-train it")
+
+
+def config_json(config: Config, source_json: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`config.to_json()` as a run records it: a post-training run adds `post_trained_from`,
+    the config hash of the run it started from (`source_json`, read from `config.init_from`
+    when not given), so that its own hash says what it started from, not where that folder
+    lies (`init_from`, the path, is left out of the hash)."""
+    out = config.to_json()
+    if config.init_from:
+        if source_json is None:
+            source_json = source_record(config)["config"]
+        out["post_trained_from"] = results.config_hash(results.hashed_fields(source_json))
+    return out
+
+
+def post_train_start(config: Config, state: TrainState) -> TrainState:
+    """`state` (step 0 of `config`) with the final parameters of the run `config.init_from`.
+
+    Post-training (Buitrago Ruiz & Gu 2025, "Understanding and Improving Length Generalization
+    in Recurrent Models": a short phase of training with an initial-state intervention
+    after normal training). Only the parameters carry over, and the seeds' divergence marks (a
+    seed that diverged there stays frozen here); the optimiser state, its schedule (warm-up and
+    cosine decay over `config.steps`) and the intervention's carry start afresh.
+    Raises ValueError when the run's newest readable checkpoint is not its final step."""
+    record = source_record(config)
+    check_source_checkpoint(config, record)
+    fields = {name: value for name, value in record["config"].items()
+              if name in Config.__dataclass_fields__}
+    source = config_from_fields(fields)
+    _, _, source_model = build(source)
+    like = init_state(source, source_model, optimizer(source))
+    checkpointer = Checkpointer(os.path.join(config.init_from, "checkpoints"))
+    restored = checkpointer.restore(like)
+    checkpointer.close()
+    if restored is None or restored[0] != record["steps_run"]:
+        found = "none" if restored is None else f"step {restored[0]}"
+        raise ValueError(f"init_from: {config.init_from!r} ended at step {record['steps_run']} "
+                         f"but its newest readable checkpoint is {found}")
+    final = restored[1]
+    return state._replace(params=final.params, alive=final.alive, diverged_at=final.diverged_at)
 
 
 def model_for(cell, task, config: Config) -> models.Model:
@@ -324,9 +414,9 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     cell, task, model = build(config)
     writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    config_json = config.to_json()
+    record_config = config_json(config)
     if writer:
-        results.write_json(os.path.join(workdir, "config.json"), config_json)
+        results.write_json(os.path.join(workdir, "config.json"), record_config)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     tx = optimizer(config)
     mesh, state, seed_keys = start_state(config, model, tx)
@@ -338,11 +428,14 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     first_step = 1
     if restored is not None:
         first_step, state = restored[0] + 1, restored[1]
-        if mesh is not None:
-            state = shard_state(state, mesh)
         if writer:
             _drop_metrics_after(metrics_path, restored[0])
         print(f"resumed from the checkpoint at step {restored[0]}", flush=True)
+    elif config.init_from:
+        state = post_train_start(config, state)
+        print(f"post-training from the final parameters of {config.init_from}", flush=True)
+    if mesh is not None and (restored is not None or config.init_from):
+        state = shard_state(state, mesh)
 
     start = time.perf_counter()
     compiled = train_step.lower(state, seed_keys).compile()
@@ -404,8 +497,8 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         "family": cell.family,
         "task": config.task,
         "task_group": task.group,
-        "config": config_json,
-        "config_hash": results.config_hash(results.hashed_fields(config_json)),
+        "config": record_config,
+        "config_hash": results.config_hash(results.hashed_fields(record_config)),
         "seeds": config.seeds,
         "steps_run": step,
         "per_length": {str(n): v for n, v in per_length.items()},
@@ -489,6 +582,9 @@ def define_flags() -> None:
     flags.DEFINE_string("task", defaults.task, "Task name.")
     flags.DEFINE_string("cell_hparams", "{}", "Extra cell hyperparameters as JSON.")
     flags.DEFINE_string("task_hparams", "{}", "Task difficulty settings as JSON.")
+    flags.DEFINE_string("init_from", defaults.init_from, "Post-train: start from the final "
+                        "parameters of the finished run in this folder (same cell, task, width, "
+                        "depth, seed and seeds).")
     for name in ("width", "depth", "train_length", "min_train_length", "steps", "batch_size",
                  "seeds", "seed", "warmup_steps", "tbptt", "eval_size", "log_every",
                  "checkpoint_every", "keep_checkpoints"):
@@ -573,6 +669,8 @@ def main(argv):
     try:
         config = config_from_flags()
         build(config)  # every check that can fail runs before anything compiles
+        if config.init_from and not os.path.exists(os.path.join(FLAGS.workdir, "checkpoints")):
+            check_source_checkpoint(config, source_record(config))
     except (ValueError, TypeError) as e:
         fail(str(e))
     if run(config, FLAGS.workdir) is None:

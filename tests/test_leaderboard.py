@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from seqbench import leaderboard, results
+from seqbench import leaderboard, leaderboard_html, results
 
 TRAIN_LENGTH = 4
 FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
@@ -331,3 +331,13 @@ def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
                         ("lru", "aaaaaaaaaaaa"): {}}
     table = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "| mamba [initial_state=noise] |" in table and "| lru |" in table
+
+
+def test_a_post_trained_row_is_labelled_by_its_source_s_hash():
+    post = {"cell": "mamba", "variant": "", "distinct_settings": {
+        "initial_state": "noise", "post_trained_from": "1e27aa380274", "steps": 150}}
+    base = {**post, "distinct_settings": {"initial_state": "noise", "post_trained_from": None,
+                                          "steps": 1500}}
+    assert leaderboard_html.row_label(post) == \
+        "mamba [initial_state=noise, post-trained from 1e27aa38, steps=150]"
+    assert leaderboard_html.row_label(base) == "mamba [initial_state=noise, steps=1500]"

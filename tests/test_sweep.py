@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -75,6 +76,32 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     changed = [(name, train.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
     with pytest.raises(ValueError, match="holds a result of another configuration"):
         sweep.sweep(changed, str(tmp_path / "runs"))
+
+
+def test_a_run_post_trains_an_earlier_run_of_its_sweep(tmp_path):
+    preset = write_preset(tmp_path, TINY.replace(
+        'dict(name="lru", cell="lru")',
+        'dict(name="lstm-noise", init_from="lstm", initial_state="noise", steps=1)'))
+    runs = sweep.load(preset)
+    lines = []
+    source, post = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    assert post["config"]["init_from"] == os.path.join(str(tmp_path / "runs"), "lstm")
+    assert post["config"]["post_trained_from"] == source["config_hash"]
+    # The config it was checked with before its source ran is the one it recorded: a rerun skips.
+    lines.clear()
+    sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    assert all("skipped, already done" in line for line in lines)
+    with pytest.raises(ValueError, match="run 'lstm-noise': init_from='lstm' must name a run "
+                                         "listed before it"):
+        sweep.check(runs[::-1], str(tmp_path / "other"))
+    # A fresh clone has results but no checkpoints: a finished post-training run is still
+    # recognised, one to redo fails before anything trains.
+    shutil.rmtree(tmp_path / "runs" / "lstm" / "checkpoints")
+    sweep.check(runs, str(tmp_path / "runs"))
+    shutil.rmtree(tmp_path / "runs" / "lstm-noise")
+    with pytest.raises(ValueError, match="run 'lstm-noise': init_from: .* has no checkpoint of "
+                                         "its final step 2"):
+        sweep.check(runs, str(tmp_path / "runs"))
 
 
 @pytest.mark.parametrize("body, message", [

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -54,6 +55,44 @@ def test_seeds_train_independently_and_deterministically(tiny_run, tmp_path):
     assert other["config_hash"] == first["config_hash"]
 
 
+def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tiny_run, tmp_path,
+                                                                              capsys):
+    """Post-training starts from the source's final parameters: with a learning rate of 0 the
+    models stay the source's, so every per-length loss and accuracy equals the source's (fresh
+    parameters would give other losses). Its hash names the source's config, not its folder;
+    a rerun after a crash resumes its own checkpoint, not the source."""
+    source, source_dir = tiny_run
+    post = tiny_config(init_from=str(source_dir), learning_rate=0.0, steps=2, checkpoint_every=1,
+                       initial_state="noise")
+    record = train.run(post, str(tmp_path / "post"))
+    assert record["per_length"] == source["per_length"]
+    assert record["config"]["post_trained_from"] == source["config_hash"]
+    assert record["config_hash"] != source["config_hash"]
+    # The same source in another folder: the same configuration.
+    copy = tmp_path / "copy"
+    shutil.copytree(source_dir, copy)
+    moved = dataclasses.replace(post, init_from=str(copy))
+    assert train.config_json(moved) == {**record["config"], "init_from": str(copy)}
+    # Crash after step 1: the rerun resumes from the post-training run's own checkpoint.
+    shutil.rmtree(tmp_path / "post" / "checkpoints" / "2")
+    os.remove(tmp_path / "post" / "result.json")
+    capsys.readouterr()
+    again = train.run(post, str(tmp_path / "post"))
+    assert "resumed from the checkpoint at step 1" in capsys.readouterr().out
+    assert again["per_length"] == record["per_length"]
+
+
+def test_post_training_refuses_an_unfinished_or_another_model(tiny_run, tmp_path):
+    _, source_dir = tiny_run
+    with pytest.raises(ValueError, match="holds no finished run"):
+        train.source_record(tiny_config(init_from=str(tmp_path)))
+    with pytest.raises(ValueError, match="width=8 there, 16 here; seeds=2 there, 3 here"):
+        train.source_record(tiny_config(init_from=str(source_dir), width=16, seeds=3))
+    # Other lengths, steps, interventions and optimiser settings are what post-training changes.
+    train.source_record(tiny_config(init_from=str(source_dir), train_length=12, steps=9,
+                                    initial_state="state_passing", learning_rate=1e-4))
+
+
 def test_attention_gets_a_cache_long_enough_for_evaluation(tmp_path):
     record = train.run(tiny_config(cell="attention", eval_lengths=(6, 40)), str(tmp_path))
     assert set(record["per_length"]) == {"6", "40"}
@@ -80,6 +119,7 @@ def test_default_eval_grid():
     (["--curriculum=sometimes"], "value should be one of <fixed|uniform|increasing>"),
     (["--task=mqar", "--eval_lengths=8"], "needs length >= 32"),
     (["--task_hparams=[1]"], "must be a JSON object"),
+    (["--init_from=no/such/run"], "init_from: 'no/such/run' holds no finished run"),
     ([], "--workdir is required"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path):
