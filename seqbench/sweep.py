@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import runpy
@@ -128,13 +129,19 @@ def finished(workdir: str, config_json: dict[str, Any]) -> dict[str, Any] | None
     return None
 
 
+def score_text(score: float | None) -> str:
+    """A run's mean score, or "n/a" when it has none: no evaluation length beyond training
+    (NaN in memory, null in result.json)."""
+    return "n/a" if score is None or math.isnan(score) else f"{score:.3f}"
+
+
 def progress(index: int, total: int, name: str, record: dict | None, seconds: float | None) -> str:
     """The one line printed per run."""
     head = f"[{index}/{total}] {name}:"
+    score = score_text(record["score_mean"])
     if seconds is None:
-        return f"{head} skipped, already done (score {record['score_mean']:.3f})"
-    return f"{head} score {record['score_mean']:.3f} (mean over {record['seeds']} seeds), " \
-           f"{seconds:.1f} s"
+        return f"{head} skipped, already done (score {score})"
+    return f"{head} score {score} (mean over {record['seeds']} seeds), {seconds:.1f} s"
 
 
 Run = tuple[str, train.Config, dict[str, Any]]  # name, config, its `train.config_json`

@@ -55,7 +55,9 @@ TINY = """
                     log_every=2)
 
     def get_sweep(arg=""):
-        return [dict(name="lstm"), dict(name="lru", cell="lru")]
+        return [dict(name="lstm"), dict(name="lru", cell="lru"),
+                dict(name="lstm-noise", init_from="lstm", initial_state="noise", steps=1,
+                     eval_lengths=(4,))]  # post-trains the first run
 """
 
 
@@ -63,34 +65,26 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     runs = sweep.load(write_preset(tmp_path, TINY))
     lines = []
     records = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
-    assert [r["cell"] for r in records] == ["lstm", "lru"]
-    assert lines[0].startswith("[1/2] lstm: score") and lines[1].startswith("[2/2] lru: score")
-    for name, record in zip(("lstm", "lru"), records):
+    assert [r["cell"] for r in records] == ["lstm", "lru", "lstm"]
+    assert lines[0].startswith("[1/3] lstm: score") and lines[1].startswith("[2/3] lru: score")
+    for name, record in zip(("lstm", "lru", "lstm-noise"), records):
         on_disk = json.loads((tmp_path / "runs" / name / "result.json").read_text())
         assert on_disk["config_hash"] == record["config_hash"]
+    # The post-training run's source resolved to the sweep's folder; its hash names the source.
+    post = records[2]["config"]
+    assert post["init_from"] == os.path.join(str(tmp_path / "runs"), "lstm")
+    assert post["post_trained_from"] == records[0]["config_hash"]
     lines.clear()
+    # A rerun skips every run, the post-training one included: the config it was checked with
+    # before its source ran is the one it recorded.
     again = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
-    assert all("skipped, already done" in line for line in lines)
+    assert len(lines) == 3 and all("skipped, already done" in line for line in lines)
+    assert lines[2].endswith("(score n/a)")  # evaluated at its training length only: no score
     # Another configuration in a finished folder is an error, never an overwrite.
     changed = [(name, train.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
     with pytest.raises(ValueError, match="holds a result of another configuration"):
         sweep.sweep(changed, str(tmp_path / "runs"))
-
-
-def test_a_run_post_trains_an_earlier_run_of_its_sweep(tmp_path):
-    preset = write_preset(tmp_path, TINY.replace(
-        'dict(name="lru", cell="lru")',
-        'dict(name="lstm-noise", init_from="lstm", initial_state="noise", steps=1)'))
-    runs = sweep.load(preset)
-    lines = []
-    source, post = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
-    assert post["config"]["init_from"] == os.path.join(str(tmp_path / "runs"), "lstm")
-    assert post["config"]["post_trained_from"] == source["config_hash"]
-    # The config it was checked with before its source ran is the one it recorded: a rerun skips.
-    lines.clear()
-    sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
-    assert all("skipped, already done" in line for line in lines)
     with pytest.raises(ValueError, match="run 'lstm-noise': init_from='lstm' must name a run "
                                          "listed before it"):
         sweep.check(runs[::-1], str(tmp_path / "other"))
