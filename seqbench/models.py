@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from seqbench import cells as cells_lib
-from seqbench.cells.base import Cell, lecun_normal, param_count
+from seqbench.cells.base import Cell, dense, lecun_normal, param_count
 
 RMS_EPS = 1e-6
 
@@ -49,8 +49,8 @@ def rms_norm(x, scale):
 
 
 def _mlp(params, x):
-    hidden = jax.nn.gelu(x @ params["w_gate"]) * (x @ params["w_up"])
-    return hidden @ params["w_down"]
+    hidden = jax.nn.gelu(dense(x, params["w_gate"])) * dense(x, params["w_up"])
+    return dense(hidden, params["w_down"])
 
 
 def build(
@@ -112,7 +112,7 @@ def build(
 
     def embed(params, inputs):
         if real_inputs:
-            return inputs.astype(jnp.float32) @ params["embed"]["w"] + params["embed"]["b"]
+            return dense(inputs.astype(jnp.float32), params["embed"]["w"]) + params["embed"]["b"]
         return jnp.take(params["embed"]["table"], inputs, axis=0)
 
     def run(params, state, inputs, cell_fn):
@@ -125,7 +125,7 @@ def build(
                 x = x + _mlp(block["mlp"], rms_norm(x, block["norm_mlp"]))
             new_state.append(block_state)
         head = params["head"]
-        return new_state, rms_norm(x, head["norm"]) @ head["w"] + head["b"]
+        return new_state, dense(rms_norm(x, head["norm"]), head["w"]) + head["b"]
 
     def apply(params, state, inputs):
         return run(params, state, inputs, cell.scan)

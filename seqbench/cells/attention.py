@@ -132,7 +132,7 @@ def make_attention(
         return AttentionState(cache, cache, jnp.zeros(batch_shape, jnp.int32))
 
     def heads(params, xs, weight):
-        return (xs @ params[weight]).reshape(*xs.shape[:-1], num_heads, head_dim)
+        return base.dense(xs, params[weight]).reshape(*xs.shape[:-1], num_heads, head_dim)
 
     def scan(params, state, xs):
         length = xs.shape[-2]
@@ -151,7 +151,7 @@ def make_attention(
         visible = jnp.arange(max_length) <= positions[..., None]  # (*B, T, L)
         weights = masked_softmax(scores, visible[..., None, :, :])  # (*B, N, T, L)
         out = jnp.einsum("...nts,...sne->...tne", weights, values)
-        ys = out.reshape(*xs.shape[:-1], d_hidden) @ params["w_o"]
+        ys = base.dense(out.reshape(*xs.shape[:-1], d_hidden), params["w_o"])
         return AttentionState(keys, values, state.position + length), ys
 
     def step(params, state, x_t):

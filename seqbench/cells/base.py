@@ -61,6 +61,18 @@ def state_floats(state: State) -> int:
     )
 
 
+def dense(x: jax.Array, w: jax.Array) -> jax.Array:
+    """x @ w over the last axis, computed as one 2-D matmul: (..., d_in) @ (d_in, d_out) ->
+    (..., d_out).
+
+    The same numbers as `x @ w`; the reason is speed. On a (B, T, d_in) input, `x @ w` is a
+    dot_general whose weight gradient contracts two axes (B and T), which XLA:CPU lays out with
+    transposed copies of the incoming gradient fused into the elementwise work before it:
+    flattening to (B·T, d_in) first made a GeGLU MLP's forward and backward 3.8× faster
+    (24.4 -> 6.4 ms at B = 32, T = 257, 64 -> 128 -> 64; BUILD_NOTES "Training throughput")."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+
+
 def complex64(real: jax.Array, imag: jax.Array) -> jax.Array:
     """real + i·imag as complex64, whatever the real dtype (bf16 parameters under mixed
     precision included): complex recurrences are always computed in single precision."""

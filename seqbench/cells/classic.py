@@ -72,7 +72,7 @@ def _build(*, name, d_hidden, hparams, init, state_type, project, recur, input_d
 
 def _affine_projection(params, x):
     """x W_x + b: (..., d_in) -> (..., G·H) for the G gate/candidate blocks of a cell."""
-    return x @ params["w_x"] + params["b"]
+    return base.dense(x, params["w_x"]) + params["b"]
 
 
 def _gated_params(key, d_in: int, d_hidden: int, blocks: int) -> dict:
@@ -243,7 +243,7 @@ def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
         dt_z = dt * jax.nn.sigmoid(p_1 + q_1)
         dt_y = dt * jax.nn.sigmoid(p_2 + q_2)
         z = (1.0 - dt_z) * state.z + dt_z * jnp.tanh(p_z + q_z)
-        y = (1.0 - dt_y) * state.y + dt_y * jnp.tanh(z @ params["w_zy"] + p_y)
+        y = (1.0 - dt_y) * state.y + dt_y * jnp.tanh(base.dense(z, params["w_zy"]) + p_y)
         return LEMState(y, z), y
 
     return _build(
@@ -334,14 +334,14 @@ def make_bilinear(
         return params
 
     def project(params, x):
-        u = {"bx": x @ params["w_in"]}
-        u["x"] = x @ params["w_xr"] if rank is not None else x
+        u = {"bx": base.dense(x, params["w_in"])}
+        u["x"] = base.dense(x, params["w_xr"]) if rank is not None else x
         return u
 
     def transition(params, x, h):
         """A(x) h for x (..., d_in) (or Xᵀx (..., R) in the low-rank form) and h (..., H)."""
         if rank is not None:
-            return (x * (h @ params["w_hr"])) @ params["w_rh"]
+            return base.dense(x * base.dense(h, params["w_hr"]), params["w_rh"])
         n_blocks, b = params["w"].shape[1], params["w"].shape[2]
         hb = h.reshape(*h.shape[:-1], n_blocks, b)
         return jnp.einsum("...k,knij,...nj->...ni", x, params["w"], hb).reshape(h.shape)

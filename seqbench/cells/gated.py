@@ -28,8 +28,8 @@ import jax.numpy as jnp
 
 import kernels
 from seqbench.cells.base import (
-    SCAN_IMPLS, Cell, check_bool, check_choice, check_int, complex64, lecun_normal, make_cell,
-    uniform_init,
+    SCAN_IMPLS, Cell, check_bool, check_choice, check_int, complex64, dense, lecun_normal,
+    make_cell, uniform_init,
 )
 
 FAMILY = "gated"
@@ -194,15 +194,15 @@ def make_mamba(
     def inputs(params, conv, xs):
         """xs (*B, T, d_in) -> u (*B, T, E), gate z or None, new conv buffer."""
         if not block:
-            return xs @ params["w_in"], None, None
-        x, z = jnp.split(xs @ params["w_in"], 2, axis=-1)
+            return dense(xs, params["w_in"]), None, None
+        x, z = jnp.split(dense(xs, params["w_in"]), 2, axis=-1)
         x, conv = _causal_conv(params["conv_w"], params["conv_b"], conv, x)
         return jax.nn.silu(x), z, conv
 
     def outputs(params, h, c, u, z):
         y = jnp.einsum("...en,...n->...e", h, c) + params["d"] * u
         if block:
-            y = (y * jax.nn.silu(z)) @ params["w_out"]
+            y = dense(y * jax.nn.silu(z), params["w_out"])
         return y
 
     def step(params, state, x_t):
@@ -226,10 +226,10 @@ def make_mamba(
 
 def _selective_ssm(params, u, negative_eigenvalues):
     """S6 coefficients for u (..., E): Ā, Δ B u of shape (..., E, N) and C (..., N)."""
-    dt = jax.nn.softplus((u @ params["w_r"]) @ params["w_dt"] + params["b_dt"])
+    dt = jax.nn.softplus(dense(dense(u, params["w_r"]), params["w_dt"]) + params["b_dt"])
     a = _signed(jnp.exp(dt[..., None] * -jnp.exp(params["a_log"])), negative_eigenvalues)
-    b = (dt * u)[..., None] * (u @ params["w_b"])[..., None, :]
-    return a, b, u @ params["w_c"]
+    b = (dt * u)[..., None] * dense(u, params["w_b"])[..., None, :]
+    return a, b, dense(u, params["w_c"])
 
 
 def _causal_conv(w, bias, buffer, x):
@@ -298,15 +298,15 @@ def make_rg_lru(
         }
 
     def coefficients(params, x):
-        r = jax.nn.sigmoid(x @ params["w_a"] + params["b_a"])
-        i = jax.nn.sigmoid(x @ params["w_x"] + params["b_x"])
+        r = jax.nn.sigmoid(dense(x, params["w_a"]) + params["b_a"])
+        i = jax.nn.sigmoid(dense(x, params["w_x"]) + params["b_x"])
         log_a = -c * r * jax.nn.softplus(-params["lam"])
         a = jnp.exp(log_a)
         if negative_eigenvalues:  # 1 - (2a - 1)² = 4 a (1 - a)
             a, norm = 2.0 * a - 1.0, 2.0 * _sqrt_bounded_grad(a * -jnp.expm1(log_a))
         else:
             norm = _sqrt_bounded_grad(-jnp.expm1(2.0 * log_a))
-        return a, norm * i * (x @ params["w_in"]), None
+        return a, norm * i * dense(x, params["w_in"]), None
 
     return _diagonal_cell(
         name=name, hparams=hparams, state_shape=(d_hidden,), state_dtype=jnp.float32, init=init,
@@ -380,7 +380,7 @@ def make_gateloop(
         return params
 
     def coefficients(params, x):
-        per_head = lambda w: (x @ params[w]).reshape(x.shape[:-1] + (heads, dim))
+        per_head = lambda w: dense(x, params[w]).reshape(x.shape[:-1] + (heads, dim))
         q, k, v = per_head("w_q"), per_head("w_k"), per_head("w_v")
         magnitude = _signed(jax.nn.sigmoid(per_head("w_m")), negative_eigenvalues)
         phase = per_head("w_theta")
@@ -390,7 +390,7 @@ def make_gateloop(
 
     def readout(params, s, q):
         o = jnp.einsum("...hk,...hkv->...hv", q, jnp.real(s))
-        return o.reshape(o.shape[:-2] + (d_hidden,)) @ params["w_out"]
+        return dense(o.reshape(o.shape[:-2] + (d_hidden,)), params["w_out"])
 
     return _diagonal_cell(
         name=name, hparams=hparams, state_shape=(heads, dim, dim), state_dtype=jnp.complex64,
@@ -425,8 +425,8 @@ def make_mingru(
     )
 
     def coefficients(params, x):
-        z = jax.nn.sigmoid(x @ params["w_z"] + params["b_z"])
-        h_tilde = x @ params["w_h"] + params["b_h"]
+        z = jax.nn.sigmoid(dense(x, params["w_z"]) + params["b_z"])
+        h_tilde = dense(x, params["w_h"]) + params["b_h"]
         return _signed(1.0 - z, negative_eigenvalues), z * h_tilde, None
 
     return _min_rnn(name, hparams, ("z", "h"), coefficients)
@@ -455,9 +455,9 @@ def make_minlstm(
     )
 
     def coefficients(params, x):
-        f = jax.nn.sigmoid(x @ params["w_f"] + params["b_f"])
-        i = jax.nn.sigmoid(x @ params["w_i"] + params["b_i"])
-        h_tilde = x @ params["w_h"] + params["b_h"]
+        f = jax.nn.sigmoid(dense(x, params["w_f"]) + params["b_f"])
+        i = jax.nn.sigmoid(dense(x, params["w_i"]) + params["b_i"])
+        h_tilde = dense(x, params["w_h"]) + params["b_h"]
         return _signed(f / (f + i), negative_eigenvalues), i / (f + i) * h_tilde, None
 
     return _min_rnn(name, hparams, ("f", "i", "h"), coefficients)

@@ -103,7 +103,7 @@ def _init_projections(key, d_in, d_hidden, num_heads, d_key, d_value):
 
 def _heads(x, w, num_heads):
     """x @ w split into heads: (..., d_in) -> (..., H, F/H)."""
-    y = x @ w
+    y = base.dense(x, w)
     return y.reshape(y.shape[:-1] + (num_heads, y.shape[-1] // num_heads))
 
 
@@ -114,7 +114,7 @@ def _head_major(x):
 
 def _merge_heads(o, w_o):
     """(..., H, V) -> (..., d_hidden)."""
-    return o.reshape(o.shape[:-2] + (-1,)) @ w_o
+    return base.dense(o.reshape(o.shape[:-2] + (-1,)), w_o)
 
 
 def _rms_norm(o):
@@ -436,12 +436,12 @@ def make_gla(
         q = _heads(x, params["w_q"], heads) / math.sqrt(key_dim)
         k = _heads(x, params["w_k"], heads)
         v = _heads(x, params["w_v"], heads)
-        logits = (x @ params["w_a1"]) @ params["w_a2"] + params["b_a"]
+        logits = base.dense(base.dense(x, params["w_a1"]), params["w_a2"]) + params["b_a"]
         log_alpha = jax.nn.log_sigmoid(logits.reshape(k.shape)) / gate_tau
         return q, k, v, log_alpha
 
     def output(params, o, x):
-        gate = jax.nn.silu((x @ params["w_r"] + params["b_r"]).reshape(o.shape))
+        gate = jax.nn.silu((base.dense(x, params["w_r"]) + params["b_r"]).reshape(o.shape))
         return _merge_heads(gate * norm(o), params["w_o"])
 
     def step(params, state, x_t):
@@ -622,7 +622,7 @@ def make_deltanet(
     def features(params, x):
         q = _l2_normalise(_heads(x, params["w_q"], heads))
         k = _l2_normalise(_heads(x, params["w_k"], heads))
-        beta = jax.nn.sigmoid(x @ params["w_beta"] + params["b_beta"])
+        beta = jax.nn.sigmoid(base.dense(x, params["w_beta"]) + params["b_beta"])
         return q, k, _heads(x, params["w_v"], heads), beta * (2.0 if negative_eigenvalues else 1.0)
 
     def output(params, o):

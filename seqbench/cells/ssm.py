@@ -225,7 +225,7 @@ def make_s4d(
         return a.reshape(-1), b_scale
 
     def drive(params, b_scale, x):
-        u = x @ params["W_in"]  # (..., H)
+        u = base.dense(x, params["W_in"])  # (..., H)
         b = b_scale * u[..., None]  # (..., H, modes)
         return b.reshape(u.shape[:-1] + (-1,)), u
 
@@ -362,11 +362,11 @@ def make_s5(
         return a, _complex(params, "B") * b_scale  # B̄: (d_in, P/2)
 
     def drive(params, b_bar, x):
-        return x @ b_bar, x
+        return base.dense(x, b_bar), x
 
     def readout(params, h, x):
-        y = h.real @ params["C_re"] - h.imag @ params["C_im"]
-        return 2 * y + x @ params["D"]
+        y = base.dense(h.real, params["C_re"]) - base.dense(h.imag, params["C_im"])
+        return 2 * y + base.dense(x, params["D"])
 
     return _diagonal_cell(
         name=cell, d_hidden=d_hidden, hparams=hparams, init=init_fn, discretize=discretize,
@@ -508,11 +508,12 @@ def make_lru(
         return base.complex64(r * jnp.cos(theta), r * jnp.sin(theta)), None
 
     def drive(params, _, x):
-        bx = base.complex64(x @ params["B_re"], x @ params["B_im"])
+        bx = base.complex64(base.dense(x, params["B_re"]), base.dense(x, params["B_im"]))
         return jnp.exp(params["gamma_log"]) * bx, x
 
     def readout(params, h, x):
-        return h.real @ params["C_re"] - h.imag @ params["C_im"] + x @ params["D"]
+        return (base.dense(h.real, params["C_re"]) - base.dense(h.imag, params["C_im"])
+                + base.dense(x, params["D"]))
 
     return _diagonal_cell(
         name=cell, d_hidden=d_hidden, hparams=hparams, init=init_fn, discretize=discretize,
