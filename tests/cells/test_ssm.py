@@ -149,12 +149,31 @@ def ref_lru(p, xs, h0, *, parameterization, negative):
 # ----------------------------------------------------------------------------- S4D
 
 
+@pytest.mark.parametrize("scan_impl", ["conv", "sequential"])
 @pytest.mark.parametrize("init", ["lin", "inv", "real"])
-def test_s4d_matches_reference(init):
-    cell = ssm.make_s4d(d_hidden=D_HIDDEN, d_state=D_STATE, init=init)
+def test_s4d_matches_reference(init, scan_impl):
+    cell = ssm.make_s4d(d_hidden=D_HIDDEN, d_state=D_STATE, init=init, scan_impl=scan_impl)
     params = fresh_params(cell, seed=1)
     ref = lambda p, xs, h0: ref_s4d(p, xs, h0, complex_modes=init != "real", negative=False)[:2]
     run_against(cell, params, ref)
+
+
+@pytest.mark.parametrize("init", ["lin", "real"])
+def test_s4d_convolution_view_matches_reference_over_a_long_sequence(init):
+    """300 steps from a random state, slow modes (Δ down to 1e-3) and fast ones: the FFT
+    convolution, the h0 term and the final state stay at fp32 accuracy (1e-5 of the largest
+    reference value; measured about 1e-6)."""
+    cell = ssm.make_s4d(d_hidden=D_HIDDEN, d_state=D_STATE, init=init, dt_min=1e-3, dt_max=0.5)
+    params = fresh_params(cell, seed=3, noise=0.1)
+    rng = np.random.default_rng(4)
+    xs = jnp.asarray(rng.normal(size=(BATCH, 300, D_IN)), jnp.float32)
+    h0 = random_state(cell, params, 5)
+    h_last, ys = jax.jit(cell.scan)(params, h0, xs)
+    p = to_numpy(params)
+    ys_ref, h_ref, _ = ref_s4d(p, np.asarray(xs, np.float64), np.asarray(h0),
+                               complex_modes=init != "real", negative=False)
+    assert_close(ys, ys_ref)
+    assert_close(h_last, h_ref)
 
 
 def test_s4d_negative_eigenvalues_matches_reference_and_goes_negative():
