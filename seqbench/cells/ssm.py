@@ -136,8 +136,9 @@ def causal_conv(u: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _s4d_conv_scan(a, b_scale, c, factor, d, h0, u):
-    """The S4D scan computed in S4D's convolution view (Gu, Goel, Ré 2022, "Efficiently Modeling
-    Long Sequences with Structured State Spaces", Sec. 3.3; S4D Sec. 2) instead of step by step.
+    """The S4D scan computed in the convolution view the S4 papers train with (Gu, Goel, Ré 2022,
+    "Efficiently Modeling Long Sequences with Structured State Spaces"; S4D) instead of step by
+    step.
 
     Per channel h and mode n, h_t = a h_{t−1} + B̄ u_t unrolls to
         h_t = a^{t+1} h_{−1} + Σ_{s ≤ t} a^{t−s} B̄ u_s,
@@ -146,7 +147,8 @@ def _s4d_conv_scan(a, b_scale, c, factor, d, h0, u):
         h_{T−1} = a^T h_{−1} + B̄ Σ_s a^{T−1−s} u_s.
     The convolution is an FFT (`causal_conv`), the other two are matmuls over time, so the
     (B, T, H, modes) states are never formed: the recurrent scan forms and stores them for the
-    backward pass, which made S4D the slowest cell by 3× (BUILD_NOTES "Training throughput").
+    backward pass, which made S4D the slowest cell, 1.8× behind the next (BUILD_NOTES "Cells:
+    scan vs step speed").
     The powers a^1..a^T are a cumulative product, as exact as the recurrence's multiplications.
 
     a, b_scale, c: (H, modes); factor: 2 (conjugate pairs) or 1 (real modes); d: (H,);
