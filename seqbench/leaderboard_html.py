@@ -106,6 +106,17 @@ def plots(rows: list[dict]) -> dict[str, Plot]:
             for task in sorted({row["task"] for row in rows})}
 
 
+def tick_labels(lengths: list[int], min_ratio: float = 1.2) -> list[str]:
+    """Labels for ticks at the sorted `lengths` on a log axis: a length within `min_ratio` of
+    the last labelled one stays unlabelled (40 and 41 would print on top of each other)."""
+    labels, last = [], None
+    for n in lengths:
+        show = last is None or n >= last * min_ratio
+        labels.append(str(n) if show else "")
+        last = n if show else last
+    return labels
+
+
 def plot(task: str, rows: list[dict]) -> Plot:
     # The legend goes below the axes (labels can be long), so the figure grows with the rows.
     fig = Figure(figsize=(8, 3.4 + 0.17 * (len(rows) + 1)), dpi=100, layout="constrained")
@@ -129,7 +140,7 @@ def plot(task: str, rows: list[dict]) -> Plot:
                    label="training length" if i == 0 else None)
     if lengths:
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(lengths), [str(n) for n in sorted(lengths)])
+        ax.set_xticks(sorted(lengths), tick_labels(sorted(lengths)))
         ax.xaxis.set_minor_locator(NullLocator())
         fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     else:

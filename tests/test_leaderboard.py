@@ -341,3 +341,9 @@ def test_a_post_trained_row_is_labelled_by_its_source_s_hash():
     assert leaderboard_html.row_label(post) == \
         "mamba [initial_state=noise, post-trained from 1e27aa38, steps=150]"
     assert leaderboard_html.row_label(base) == "mamba [initial_state=noise, steps=1500]"
+
+
+def test_close_lengths_share_one_tick_label():
+    assert leaderboard_html.tick_labels([10, 40, 41, 60, 100, 200, 500]) == \
+        ["10", "40", "", "60", "100", "200", "500"]
+    assert leaderboard_html.tick_labels([32, 64, 128]) == ["32", "64", "128"]
