@@ -208,7 +208,8 @@ def post_train_start(config: Config, state: TrainState) -> TrainState:
     Post-training (Buitrago Ruiz & Gu 2025, "Understanding and Improving Length Generalization
     in Recurrent Models": a short phase of training with an initial-state intervention
     after normal training). Only the parameters carry over, and the seeds' divergence marks (a
-    seed that diverged there stays frozen here); the optimiser state, its schedule (warm-up and
+    seed that diverged there stays frozen here, its `diverged_at_step` counting the source's
+    steps); the optimiser state, its schedule (warm-up and
     cosine decay over `config.steps`) and the intervention's carry start afresh.
     Raises ValueError when the run's newest readable checkpoint is not its final step."""
     record = source_record(config)
