@@ -192,12 +192,12 @@ def check(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
         if finished(workdir, config_json) is not None:
             continue
         to_run.add(os.path.normpath(workdir))
-        started = os.path.exists(os.path.join(workdir, "checkpoints"))
-        if config.init_from and not started and os.path.normpath(config.init_from) not in to_run:
-            try:  # a finished source: post-training needs its final checkpoint
-                train.check_source_checkpoint(config, train.source_record(config))
-            except ValueError as e:
-                raise ValueError(f"run {name!r}: {e}") from None
+        if config.init_from and os.path.normpath(config.init_from) in to_run:
+            continue  # its source trains earlier in this sweep
+        try:
+            train.check_post_train_start(config, workdir)
+        except ValueError as e:
+            raise ValueError(f"run {name!r}: {e}") from None
     return resolved
 
 

@@ -189,6 +189,14 @@ def check_source_checkpoint(config: Config, record: dict[str, Any]) -> None:
                          f"rerun that run, then post-train it")
 
 
+def check_post_train_start(config: Config, workdir: str) -> None:
+    """Raises ValueError when `config` would post-train (`init_from` set, `workdir` holding no
+    checkpoint of its own to resume) from a run that is unfinished, another model, or without
+    its final checkpoint: the checks a post-training run needs before anything compiles."""
+    if config.init_from and not os.path.exists(os.path.join(workdir, "checkpoints")):
+        check_source_checkpoint(config, source_record(config))
+
+
 def config_json(config: Config, source_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """`config.to_json()` as a run records it: a post-training run adds `post_trained_from`,
     the config hash of the run it started from (`source_json`, read from `config.init_from`
@@ -670,8 +678,7 @@ def main(argv):
     try:
         config = config_from_flags()
         build(config)  # every check that can fail runs before anything compiles
-        if config.init_from and not os.path.exists(os.path.join(FLAGS.workdir, "checkpoints")):
-            check_source_checkpoint(config, source_record(config))
+        check_post_train_start(config, FLAGS.workdir)
     except (ValueError, TypeError) as e:
         fail(str(e))
     if run(config, FLAGS.workdir) is None:
