@@ -8,7 +8,7 @@ runs or two machines score on identical data; its content hash is recorded. Para
 leading seed axis and are evaluated together with `vmap`. Every evaluation starts from the zero
 state (the interventions of Buitrago & Gu 2025 apply to training only).
 
-Recurrent cells (every family but "attention") are **streamed**: the T = `task.seq_len(n)` steps
+Recurrent cells (`Cell.recurrent`: a fixed-size state) are **streamed**: the T = `task.seq_len(n)` steps
 of a test sequence go through the model in pieces with the state carried between them (cells
 guarantee that scanning pieces equals scanning the whole), so memory does not grow with the
 length beyond the test set itself. The pieces (`schedule`) are 1, 1, 2, 4, ... while the total
@@ -16,7 +16,8 @@ doubles and stays below `chunk_size`, then `chunk_size` steps at a time, then th
 powers of two, largest first. Every step is a real one (no padding), so the state after each
 piece is exactly the state after that many steps; the piece sizes are `chunk_size` and powers
 of two below it, so a whole grid of lengths compiles at most log2(chunk_size) + 2 programs.
-Attention is evaluated whole, its KV cache sized to the time axis padded to the next power of two
+Attention (any cell whose state grows with time, `Cell.sized_for`) is evaluated whole, its KV
+cache sized to the time axis padded to the next power of two
 (>= 64, mask False after the real steps, so the causal model's scored outputs are unchanged):
 one program per power of two. A length whose estimate (`attention_eval_bytes`) exceeds
 `max_eval_bytes` is recorded as skipped instead of crashing.
@@ -54,7 +55,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqbench import cells, models
 from seqbench.tasks import Task
 
 EVAL_SEED = 1234
@@ -242,22 +242,12 @@ def attention_eval_bytes(model, seeds: int, size: int, steps: int) -> int:
                + rows * bucket * (16 * model.width + model.output_dim) * 4)
 
 
-def _attention_model(model, seed_params, task: Task, max_length: int):
-    """`model` rebuilt with its attention cells' KV cache holding `max_length` tokens (the
-    parameters do not depend on it)."""
-    block = seed_params["blocks"][0]
-    mlp_expand = block["mlp"]["w_up"].shape[-1] // model.width if "mlp" in block else 0
-    cell = cells.get(model.cell.name, **{**model.cell.hparams, "max_length": max_length})
-    return models.build(cell, input_dim=task.input_vocab, output_dim=model.output_dim,
-                        depth=model.depth, real_inputs=task.real_inputs, mlp_expand=mlp_expand)
-
-
 def _whole(model, vocab, seed_params, batch, task, compiled):
     """Per-seed (Σ loss·mask, hits per bin, norm positions, norms) of attention, whole."""
     size, steps = batch.mask.shape[:2]
     bucket = attention_bucket(steps)
     if bucket not in compiled:
-        wide = _attention_model(model, seed_params, task, bucket)
+        wide = model.with_cell(model.cell.sized_for(bucket))  # same parameters, longer state
 
         def whole(params, inputs, targets, mask, bins, positions):
             state, outputs = wide.apply(params, wide.initial_state(params, (size,)), inputs)
@@ -318,13 +308,13 @@ def length_grid(
         task.check_length(length)
     seeds = jax.tree_util.tree_leaves(seed_params)[0].shape[0]
     vocab = task.output_vocab
-    run = None if model.cell.family == "attention" else _streamer(model.apply, vocab)
+    run = _streamer(model.apply, vocab) if model.cell.recurrent else None
     compiled = {}  # attention: one jitted whole evaluation per bucket
     results = {}
     for length in lengths:
         start = time.perf_counter()
         steps = task.seq_len(int(length))
-        if model.cell.family == "attention":
+        if not model.cell.recurrent:
             need = attention_eval_bytes(model, seeds, size, steps)
             if need > max_eval_bytes:
                 reason = (f"attention at {steps} steps x {size} rows x {seeds} seeds needs "
@@ -336,7 +326,7 @@ def length_grid(
                     log(f"eval length {length}: skipped ({reason})")
                 continue
         batch, digest = task.test_set(length, size, seed=EVAL_SEED)
-        if model.cell.family == "attention":
+        if not model.cell.recurrent:
             sums = _whole(model, vocab, seed_params, batch, task, compiled)
         else:
             sums = _streamed(model, run, seed_params, batch, chunk_size)

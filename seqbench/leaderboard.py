@@ -6,13 +6,14 @@
 
 Every `result.json` under the `--runs` folders (recursively) is read and checked; a malformed,
 truncated or schema-incompatible one is reported on stderr ("skipped PATH: reason") and left
-out. Rows are keyed by (task, cell, config hash): runs with the same key merge as seeds (their
+out; so is one whose `config_hash` is not the hash of its own `config` (recomputed on
+reading). Rows are keyed by (task, cell, config hash): runs with the same key merge as seeds (their
 per-seed lists are concatenated). Runs of one key whose code version (`environment.seqbench`)
 or evaluation test sets (the per-length `test_set_hash`) differ are never merged silently: each
 (version, test sets) variant becomes its own row, marked with `conflict` naming what differs.
 
 The config hash leaves out the base seed and the seed count
-(`seqbench.results.UNHASHED_FIELDS`), so runs of one configuration with other `--seed`s merge;
+(the fields declared `hashed=False` in `seqbench.engine.config`), so runs of one configuration with other `--seed`s merge;
 a run repeating another's hash *and* seed trained identical models and is skipped as a
 duplicate (reported like a bad file). Each row keeps its `config` (the hashed fields) and its
 `distinct_settings`, the fields in which it differs from the other rows of its task and cell,
@@ -54,7 +55,7 @@ from typing import Any, Callable
 
 from absl import app, flags
 
-from seqbench import __version__, cli, results
+from seqbench import __version__, cli, engine, results
 from seqbench.leaderboard_html import page, plots, screenshot, slug, to_markdown
 
 SCHEMA_VERSION = 1  # of leaderboard.json
@@ -166,6 +167,13 @@ def check(record: Any) -> str | None:
         return "config.train_length is missing"
     if not isinstance(record["environment"].get("seqbench"), str):
         return "environment.seqbench (the code version) is missing"
+    try:
+        recomputed = engine.config_hash(record["config"])
+    except (ValueError, TypeError) as e:
+        return f"config is not a valid configuration ({e})"
+    if record["config_hash"] != recomputed:
+        return (f"config_hash {record['config_hash']!r} does not match its config (which "
+                f"hashes to {recomputed!r})")
     return None
 
 
@@ -288,7 +296,7 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
                        + ([variant] if variant else [])),
         "task": first["task"], "task_group": first["task_group"], "cell": first["cell"],
         "family": first["family"], "config_hash": first["config_hash"],
-        "config": results.hashed_fields(first["config"]), "variant": variant,
+        "config": engine.config.hashed_json(first["config"]), "variant": variant,
         "conflict": conflict, "code_version": first["environment"]["seqbench"],
         "train_length": train_length,
         "status": "diverged" if not any(ok) else "ok",

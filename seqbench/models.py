@@ -6,7 +6,12 @@
     MLP(x)   = W_down (GeLU(W_gate x) ⊙ (W_up x))         (gated MLP, expansion `mlp_expand`)
 
 The residual pre-norm layout is the one Griffin, Mamba and the LRU paper use around their
-recurrent layers, so that cells are compared inside the same body. The cell is any registered
+recurrent layers, so that cells are compared inside the same body. Each part can be switched
+off to build a paper's exact model: `norm=False` drops every RMSNorm, `residual=False` every
+skip connection, `mlp_expand=0` the MLPs, and `input_encoding="one_hot"` feeds one-hot tokens
+(or the raw features of real-valued inputs) straight to the first cell. The Chomsky-hierarchy
+models of Delétang et al. 2023 are `depth=1, mlp_expand=0, norm=False, residual=False,
+input_encoding="one_hot"`: one-hot tokens -> RNN/LSTM -> linear readout. The cell is any registered
 `seqbench.cells.Cell` with d_out = width; its state is carried per layer, so the whole model can
 be stepped token by token or scanned over a sequence, and the two agree.
 
@@ -26,6 +31,7 @@ from seqbench import cells as cells_lib
 from seqbench.cells.base import Cell, dense, lecun_normal, param_count
 
 RMS_EPS = 1e-6
+INPUT_ENCODINGS = ("embedding", "one_hot")
 
 
 class Model(NamedTuple):
@@ -39,6 +45,7 @@ class Model(NamedTuple):
     initial_state: Callable[[Any, tuple[int, ...]], list]
     apply: Callable[[Any, list, jax.Array], tuple[list, jax.Array]]  # whole sequence (scan)
     step: Callable[[Any, list, jax.Array], tuple[list, jax.Array]]  # one time step
+    with_cell: Callable[[Cell], "Model"]  # the same body around another cell of the same width
 
 
 def rms_norm(x, scale):
@@ -61,6 +68,9 @@ def build(
     depth: int = 2,
     real_inputs: bool = False,
     mlp_expand: int = 2,
+    norm: bool = True,
+    residual: bool = True,
+    input_encoding: str = "embedding",
 ) -> Model:
     """Stacks `depth` blocks of `cell` (width = cell.d_out) between an input and output layer.
 
@@ -71,30 +81,52 @@ def build(
       depth: number of residual blocks.
       real_inputs: inputs are (B, T, input_dim) floats, projected; otherwise embedded tokens.
       mlp_expand: hidden width of the gated MLP, as a multiple of the width (0: no MLP).
+      norm: RMSNorm before every cell, MLP and the head.
+      residual: skip connections around every cell and MLP.
+      input_encoding: "embedding" (a learned table; real inputs: a learned projection) or
+        "one_hot" (one-hot tokens; real inputs: the raw features) fed to the first cell, whose
+        input is then input_dim wide; needs residual=False (no skip across the widths).
 
-    Parameters: input (input_dim·W [+ W bias when real]) + depth·(cell + 2W norms + 3·e·W² MLP)
-    + W final norm + W·output_dim + output_dim head.
+    Parameters: input (input_dim·W [+ W bias when real], none for one-hot) + depth·(cell + 2W
+    norms + 3·e·W² MLP) + W final norm + W·output_dim + output_dim head.
     """
     for name, value, low in (("depth", depth, 1), ("input_dim", input_dim, 1),
                              ("output_dim", output_dim, 1), ("mlp_expand", mlp_expand, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"models.build: {name} must be an int >= {low}; got {value!r}")
+    if input_encoding not in INPUT_ENCODINGS:
+        raise ValueError(f"models.build: input_encoding must be one of {INPUT_ENCODINGS}; "
+                         f"got {input_encoding!r}")
+    one_hot = input_encoding == "one_hot"
+    if one_hot and residual:
+        raise ValueError("models.build: input_encoding='one_hot' feeds the first cell "
+                         f"{input_dim}-wide inputs, so there is no residual around it: set "
+                         "residual=False")
     width = cell.d_out
     hidden = mlp_expand * width
+    settings = dict(input_dim=input_dim, output_dim=output_dim, depth=depth,
+                    real_inputs=real_inputs, mlp_expand=mlp_expand, norm=norm, residual=residual,
+                    input_encoding=input_encoding)
 
     def init(key):
         keys = jax.random.split(key, depth + 2)
-        if real_inputs:
+        if one_hot:
+            embed = {}
+        elif real_inputs:
             embed = {"w": lecun_normal(keys[0], (input_dim, width), input_dim),
                      "b": jnp.zeros((width,))}
         else:
             embed = {"table": jax.random.normal(keys[0], (input_dim, width))}
         blocks = []
-        for block_key in keys[1:-1]:
+        for layer, block_key in enumerate(keys[1:-1]):
             cell_key, up, gate, down = jax.random.split(block_key, 4)
-            block = {"norm_cell": jnp.ones((width,)), "cell": cell.init(cell_key, width)}
+            d_in = input_dim if one_hot and layer == 0 else width
+            block = {"cell": cell.init(cell_key, d_in)}
+            if norm:
+                block["norm_cell"] = jnp.ones((d_in,))
             if mlp_expand:
-                block["norm_mlp"] = jnp.ones((width,))
+                if norm:
+                    block["norm_mlp"] = jnp.ones((width,))
                 block["mlp"] = {
                     "w_up": lecun_normal(up, (width, hidden), width),
                     "w_gate": lecun_normal(gate, (width, hidden), width),
@@ -102,30 +134,39 @@ def build(
                     "w_down": lecun_normal(down, (hidden, width), hidden) / math.sqrt(2 * depth),
                 }
             blocks.append(block)
-        head = {"norm": jnp.ones((width,)),
-                "w": lecun_normal(keys[-1], (width, output_dim), width),
+        head = {"w": lecun_normal(keys[-1], (width, output_dim), width),
                 "b": jnp.zeros((output_dim,))}
+        if norm:
+            head["norm"] = jnp.ones((width,))
         return {"embed": embed, "blocks": blocks, "head": head}
 
     def initial_state(params, batch_shape):
         return [cell.initial_state(block["cell"], tuple(batch_shape)) for block in params["blocks"]]
 
     def embed(params, inputs):
+        if one_hot and real_inputs:
+            return inputs.astype(jnp.float32)
+        if one_hot:
+            return jax.nn.one_hot(inputs, input_dim, dtype=jnp.float32)
         if real_inputs:
             return dense(inputs.astype(jnp.float32), params["embed"]["w"]) + params["embed"]["b"]
         return jnp.take(params["embed"]["table"], inputs, axis=0)
+
+    def normed(x, scale_params, name):
+        return rms_norm(x, scale_params[name]) if norm else x
 
     def run(params, state, inputs, cell_fn):
         x = embed(params, inputs)
         new_state = []
         for block, block_state in zip(params["blocks"], state):
-            block_state, y = cell_fn(block["cell"], block_state, rms_norm(x, block["norm_cell"]))
-            x = x + y
+            block_state, y = cell_fn(block["cell"], block_state, normed(x, block, "norm_cell"))
+            x = x + y if residual else y
             if mlp_expand:
-                x = x + _mlp(block["mlp"], rms_norm(x, block["norm_mlp"]))
+                y = _mlp(block["mlp"], normed(x, block, "norm_mlp"))
+                x = x + y if residual else y
             new_state.append(block_state)
         head = params["head"]
-        return new_state, dense(rms_norm(x, head["norm"]), head["w"]) + head["b"]
+        return new_state, dense(normed(x, head, "norm"), head["w"]) + head["b"]
 
     def apply(params, state, inputs):
         return run(params, state, inputs, cell.scan)
@@ -134,7 +175,8 @@ def build(
         return run(params, state, x_t, cell.step)
 
     return Model(cell=cell, depth=depth, width=width, output_dim=output_dim, init=init,
-                 initial_state=initial_state, apply=apply, step=step)
+                 initial_state=initial_state, apply=apply, step=step,
+                 with_cell=lambda other: build(other, **settings))
 
 
 def count_params(model: Model) -> int:

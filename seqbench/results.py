@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import jaxlib
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: config holds the model-body fields (mlp_expand, norm, residual, ...)
 
 
 def canonical_json(obj: Any) -> str:
@@ -29,20 +29,6 @@ def canonical_json(obj: Any) -> str:
 def config_hash(config: dict[str, Any]) -> str:
     """First 12 hex characters of sha256 over the canonical JSON of `config`."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
-
-
-# Left out of a run's config hash: fields that change how a run is logged or saved, not its
-# numbers; the seeds, so that runs of one configuration with other seeds merge in the
-# leaderboard (which drops exact duplicates: same hash and same `seed`); and `init_from`, the
-# folder a post-training run started from, whose config hash the hashed `post_trained_from`
-# holds instead (`train.config_json`).
-UNHASHED_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "seed", "seeds",
-                   "init_from")
-
-
-def hashed_fields(config_json: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a `train.Config.to_json()` dict that define what a run computes."""
-    return {k: v for k, v in config_json.items() if k not in UNHASHED_FIELDS}
 
 
 def finite_or_null(obj: Any) -> Any:

@@ -15,11 +15,11 @@ variant such as "full", "smoke" or "paper". Run k trains `Config(**{**get_config
 `seqbench.train --config=PATH.py[:ARG]` reads the same file and uses `get_config` alone, so a
 preset's `get_config` is itself a complete, representative run.
 
-Runs go sequentially. Every configuration is built (`train.build`) before the first one trains,
+Runs go sequentially. Every configuration is built (`engine.build`) before the first one trains,
 so a bad run fails the sweep before anything is spent. A run whose folder already holds a
 `result.json` of the same configuration (same `config_hash`, base seed and seed count: the
 leaderboard's notion of identical) is skipped, so an interrupted sweep resumes where it stopped;
-a run interrupted mid-training resumes from its checkpoints (`train.run`). A folder holding a
+a run interrupted mid-training resumes from its checkpoints (`engine.run`). A folder holding a
 different configuration is an error, never overwritten. A run may post-train another run of the
 sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it). One progress
 line per run: `[i/n] NAME: score S (mean over seeds), T s` (or `skipped, already done`).
@@ -38,33 +38,34 @@ import json
 import math
 import os
 import re
-import runpy
 import sys
 import time
 from typing import Any
 
 from absl import app, flags, logging
 
-from seqbench import cli, results, train
+from seqbench import cli, engine
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
 
 
-def load(spec: str) -> list[tuple[str, train.Config]]:
+def load(spec: str) -> list[tuple[str, engine.Config]]:
     """(name, Config) of every run of the preset `PATH.py[:ARG]`, in the sweep's order.
 
     Raises ValueError naming the problem (and the valid choices where there are some).
     """
-    shared = train.load_config_file(spec)  # checks the file, get_config and its fields
+    shared, namespace = engine.load_config_file(spec)  # the file, get_config and its fields
     path, _, arg = spec.partition(":")
-    namespace = runpy.run_path(path)
     if "get_sweep" not in namespace:
         raise ValueError(f"--config: {path} defines no get_sweep() (a list of per-run dicts, "
                          f"each with a 'name')")
-    overrides = namespace["get_sweep"](arg) if arg else namespace["get_sweep"]()
+    try:
+        overrides = namespace["get_sweep"](arg) if arg else namespace["get_sweep"]()
+    except Exception as e:  # noqa: BLE001 -- a user's file: any error is reported in one line
+        raise ValueError(f"--config: {path}: get_sweep({arg!r}) raised {type(e).__name__}: "
+                         f"{e}") from None
     if not isinstance(overrides, (list, tuple)) or not overrides:
         raise ValueError(f"--config: {path}: get_sweep() must return a non-empty list of dicts")
-    valid = sorted(train.Config.__dataclass_fields__)
     runs, seen = [], set()
     for index, override in enumerate(overrides):
         if not isinstance(override, dict) or "name" not in override:
@@ -77,25 +78,19 @@ def load(spec: str) -> list[tuple[str, train.Config]]:
         if name in seen:
             raise ValueError(f"--config: {path}: duplicate run name {name!r}")
         seen.add(name)
-        unknown = sorted(set(fields) - set(valid))
-        if unknown:
-            raise ValueError(f"--config: {path}: run {name!r} sets unknown fields {unknown}; "
-                             f"valid: {valid}")
-        try:
-            runs.append((name, train.config_from_fields({**shared, **fields})))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"run {name!r}: {e}") from None
+        runs.append((name, engine.from_fields({**shared, **fields},
+                                              f"--config: {path}: run {name!r}")))
     return runs
 
 
 def identity(config_json: dict[str, Any]) -> tuple[str, Any, Any]:
     """(config_hash, seed, seeds) of a `Config.to_json()` dict: equal means the same models.
 
-    The hash is `train.run`'s `config_hash` (the fields that change the numbers, seeds left
+    The hash is `engine.run`'s `config_hash` (the fields that change the numbers, seeds left
     out); the base seed and the seed count complete it.
     """
-    return (results.config_hash(results.hashed_fields(config_json)), config_json.get("seed"),
-            config_json.get("seeds"))
+    config = engine.from_json(config_json)
+    return engine.config_hash(config_json), config.seed, config.seeds
 
 
 def read_json(path: str) -> dict[str, Any] | None:
@@ -108,7 +103,7 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def finished(workdir: str, config_json: dict[str, Any]) -> dict[str, Any] | None:
-    """The folder's result record when it is the run of `config_json` (`train.config_json`),
+    """The folder's result record when it is the run of `config_json` (`engine.config_json`),
     else None.
 
     Raises ValueError when the folder holds a run (config.json or result.json) of another
@@ -144,11 +139,11 @@ def progress(index: int, total: int, name: str, record: dict | None, seconds: fl
     return f"{head} score {score} (mean over {record['seeds']} seeds), {seconds:.1f} s"
 
 
-Run = tuple[str, train.Config, dict[str, Any]]  # name, config, its `train.config_json`
+Run = tuple[str, engine.Config, dict[str, Any]]  # name, config, its `engine.config_json`
 
 
-def resolve(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
-    """Every run with its `train.config_json`; an `init_from` that is a run name (no "/")
+def resolve(runs: list[tuple[str, engine.Config]], root: str) -> list[Run]:
+    """Every run with its `engine.config_json`; an `init_from` that is a run name (no "/")
     becomes the folder `root/NAME`.
 
     A post-training run whose source is a run of this sweep must come after it (the source's
@@ -166,23 +161,23 @@ def resolve(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
                                  f"before it")
             config = dataclasses.replace(config, init_from=os.path.join(root, source))
             if source in known:
-                train.check_post_train(config, known[source])
+                engine.check_post_train(config, known[source])
                 source_json = known[source]
         try:
-            known[name] = train.config_json(config, source_json)
+            known[name] = engine.config_json(config, source_json)
         except ValueError as e:
             raise ValueError(f"run {name!r}: {e}") from None
         out.append((name, config, known[name]))
     return out
 
 
-def check(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
+def check(runs: list[tuple[str, engine.Config]], root: str) -> list[Run]:
     """Builds every configuration, resolves post-training sources (`resolve`) and checks every
     folder; raises ValueError on the first bad one, so a sweep fails before anything is spent.
     Returns the resolved runs."""
     for name, config in runs:
         try:
-            train.build(config)
+            engine.build(config)
         except (ValueError, TypeError) as e:
             raise ValueError(f"run {name!r}: {e}") from None
     resolved = resolve(runs, root)
@@ -195,13 +190,13 @@ def check(runs: list[tuple[str, train.Config]], root: str) -> list[Run]:
         if config.init_from and os.path.normpath(config.init_from) in to_run:
             continue  # its source trains earlier in this sweep
         try:
-            train.check_post_train_start(config, workdir)
+            engine.check_post_train_start(config, workdir)
         except ValueError as e:
             raise ValueError(f"run {name!r}: {e}") from None
     return resolved
 
 
-def sweep(runs: list[tuple[str, train.Config]], root: str,
+def sweep(runs: list[tuple[str, engine.Config]], root: str,
           log=lambda line: print(line, flush=True)) -> list[dict[str, Any]] | None:
     """Trains every run not finished yet into `root/NAME`; returns the result records in order.
 
@@ -218,7 +213,7 @@ def sweep(runs: list[tuple[str, train.Config]], root: str,
             records.append(record)
             continue
         start = time.perf_counter()
-        record = train.run(config, workdir)
+        record = engine.run(config, workdir)
         if record is None:
             return None
         log(progress(index, len(runs), name, record, time.perf_counter() - start))

@@ -4,7 +4,7 @@
     python -m seqbench.train_bench --table=cells --cells=lstm,lru,mamba
     python -m seqbench.train_bench --table=flax --width=128 --steps=10
 
-Every number times one whole training step, `train.make_train_step` (the batch sampled on the
+Every number times one whole training step, `engine.make_train_step` (the batch sampled on the
 device, masked cross-entropy, AdamW with global-norm clipping, jitted with the state donated):
 compile seconds are `lower(...).compile()` alone; ms/step is the median of --steps timed steps
 after one warm-up step, each waited for with `jax.block_until_ready` on the state (the method of
@@ -46,7 +46,7 @@ import optax
 from absl import app, flags
 from flax.training import train_state
 
-from seqbench import cells, evaluate, models, tasks, train
+from seqbench import cells, engine, evaluate, models, tasks
 
 TABLES = ("cells", "flax", "seeds")
 
@@ -61,8 +61,8 @@ class Reference:
     depth: int = 2  # residual blocks (the flax table uses 1: its model has one LSTM)
     batch_size: int = 32  # sequences per seed per step
 
-    def config(self, cell: str, *, seeds: int = 1, depth: int | None = None) -> train.Config:
-        return train.Config(cell=cell, task=self.task, width=self.width,
+    def config(self, cell: str, *, seeds: int = 1, depth: int | None = None) -> engine.Config:
+        return engine.Config(cell=cell, task=self.task, width=self.width,
                             depth=depth or self.depth, train_length=self.train_length,
                             curriculum="fixed", batch_size=self.batch_size, seeds=seeds)
 
@@ -114,12 +114,14 @@ def time_runners(runners: Sequence[Runner], repeats: int) -> list[Timing]:
     return timings
 
 
-def seqbench_runner(config: train.Config, task, model) -> Runner:
-    """`train.make_train_step` for `model` (one program, `config.seeds` vmapped seeds), placed on
-    the local devices as `train.run` places it."""
-    tx = train.optimizer(config)
-    mesh, state, seed_keys = train.start_state(config, model, tx)
-    step = train.make_train_step(config, task, model, tx, mesh)
+def seqbench_runner(config: engine.Config, task, model) -> Runner:
+    """`engine.make_train_step` for `model` (one program, `config.seeds` vmapped seeds), placed on
+    the local devices as `engine.run` places it."""
+    tx = engine.optimizer(config)
+    mesh, state, seed_keys = engine.start_state(config, model, tx)
+    full_step = engine.make_train_step(config, task, model, tx, mesh)
+    length = jnp.int32(config.train_length)
+    step = jax.jit(lambda state, keys: full_step(state, keys, length), donate_argnums=0)
     tokens = config.seeds * config.batch_size * task.seq_len(config.train_length)
     return Runner(step, state, seed_keys, tokens)
 
@@ -144,7 +146,7 @@ CELL_COLUMNS = (("cell", "cell", ""), ("family", "family", ""), ("params", "para
 
 def measure_cell(name: str, reference: Reference, repeats: int) -> CellRow:
     config = reference.config(name)
-    cell, task, model = train.build(config)
+    cell, task, model = engine.build(config)
     (timing,) = time_runners([seqbench_runner(config, task, model)], repeats)
     return CellRow(name, cell.family, models.count_params(model), timing.ms_per_step,
                    timing.tokens_per_s, timing.compile_s)
@@ -177,7 +179,7 @@ class FlaxLSTM(nn.Module):
         return nn.Dense(self.output_dim)(x)
 
 
-def make_flax_train_step(config: train.Config, task):
+def make_flax_train_step(config: engine.Config, task):
     """The usual Flax step: sample on the device, masked cross-entropy, `apply_gradients`.
 
     The loss is seqbench's (`evaluate.masked_loss_and_hits`), and so are the metrics."""
@@ -217,12 +219,12 @@ def flax_param_count(module: FlaxLSTM, batch_size: int, length: int) -> int:
     return cells.param_count(shapes["params"])
 
 
-def flax_runner(config: train.Config, task, module: FlaxLSTM) -> Runner:
+def flax_runner(config: engine.Config, task, module: FlaxLSTM) -> Runner:
     steps = task.seq_len(config.train_length)
     tokens = jnp.zeros((config.batch_size, steps), jnp.int32)
     state = jax.jit(lambda: train_state.TrainState.create(
         apply_fn=module.apply, params=module.init(jax.random.key(config.seed), tokens)["params"],
-        tx=train.optimizer(config)))()
+        tx=engine.optimizer(config)))()
     step = make_flax_train_step(config, task)
     return Runner(step, state, jax.random.key(config.seed + 1), config.batch_size * steps)
 
@@ -287,7 +289,7 @@ def measure_seeds(name: str, seeds: int, reference: Reference, repeats: int) -> 
     runners = []
     for count in (1, seeds):
         config = reference.config(name, seeds=count)
-        _, task, model = train.build(config)
+        _, task, model = engine.build(config)
         runners.append(seqbench_runner(config, task, model))
     rows = [SeedsRow(name, count, t.ms_per_step, t.tokens_per_s, t.compile_s)
             for count, t in zip((1, seeds), time_runners(runners, repeats))]

@@ -14,16 +14,31 @@ import sys
 import numpy as np
 import pytest
 
-from seqbench import leaderboard, leaderboard_html, results
+from seqbench import engine, leaderboard, leaderboard_html, results
 
 TRAIN_LENGTH = 4
 FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
 
 
+# Configurations are told apart by a label ("a".."d"), each its own eval_size ("e", "f": the
+# default, for tests that set other fields themselves); `hash_of` gives the real config hash.
+LABEL_EVAL_SIZE = {"a": 256, "b": 257, "c": 258, "d": 259, "e": 256, "f": 256}
+
+
+def config_of(cell, task, label, seed=0, seeds=1):
+    return {"cell": cell, "task": task, "train_length": TRAIN_LENGTH, "seeds": seeds,
+            "seed": seed, "eval_size": LABEL_EVAL_SIZE[label]}
+
+
+def hash_of(cell="lstm", task="parity_check", label="a"):
+    return engine.config_hash(config_of(cell, task, label))
+
+
 def make_record(accuracy, *, cell="lstm", family="classic", task="parity_check",
-                config_hash="aaaaaaaaaaaa", seed_status=None, version="0.1.0", hashes=None,
+                label="a", seed_status=None, version="0.1.0", hashes=None,
                 tokens_per_s=1000.0, param_count=1234, state_size=16, seed=None):
-    """A result.json record; `accuracy` = {length: [per seed]}, score etc. derived with NumPy."""
+    """A result.json record; `accuracy` = {length: [per seed]}, score etc. derived with NumPy.
+    `write_run` sets its `config_hash` from its (possibly edited) config."""
     seeds = len(next(iter(accuracy.values())))
     seed_status = seed_status or ["ok"] * seeds
     lengths = sorted(accuracy)
@@ -35,9 +50,9 @@ def make_record(accuracy, *, cell="lstm", family="classic", task="parity_check",
         "seed_status": seed_status,
         "diverged_at_step": [None if s == "ok" else 7 for s in seed_status],
         "cell": cell, "family": family, "task": task, "task_group": "regular",
-        "config": {"cell": cell, "task": task, "train_length": TRAIN_LENGTH, "seeds": seeds,
-                   "seed": next(FRESH_SEEDS) if seed is None else seed},
-        "config_hash": config_hash, "seeds": seeds,
+        "config": config_of(cell, task, label, next(FRESH_SEEDS) if seed is None else seed,
+                            seeds),
+        "config_hash": hash_of(cell, task, label), "seeds": seeds,
         "per_length": {str(n): {"accuracy": list(accuracy[n]), "loss": [1 - a for a in accuracy[n]],
                                 "test_set_hash": (hashes or {}).get(n, f"hash{n}"),
                                 "per_position": [0.5]}
@@ -55,6 +70,7 @@ def make_record(accuracy, *, cell="lstm", family="classic", task="parity_check",
 
 
 def write_run(folder, record):
+    record["config_hash"] = engine.config_hash(record["config"])
     folder.mkdir(parents=True, exist_ok=True)
     results.write_json(str(folder / "result.json"), record)
     return folder
@@ -68,16 +84,16 @@ def example_runs(root):
                                                   seed_status=["ok", "diverged"]))
     write_run(root / "a" / "lru", make_record({4: [1.0, 1.0, 0.8], 8: [0.9, 0.95, 0.7],
                                                16: [0.85, 0.9, 0.6]}, cell="lru", family="ssm",
-                                              config_hash="bbbbbbbbbbbb", param_count=99))
+                                              label="b", param_count=99))
     write_run(root / "a" / "gru_dead", make_record({4: [0.5], 8: [0.5], 16: [0.5]}, cell="gru",
-                                                   config_hash="cccccccccccc",
+                                                   label="c",
                                                    seed_status=["diverged"]))
     write_run(root / "b" / "lru_new", make_record({4: [1.0], 8: [0.2], 16: [0.1]}, cell="lru",
-                                                  family="ssm", config_hash="bbbbbbbbbbbb",
+                                                  family="ssm", label="b",
                                                   version="0.2.0"))
     for name, tests in (("mqar_1", "x"), ("mqar_2", "y")):
         write_run(root / "b" / name, make_record({4: [0.9], 8: [0.7], 16: [0.4]}, task="mqar",
-                                                 hashes={16: tests}, config_hash="dddddddddddd"))
+                                                 hashes={16: tests}, label="d"))
     return [str(root / "a"), str(root / "b")]
 
 
@@ -157,7 +173,7 @@ def rows_by_id(board):
 
 
 def test_seeds_merge_and_diverged_seeds_are_left_out(board):
-    row = rows_by_id(board[0])["parity_check/lstm/aaaaaaaaaaaa"]
+    row = rows_by_id(board[0])[f"parity_check/lstm/{hash_of()}"]
     assert (row["seeds"], row["seeds_used"], row["seeds_diverged"]) == (4, 3, 1)
     assert row["status"] == "ok" and row["conflict"] is None and row["variant"] == ""
     # Seeds used: 0.6/0.8 (run a) and 0.4 (run b); the diverged 0.1 is out.
@@ -176,7 +192,7 @@ def test_seeds_merge_and_diverged_seeds_are_left_out(board):
 
 
 def test_all_diverged_row_appears_without_a_score(board):
-    row = rows_by_id(board[0])["parity_check/gru/cccccccccccc"]
+    row = rows_by_id(board[0])[f"parity_check/gru/{hash_of('gru', label='c')}"]
     assert row["status"] == "diverged" and row["seeds_diverged"] == 1 and row["seeds_used"] == 0
     assert row["score"]["mean"] is None and row["per_length"][0]["accuracy"]["n"] == 0
     assert [r for r in board[0]["rows"] if r["task"] == "parity_check"][-1] is row  # last
@@ -185,7 +201,7 @@ def test_all_diverged_row_appears_without_a_score(board):
 def test_code_version_and_test_set_conflicts_are_kept_apart(board):
     rows = rows_by_id(board[0])
     for version in ("0.1.0", "0.2.0"):
-        row = rows[f"parity_check/lru/bbbbbbbbbbbb/v{version}"]
+        row = rows[f"parity_check/lru/{hash_of('lru', label='b')}/v{version}"]
         assert row["conflict"] == "code version" and row["code_version"] == version
         assert row["seeds"] == (3 if version == "0.1.0" else 1)
     mqar = [r for r in board[0]["rows"] if r["task"] == "mqar"]
@@ -244,9 +260,10 @@ def test_every_file_is_written_and_agrees_with_the_json(board):
     assert "## mqar (regular)" in markdown and "## parity_check (regular)" in markdown
     parity = markdown.split("## parity_check")[1].splitlines()
     table = [l for l in parity if l.startswith("| lstm") or l.startswith("| gru")]
-    assert table == ["| lstm | classic | `aaaaaaaaaaaa` | 4 (1 diverged) | 0.550 ± 0.497 | "
+    assert table == [f"| lstm | classic | `{hash_of()}` | 4 (1 diverged) | 0.550 ± 0.497 | "
                      "0.967 ± 0.143 | 16 ± 0 | 1,234 | 16 | 1,000 ± 0 |",
-                     "| gru | classic | `cccccccccccc` | 1 (1 diverged) | diverged | – | – | "
+                     f"| gru | classic | `{hash_of('gru', label='c')}` | 1 (1 diverged) | "
+                     "diverged | – | – | "
                      "1,234 | 16 | 1,000 |"]
     html = (out / "leaderboard.html").read_text()
     assert html.count("<svg") == 2 and "<script>" in html and "src=" not in html
@@ -284,7 +301,7 @@ def test_cli_builds_with_links_relative_to_out(board):
                                         f"{leaderboard.SUPPORTED_SCHEMAS})"]
     assert "4 rows from 4 result files (2 skipped)" in proc.stdout
     rows = json.loads((out / "cli" / "leaderboard.json").read_text())["rows"]
-    assert rows_by_id({"rows": rows})["parity_check/lstm/aaaaaaaaaaaa"]["runs"] == [
+    assert rows_by_id({"rows": rows})[f"parity_check/lstm/{hash_of()}"]["runs"] == [
         "../../b/lstm_s2"]
 
 
@@ -317,18 +334,19 @@ def test_a_run_repeating_another_s_hash_and_seed_counts_once(tmp_path):
 
 def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
     accuracy = {4: [1.0], 8: [0.5]}
-    for state, config_hash in (("zero", "eeeeeeeeeeee"), ("noise", "ffffffffffff")):
-        record = make_record(accuracy, cell="mamba", family="gated", config_hash=config_hash)
+    hashes = {}
+    for state, label in (("zero", "e"), ("noise", "f")):
+        record = make_record(accuracy, cell="mamba", family="gated", label=label)
         record["config"].update(initial_state=state, width=32, log_every=7 if state == "zero"
                                 else 9)  # log_every is not a setting: never shown
-        write_run(tmp_path / "runs" / state, record)
+        hashes[state] = write_run(tmp_path / "runs" / state, record) and record["config_hash"]
     write_run(tmp_path / "runs" / "lone", make_record(accuracy, cell="lru", family="ssm"))
     board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=print)
     settings = {(row["cell"], row["config_hash"]): row["distinct_settings"]
                 for row in board["rows"]}
-    assert settings == {("mamba", "eeeeeeeeeeee"): {"initial_state": "zero"},
-                        ("mamba", "ffffffffffff"): {"initial_state": "noise"},
-                        ("lru", "aaaaaaaaaaaa"): {}}
+    assert settings == {("mamba", hashes["zero"]): {"initial_state": "zero"},
+                        ("mamba", hashes["noise"]): {"initial_state": "noise"},
+                        ("lru", hash_of("lru")): {}}
     table = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "| mamba [initial_state=noise] |" in table and "| lru |" in table
 

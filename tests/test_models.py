@@ -84,3 +84,26 @@ def test_data_bench_measures_a_task():
 
     length, sample_ms, step_ms = data_bench.measure("copy", "toy", 8, 2, 6, 1)
     assert length == 6 and sample_ms > 0 and step_ms > 0
+
+
+def test_bare_one_hot_model_is_the_cell_and_a_linear_readout():
+    """The Chomsky paper's model (no norm, residual or MLP; one-hot inputs): logits equal a
+    hand-written one-hot -> LSTM -> linear readout with the same parameters."""
+    cell = cells.get("lstm", d_hidden=6)
+    model = models.build(cell, input_dim=3, output_dim=2, depth=1, mlp_expand=0, norm=False,
+                         residual=False, input_encoding="one_hot")
+    params = model.init(jax.random.key(0))
+    assert params["embed"] == {} and set(params["blocks"][0]) == {"cell"}
+    assert set(params["head"]) == {"w", "b"}
+    tokens = jax.random.randint(jax.random.key(1), (2, 5), 0, 3)
+    _, logits = model.apply(params, model.initial_state(params, (2,)), tokens)
+    block = params["blocks"][0]["cell"]
+    _, hidden = cell.scan(block, cell.initial_state(block, (2,)), jax.nn.one_hot(tokens, 3))
+    want = hidden @ params["head"]["w"] + params["head"]["b"]
+    np.testing.assert_allclose(logits, want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="set residual=False"):
+        models.build(cell, input_dim=3, output_dim=2, input_encoding="one_hot")
+    # the same body around a cell sized for longer sequences (attention's cache)
+    attention = cells.get("attention", d_hidden=8, max_length=16)
+    wide = models.build(attention, input_dim=3, output_dim=2).with_cell(attention.sized_for(64))
+    assert wide.cell.hparams["max_length"] == 64 and not wide.cell.recurrent

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from seqbench import sweep, train
+from seqbench import engine, sweep
 
 PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
                                         "configs", "*.py")))
@@ -31,7 +31,7 @@ def test_every_variant_of_every_preset_builds_before_anything_compiles(path, var
     if variant == "smoke":
         assert all(config.steps <= 5 and config.width <= 16 for _, config in runs)
     # train --config reads the same file and gets a complete run from get_config alone.
-    train.build(train.config_from_fields(train.load_config_file(f"{path}:{variant}")))
+    engine.build(engine.from_fields(engine.load_config_file(f"{path}:{variant}")[0]))
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=NAMES)
@@ -82,7 +82,7 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     assert len(lines) == 3 and all("skipped, already done" in line for line in lines)
     assert lines[2].endswith("(score n/a)")  # evaluated at its training length only: no score
     # Another configuration in a finished folder is an error, never an overwrite.
-    changed = [(name, train.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
+    changed = [(name, engine.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
     with pytest.raises(ValueError, match="holds a result of another configuration"):
         sweep.sweep(changed, str(tmp_path / "runs"))
     with pytest.raises(ValueError, match="run 'lstm-noise': init_from='lstm' must name a run "

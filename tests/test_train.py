@@ -12,21 +12,30 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqbench import evaluate, tasks, train
+from seqbench import engine, evaluate, tasks
+from seqbench.engine import curricula
+from seqbench.engine import step as step_lib
+
+
+def row_lengths(config, key, step):
+    """The per-row training lengths (B,) of `config.curriculum` at `step`."""
+    curriculum = curricula.CURRICULA[config.curriculum]
+    return curriculum.row_lengths(config.min_train_length, config.train_length, key, step,
+                                  config.steps, config.train_length, config.batch_size)
 
 
 def tiny_config(**overrides):
     fields = dict(cell="lstm", task="parity_check", width=8, depth=1, train_length=6,
                   min_train_length=1, curriculum="uniform", steps=4, batch_size=4, seeds=2,
                   eval_lengths=(3, 6, 12), eval_size=8, log_every=2)
-    return train.Config(**{**fields, **overrides})
+    return engine.Config(**{**fields, **overrides})
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One tiny two-seed run shared by the tests that only read its outputs."""
     workdir = tmp_path_factory.mktemp("tiny")
-    return train.run(tiny_config(), str(workdir)), workdir
+    return engine.run(tiny_config(), str(workdir)), workdir
 
 
 def test_run_writes_config_metrics_and_result(tiny_run):
@@ -46,12 +55,12 @@ def test_run_writes_config_metrics_and_result(tiny_run):
 
 def test_seeds_train_independently_and_deterministically(tiny_run, tmp_path):
     first, first_dir = tiny_run
-    again = train.run(tiny_config(), str(tmp_path))
+    again = engine.run(tiny_config(), str(tmp_path))
     assert first["per_length"] == again["per_length"]  # same config, same numbers
     last = json.loads((first_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["loss"][0] != last["loss"][1]  # two seeds, two different models
     # Logging/saving knobs do not change the config hash (results stay mergeable).
-    other = train.run(tiny_config(log_every=4, checkpoint_every=2), str(tmp_path / "b"))
+    other = engine.run(tiny_config(log_every=4, checkpoint_every=2), str(tmp_path / "b"))
     assert other["config_hash"] == first["config_hash"]
 
 
@@ -64,7 +73,7 @@ def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tin
     source, source_dir = tiny_run
     post = tiny_config(init_from=str(source_dir), learning_rate=0.0, steps=2, checkpoint_every=1,
                        initial_state="noise", eval_lengths=(12,))
-    record = train.run(post, str(tmp_path / "post"))
+    record = engine.run(post, str(tmp_path / "post"))
     assert record["per_length"]["12"] == source["per_length"]["12"]
     assert record["config"]["post_trained_from"] == source["config_hash"]
     assert record["config_hash"] != source["config_hash"]
@@ -72,12 +81,12 @@ def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tin
     copy = tmp_path / "copy"
     shutil.copytree(source_dir, copy)
     moved = dataclasses.replace(post, init_from=str(copy))
-    assert train.config_json(moved) == {**record["config"], "init_from": str(copy)}
+    assert engine.config_json(moved) == {**record["config"], "init_from": str(copy)}
     # Crash after step 1: the rerun resumes from the post-training run's own checkpoint.
     shutil.rmtree(tmp_path / "post" / "checkpoints" / "2")
     os.remove(tmp_path / "post" / "result.json")
     capsys.readouterr()
-    again = train.run(post, str(tmp_path / "post"))
+    again = engine.run(post, str(tmp_path / "post"))
     assert "resumed from the checkpoint at step 1" in capsys.readouterr().out
     assert again["per_length"] == record["per_length"]
 
@@ -85,16 +94,16 @@ def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tin
 def test_post_training_refuses_an_unfinished_or_another_model(tiny_run, tmp_path):
     _, source_dir = tiny_run
     with pytest.raises(ValueError, match="holds no finished run"):
-        train.source_record(tiny_config(init_from=str(tmp_path)))
+        engine.source_record(tiny_config(init_from=str(tmp_path)))
     with pytest.raises(ValueError, match="width=8 there, 16 here; seeds=2 there, 3 here"):
-        train.source_record(tiny_config(init_from=str(source_dir), width=16, seeds=3))
+        engine.source_record(tiny_config(init_from=str(source_dir), width=16, seeds=3))
     # Other lengths, steps, interventions and optimiser settings are what post-training changes.
-    train.source_record(tiny_config(init_from=str(source_dir), train_length=12, steps=9,
+    engine.source_record(tiny_config(init_from=str(source_dir), train_length=12, steps=9,
                                     initial_state="state_passing", learning_rate=1e-4))
 
 
 def test_attention_gets_a_cache_long_enough_for_evaluation(tmp_path):
-    record = train.run(tiny_config(cell="attention", eval_lengths=(6, 40)), str(tmp_path))
+    record = engine.run(tiny_config(cell="attention", eval_lengths=(6, 40)), str(tmp_path))
     assert set(record["per_length"]) == {"6", "40"}
 
 
@@ -116,7 +125,7 @@ def test_default_eval_grid():
     (["--cell=lsmt"], "unknown cell 'lsmt'; valid cells: attention"),
     (["--cell=attention", "--initial_state=state_passing"], "need a recurrent state"),
     (["--config=no/such/file.py"], "--config: no such file"),
-    (["--curriculum=sometimes"], "value should be one of <fixed|uniform|increasing>"),
+    (["--curriculum=sometimes"], "value should be one of <fixed|uniform|uniform_batch|increasing>"),
     (["--task=mqar", "--eval_lengths=8"], "needs length >= 32"),
     (["--task_hparams=[1]"], "must be a JSON object"),
     (["--init_from=no/such/run"], "init_from: 'no/such/run' holds no finished run"),
@@ -174,8 +183,8 @@ def test_sigkill_and_rerun_gives_the_uninterrupted_result(tmp_path):
 
 def parts(config):
     """(task, model, optimizer) of a config, as the engine builds them."""
-    _, task, model = train.build(config)
-    return task, model, train.optimizer(config)
+    _, task, model = engine.build(config)
+    return task, model, engine.optimizer(config)
 
 
 def test_tbptt_keeps_the_loss_and_truncates_the_gradient_segment_by_segment():
@@ -184,8 +193,8 @@ def test_tbptt_keeps_the_loss_and_truncates_the_gradient_segment_by_segment():
     params = model.init(jax.random.key(0))
     batch = task.sample(jax.random.key(1), 3, 11)  # 12 steps: three 4-step segments
     zero = model.initial_state(params, (3,))
-    truncated = train.make_loss(config, task, model)
-    full = train.make_loss(dataclasses.replace(config, tbptt=0), task, model)
+    truncated = engine.make_loss(config, task, model)
+    full = engine.make_loss(dataclasses.replace(config, tbptt=0), task, model)
     (loss_t, (acc_t, final_t)), grad_t = jax.jit(jax.value_and_grad(truncated, has_aux=True))(
         params, zero, batch)
     (loss_f, (acc_f, final_f)), grad_f = jax.jit(jax.value_and_grad(full, has_aux=True))(
@@ -216,19 +225,19 @@ def test_tbptt_keeps_the_loss_and_truncates_the_gradient_segment_by_segment():
 def test_curricula_lengths_and_one_compilation_for_every_length():
     config = tiny_config(curriculum="increasing", steps=8, min_train_length=2, train_length=6)
     key = jax.random.key(0)
-    ramp = [int(train.training_lengths(config, key, jnp.int32(s))[0]) for s in range(7)]
+    ramp = [int(row_lengths(config, key, jnp.int32(s))[0]) for s in range(7)]
     assert ramp == [2, 3, 4, 5, 6, 6, 6]  # linear up to train_length at step steps // 2
-    uniform = train.training_lengths(dataclasses.replace(config, curriculum="uniform"), key, 0)
+    uniform = row_lengths(dataclasses.replace(config, curriculum="uniform"), key, 0)
     assert 2 <= int(uniform.min()) < int(uniform.max()) <= 6 or config.batch_size < 3
 
     task, model, tx = parts(config)
     traces = []
     counting = task._replace(generate=lambda *a: traces.append(1) or task.generate(*a))
-    step = train.make_train_step(config, counting, model, tx)
-    state = train.init_state(config, model, tx)
+    step = engine.make_train_step(config, counting, model, tx)
+    state = engine.init_state(config, model, tx)
     keys = jax.random.split(jax.random.key(1), config.seeds)
     for _ in range(6):  # lengths 2, 3, 4, 5, 6, 6: one bucket, one trace
-        state, _ = step(state, keys)
+        state, _ = step(state, keys, config.train_length)
     assert len(traces) == 1
 
 
@@ -241,13 +250,13 @@ def poison_seed_1(params):
 def test_a_diverging_seed_is_frozen_at_its_last_parameters_and_the_other_trains():
     config = tiny_config(seeds=2)
     task, model, tx = parts(config)
-    state = train.init_state(config, model, tx)
+    state = engine.init_state(config, model, tx)
     state = state._replace(params=poison_seed_1(state.params))
     before = jax.device_get(state.params)
-    step = train.make_train_step(config, task, model, tx)
+    step = engine.make_train_step(config, task, model, tx)
     keys = jax.random.split(jax.random.key(1), 2)
     for _ in range(2):
-        state, metrics = step(state, keys)
+        state, metrics = step(state, keys, config.train_length)
     assert list(jax.device_get(state.alive)) == [True, False]
     assert list(jax.device_get(state.diverged_at)) == [-1, 1]
     after = jax.device_get(state.params)
@@ -260,15 +269,16 @@ def test_a_diverging_seed_is_frozen_at_its_last_parameters_and_the_other_trains(
 def test_state_passing_starts_each_batch_from_the_previous_final_states():
     config = tiny_config(initial_state="state_passing", seeds=1, curriculum="fixed")
     task, model, tx = parts(config)
-    state = train.init_state(config, model, tx)
+    state = engine.init_state(config, model, tx)
     params = jax.tree_util.tree_map(lambda x: x[0], jax.device_get(state.params))
     key = jax.random.split(jax.random.key(1), 1)
-    state, _ = train.make_train_step(config, task, model, tx)(state, key)
+    state, _ = engine.make_train_step(config, task, model, tx)(state, key,
+                                                                 config.train_length)
     # Reference: the first step's batch, from the zero state, through the initial parameters.
     @jax.jit
     def reference(params, key):
         batch_key, length_key, _ = jax.random.split(jax.random.fold_in(key, 0), 3)
-        lengths = train.training_lengths(config, length_key, 0)
+        lengths = row_lengths(config, length_key, 0)
         batch = task.sample_bucket(batch_key, lengths, config.train_length)
         return model.apply(params, model.initial_state(params, (config.batch_size,)),
                            batch.inputs)[0]
@@ -284,10 +294,10 @@ def test_everything_on_regression_bf16_fitted_noise_tbptt_and_a_diverged_seed(tm
     config = tiny_config(cell="lru", task="adding", train_length=8, min_train_length=2,
                          curriculum="increasing", tbptt=3, precision="bfloat16",
                          initial_state="fitted_noise", eval_lengths=(8, 16))
-    init = train.init_state
-    monkeypatch.setattr(train, "init_state", lambda *args: init(*args)._replace(
+    init = step_lib.init_state
+    monkeypatch.setattr(step_lib, "init_state", lambda *args: init(*args)._replace(
         params=poison_seed_1(init(*args).params)))
-    record = train.run(config, str(tmp_path))
+    record = engine.run(config, str(tmp_path))
     assert record["status"] == "diverged" and record["seed_status"] == ["ok", "diverged"]
     assert record["diverged_at_step"] == [None, 1]
     for entry in record["per_length"].values():
@@ -299,8 +309,8 @@ def test_everything_on_regression_bf16_fitted_noise_tbptt_and_a_diverged_seed(tm
 
 def test_four_devices_give_the_single_device_numbers(tiny_run, tmp_path):
     """Seeds x batch rows sharded over 4 (forced host) devices: same results as one device."""
-    code = ("import sys; from tests.test_train import tiny_config; from seqbench import train; "
-            "train.run(tiny_config(), sys.argv[1])")
+    code = ("import sys; from tests.test_train import tiny_config; from seqbench import engine; "
+            "engine.run(tiny_config(), sys.argv[1])")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=300)
@@ -320,12 +330,12 @@ def test_config_file_then_flags(tmp_path):
     path.write_text("def get_config(arg='full'):\n"
                     "    return dict(cell='gru', steps=3 if arg == 'smoke' else 300,\n"
                     "                eval_lengths=[4, 8], task_hparams={})\n")
-    fields = train.load_config_file(f"{path}:smoke")
-    assert fields["steps"] == 3 and train.config_from_fields(fields).eval_lengths == (4, 8)
-    assert train.load_config_file(str(path))["steps"] == 300
+    fields, _ = engine.load_config_file(f"{path}:smoke")
+    assert fields["steps"] == 3 and engine.from_fields(fields).eval_lengths == (4, 8)
+    assert engine.load_config_file(str(path))[0]["steps"] == 300
     path.write_text("def get_config():\n    return dict(cel='gru')\n")
     with pytest.raises(ValueError, match=r"unknown fields \['cel'\]; valid: \['batch_size'"):
-        train.load_config_file(str(path))
+        engine.load_config_file(str(path))
 
 
 def test_bfloat16_loss_is_close_to_float32_and_the_master_weights_stay_float32():
@@ -336,7 +346,7 @@ def test_bfloat16_loss_is_close_to_float32_and_the_master_weights_stay_float32()
     params = model.init(jax.random.key(0))
     batch = task.sample(jax.random.key(1), 4, 6)
     zero = model.initial_state(params, (4,))
-    value_and_grad = lambda c: jax.jit(jax.value_and_grad(train.make_loss(c, task, model),
+    value_and_grad = lambda c: jax.jit(jax.value_and_grad(engine.make_loss(c, task, model),
                                                           has_aux=True))(params, zero, batch)
     (loss16, _), grads = value_and_grad(config)
     (loss32, _), _ = value_and_grad(dataclasses.replace(config, precision="float32"))
@@ -344,3 +354,67 @@ def test_bfloat16_loss_is_close_to_float32_and_the_master_weights_stay_float32()
     assert float(loss16) != float(loss32)  # the forward pass really ran in bf16
     for g in jax.tree_util.tree_leaves(grads):
         assert g.dtype in (jnp.float32, jnp.complex64) and bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_uniform_batch_draws_one_length_per_step_and_compiles_one_program_per_bucket():
+    """Delétang et al.'s curriculum: the host draws the step's length, every row has it, and
+    the step runs at the length's bucket (multiples of 8), not padded to train_length."""
+    config = tiny_config(curriculum="uniform_batch", train_length=20, seeds=1)
+    curriculum = curricula.CURRICULA["uniform_batch"]
+    lengths = [curriculum.batch_length(1, 20, config.seed, s, config.steps) for s in range(200)]
+    assert set(lengths) == set(range(1, 21))  # every length of U[1, 20] is drawn
+    assert lengths == [curriculum.batch_length(1, 20, config.seed, s, config.steps)
+                       for s in range(200)]  # a function of (seed, step): resumable
+    assert curricula.buckets(curriculum, 1, 20) == [8, 16, 20]
+    task, model, tx = parts(config)
+    shapes = []
+    counting = task._replace(generate=lambda key, n, bucket: shapes.append(bucket) or
+                             task.generate(key, n, bucket))
+    state = engine.init_state(config, model, tx)
+    keys = jax.random.split(jax.random.key(1), 1)
+    steps = {b: engine.make_train_step(config, counting, model, tx, bucket=b) for b in (8, 20)}
+    for length, bucket in ((3, 8), (7, 8), (17, 20), (20, 20)):
+        state, _ = steps[bucket](state, keys, length)
+    assert shapes == [8, 20]  # one trace per bucket, whatever the length
+    captured = []
+    probe = task._replace(generate=lambda key, n, bucket: captured.append(n) or
+                          task.generate(key, n, bucket))
+    jax.eval_shape(engine.make_train_step(config, probe, model, tx, bucket=8), state, keys, 5)
+    assert captured[0].shape == (config.batch_size,)
+
+
+def test_a_config_file_is_checked_like_the_flags(tmp_path):
+    """One declaration, one check: file values out of range are one line naming the field."""
+    for fields, message in ((dict(steps=0), "steps must be >= 1; got 0"),
+                            (dict(batch_size=0), "batch_size must be >= 1"),
+                            (dict(learning_rate=-1.0), "learning_rate must be >= 0.0"),
+                            (dict(learning_rate=float("nan")), "learning_rate must be a finite"),
+                            (dict(warmup_steps=-5), "warmup_steps must be >= 0"),
+                            (dict(keep_checkpoints=0), "keep_checkpoints must be >= 1"),
+                            (dict(log_every=0), "log_every must be >= 1"),
+                            (dict(eval_lengths=[8, 0]), "eval_lengths must be integers >= 1"),
+                            (dict(norm="yes"), "norm must be true or false"),
+                            (dict(width=2.5), "width must be an integer"),
+                            (dict(curriculum="sometimes"), "curriculum must be one of")):
+        path = tmp_path / "preset.py"
+        body = repr(fields).replace("nan", "float('nan')")
+        path.write_text(f"def get_config():\n    return {body}\n")
+        fields_read, _ = engine.load_config_file(str(path))
+        with pytest.raises(ValueError, match=message):
+            engine.from_fields(fields_read)
+    path.write_text("def get_config(:\n")
+    with pytest.raises(ValueError, match="failed to run: SyntaxError"):
+        engine.load_config_file(str(path))
+    path.write_text("def get_config():\n    raise RuntimeError('boom')\n")
+    with pytest.raises(ValueError, match="get_config\\(''\\) raised RuntimeError: boom"):
+        engine.load_config_file(str(path))
+
+
+def test_every_flag_comes_from_the_one_declaration():
+    from absl import flags
+    values = flags.FlagValues()
+    engine.config.define_flags(values)
+    for name, field in engine.config.FIELDS.items():
+        assert field.metadata["help"] in values[name].help and "Config." not in values[name].help
+    with pytest.raises(flags.IllegalFlagValueError, match="steps"):
+        values(["prog", "--steps=0"])  # bounds come with the declaration

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl import app
 
-from seqbench import models, tasks, train
+from seqbench import engine, models, tasks
 from seqbench import train_bench as bench
 
 TINY = bench.Reference(task="copy", train_length=8, width=8, depth=1, batch_size=4)
@@ -39,7 +39,7 @@ def test_flax_train_step_traces_to_a_new_state_and_the_seqbench_metrics():
     tokens = jnp.zeros((config.batch_size, task.seq_len(config.train_length)), jnp.int32)
     state = jax.eval_shape(lambda: bench.train_state.TrainState.create(
         apply_fn=module.apply, params=module.init(jax.random.key(0), tokens)["params"],
-        tx=train.optimizer(config)))
+        tx=engine.optimizer(config)))
     new_state, metrics = jax.eval_shape(bench.make_flax_train_step(config, task), state,
                                         jax.random.key(1))
     assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)

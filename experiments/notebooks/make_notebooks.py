@@ -124,17 +124,17 @@ QUICKSTART = [
     md("""
     ## Configure the runs
 
-    A run is described by one `seqbench.train.Config` (every field is commented in
-    `seqbench/train.py`). We start from the `smoke` preset, an LSTM on `even_pairs`, and change
+    A run is described by one `seqbench.engine.Config` (every field is declared with its help
+    text in `seqbench/engine/config.py`). We start from the `smoke` preset, an LSTM on `even_pairs`, and change
     the cell, the task and the sizes.
     """),
     code("""
     import dataclasses
 
     import seqbench
-    import seqbench.train
+    import seqbench.engine
 
-    base = seqbench.train.Config(**seqbench.train.PRESETS["smoke"])
+    base = seqbench.engine.Config(**seqbench.engine.PRESETS["smoke"])
     configs = {
         cell: dataclasses.replace(
             base, cell=cell, task=TASK, width=WIDTH, train_length=TRAIN_LENGTH, steps=STEPS,
@@ -147,7 +147,7 @@ QUICKSTART = [
     md("""
     ## Train and evaluate
 
-    `seqbench.train.run(config, workdir)` trains every seed at once, evaluates each at every
+    `seqbench.engine.run(config, workdir)` trains every seed at once, evaluates each at every
     length in `eval_lengths` (from the zero state, streaming long sequences in pieces) and
     writes `config.json`, `metrics.jsonl` and `result.json` into `workdir`.
     """),
@@ -158,7 +158,7 @@ QUICKSTART = [
     RUNS = tempfile.mkdtemp(prefix="seqbench-quickstart-")
     for cell, config in configs.items():
         print(f"==== {cell} on {TASK}")
-        seqbench.train.run(config, os.path.join(RUNS, cell))
+        seqbench.engine.run(config, os.path.join(RUNS, cell))
     """),
     md("""
     ## Accuracy against length
@@ -395,7 +395,7 @@ LENGTH = [
     md("""
     ## Train one model per intervention
 
-    Every run has the same configuration but `initial_state`; `seqbench.train.run` writes
+    Every run has the same configuration but `initial_state`; `seqbench.engine.run` writes
     its `result.json` into its own folder.
     """),
     code("""
@@ -404,9 +404,9 @@ LENGTH = [
     import tempfile
 
     import seqbench
-    import seqbench.train
+    import seqbench.engine
 
-    base = seqbench.train.Config(
+    base = seqbench.engine.Config(
         cell=CELL, task=TASK, task_hparams=tuple(TASK_HPARAMS.items()), width=WIDTH, depth=DEPTH,
         train_length=TRAIN_LENGTH, curriculum="fixed", steps=STEPS, batch_size=BATCH_SIZE,
         seeds=SEEDS, learning_rate=LEARNING_RATE, initial_state_std=1.0,
@@ -416,7 +416,7 @@ LENGTH = [
     RUNS = tempfile.mkdtemp(prefix="seqbench-interventions-")
     for kind in INTERVENTIONS:
         print(f"==== initial_state={kind}")
-        seqbench.train.run(dataclasses.replace(base, initial_state=kind), os.path.join(RUNS, kind))
+        seqbench.engine.run(dataclasses.replace(base, initial_state=kind), os.path.join(RUNS, kind))
     """),
     md("""
     ## Accuracy against length

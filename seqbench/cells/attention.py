@@ -164,6 +164,8 @@ def make_attention(
         hparams=dict(d_hidden=d_hidden, num_heads=num_heads, positional=positional,
                      max_length=max_length),
         state_size=lambda params, length=0: 2 * length * d_hidden,
+        sized_for=lambda length: make_attention(d_hidden=d_hidden, num_heads=num_heads,
+                                                positional=positional, max_length=length),
     )
 
 

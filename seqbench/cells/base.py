@@ -45,6 +45,16 @@ class Cell(NamedTuple):
     state_size: Callable[[Params, int], int]  # floats carried per sequence after T steps
     hparams: dict[str, Any]  # exactly the factory's kwargs: get(name, **hparams) rebuilds it
     input_dim: Callable[[Params], int]  # d_in the params were made for
+    # Cells whose state grows with the sequence (attention's KV cache) give `sized_for(T)`: the
+    # same cell (same parameters) with a state that holds T steps. The engine sizes them for the
+    # longest sequence they will see, evaluates them whole instead of streaming, and gives them
+    # no initial-state interventions. None: a recurrent cell with a fixed-size state.
+    sized_for: Callable[[int], "Cell"] | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        """A fixed-size state carried from step to step: streamable, and interventions apply."""
+        return self.sized_for is None
 
 
 def param_count(params: Params) -> int:
@@ -104,13 +114,14 @@ def make_cell(
     hparams: dict[str, Any],
     scan=None,
     state_size=None,
+    sized_for=None,
 ) -> Cell:
     """Builds a `Cell` whose step/scan check shapes first; scan defaults to `scan_with_steps`.
 
     `input_dim(params) -> d_in` reads d_in off a weight (e.g. `lambda p: p["w_x"].shape[0]`).
     `state_size(params, length)` defaults to the floats in `initial_state(params, ())`, right
     for every cell whose state does not grow with time. Every leaf of a state has the leading
-    axes *batch.
+    axes *batch. `sized_for(T) -> Cell`: for cells whose state grows with time (see `Cell`).
     """
     if family not in FAMILIES:
         raise ValueError(f"cell {name!r}: family must be one of {FAMILIES}; got {family!r}")
@@ -136,7 +147,7 @@ def make_cell(
     return Cell(
         name=name, family=family, d_out=d_out, init=checked_init, initial_state=initial_state,
         step=checked_step, scan=checked_scan, state_size=state_size, hparams=hparams,
-        input_dim=input_dim,
+        input_dim=input_dim, sized_for=sized_for,
     )
 
 

@@ -1,0 +1,197 @@
+"""One run from start to finish: `run(config, workdir)`, orchestration only.
+
+1. `config.build`: cell, task and model, every check that can fail before anything compiles.
+2. `step.start_state`, or the newest readable checkpoint (resume), or `post_train.post_train_
+   start` (post-training); one compiled `step.make_train_step` per curriculum bucket.
+3. The loop: every `log_every` steps a metrics line (stdout and `metrics.jsonl`); checkpoints
+   every `checkpoint_every` steps and on SIGTERM/SIGINT; a rerun resumes bit for bit.
+4. `evaluate.length_grid` scores every seed at every evaluation length from the zero state.
+5. `result.json` (atomic) with per-length metrics per seed, score, effective length, sizes,
+   throughput and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqbench import evaluate, models, results
+from seqbench.checkpoint import Checkpointer, StopRequested
+from seqbench.engine import curricula
+from seqbench.engine.config import Config, build, config_hash
+from seqbench.engine.post_train import config_json, post_train_start
+from seqbench.engine.step import (cast_floats, make_train_step, optimizer, shard_state,
+                                  start_state)
+
+
+def run(config: Config, workdir: str) -> dict[str, Any] | None:
+    """Trains, evaluates and writes `config.json`, `metrics.jsonl`, `result.json`.
+
+    Resumes from the newest readable checkpoint in `workdir/checkpoints` (the per-step keys
+    depend only on the step, so a resumed run ends with the same parameters as an uninterrupted
+    one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None. In a
+    multi-process run only process 0 writes the JSON files.
+    """
+    run_start = time.perf_counter()
+    cell, task, model = build(config)
+    writer = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    record_config = config_json(config)
+    if writer:
+        results.write_json(os.path.join(workdir, "config.json"), record_config)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    tx = optimizer(config)
+    mesh, state, seed_keys = start_state(config, model, tx)
+    if mesh is not None:
+        print(f"devices: {dict(mesh.shape)} (seeds x batch rows)", flush=True)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+    restored = checkpointer.restore(state)
+    first_step = 1
+    if restored is not None:
+        first_step, state = restored[0] + 1, restored[1]
+        if writer:
+            _drop_metrics_after(metrics_path, restored[0])
+        print(f"resumed from the checkpoint at step {restored[0]}", flush=True)
+    elif config.init_from:
+        state = post_train_start(config, state)
+        print(f"post-training from the final parameters of {config.init_from}", flush=True)
+    if mesh is not None and (restored is not None or config.init_from):
+        state = shard_state(state, mesh)
+
+    start = time.perf_counter()
+    curriculum = curricula.CURRICULA[config.curriculum]
+    low, high = config.min_train_length, config.train_length
+    programs = {bucket: make_train_step(config, task, model, tx, mesh, bucket).lower(
+                    state, seed_keys, jnp.int32(high)).compile()
+                for bucket in curricula.buckets(curriculum, low, high)}
+    compile_s = time.perf_counter() - start
+    tokens = 0  # padded tokens trained on since this process started
+    train_start = time.perf_counter()
+    step = first_step - 1
+    with StopRequested() as stop:
+        for step in range(first_step, config.steps + 1):
+            batch_length = curriculum.batch_length(low, high, config.seed, step - 1, config.steps)
+            bucket = curricula.bucket(curriculum, batch_length, high)
+            state, metrics = programs[bucket](state, seed_keys, jnp.int32(batch_length))
+            tokens += config.seeds * config.batch_size * task.seq_len(bucket)
+            all_diverged = False
+            if step % config.log_every == 0 or step == config.steps:
+                line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
+                                     tokens, time.perf_counter() - train_start)
+                if writer:
+                    results.append_jsonl(metrics_path, line)
+                eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
+                print(_progress(line, config.steps, eta), flush=True)
+                all_diverged = not any(line["alive"])
+            if (step % config.checkpoint_every == 0 or step == config.steps or stop.requested
+                    or all_diverged):
+                checkpointer.save(step, state)
+            if stop.requested:
+                print(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; rerun "
+                      f"the same command to resume", flush=True)
+                checkpointer.close()
+                return None
+            if all_diverged:
+                print(f"every seed diverged; stopped at step {step}", flush=True)
+                break
+    checkpointer.close()
+    jax.block_until_ready(state)
+    train_s = time.perf_counter() - train_start
+    steps_run = step - first_step + 1
+
+    eval_start = time.perf_counter()
+    lengths = list(config.eval_lengths) or evaluate.default_lengths(task, config.train_length)
+    eval_model = model
+    if not cell.recurrent:  # a state that grows with time (attention's cache) must fit
+        eval_model = model.with_cell(cell.sized_for(task.seq_len(max(lengths))))
+    eval_params = state.params
+    if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
+        eval_params = cast_floats(eval_params, jnp.bfloat16)
+    per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
+                                      log=lambda text: print(text, flush=True))
+    summary = evaluate.summarise(per_length, config.train_length)
+    diverged_at = [int(s) if s >= 0 else None for s in jax.device_get(state.diverged_at)]
+    one_seed_params = jax.tree_util.tree_map(lambda x: x[0], state.params)
+    record = {
+        "schema_version": results.SCHEMA_VERSION,
+        "status": "ok" if all(s is None for s in diverged_at) else "diverged",
+        "seed_status": ["ok" if s is None else "diverged" for s in diverged_at],
+        "diverged_at_step": diverged_at,
+        "cell": config.cell,
+        "family": cell.family,
+        "task": config.task,
+        "task_group": task.group,
+        "config": record_config,
+        "config_hash": config_hash(record_config),
+        "seeds": config.seeds,
+        "steps_run": step,
+        "per_length": {str(n): v for n, v in per_length.items()},
+        **summary,
+        "param_count": int(models.count_params(model)),
+        "state_size": int(sum(cell.state_size(block["cell"], config.train_length)
+                              for block in one_seed_params["blocks"])),
+        "tokens_per_s": tokens / train_s if steps_run else None,
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "eval_s": time.perf_counter() - eval_start,
+        "wall_s": time.perf_counter() - run_start,  # this process (a resumed run: since resuming)
+        "environment": results.environment(),
+    }
+    if writer:
+        results.write_json(os.path.join(workdir, "result.json"), record)
+    print(summary_table(per_length, summary, config.train_length, record["seed_status"]))
+    return record
+
+
+def _metrics_line(step, metrics, alive, tokens, seconds) -> dict[str, Any]:
+    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite)."""
+    per_seed = lambda xs: [float(x) if np.isfinite(x) else None for x in xs]
+    return {"step": step, "loss": per_seed(metrics["loss"]),
+            "accuracy": per_seed(metrics["accuracy"]), "grad_norm": per_seed(metrics["grad_norm"]),
+            "alive": [bool(a) for a in alive], "tokens_per_s": tokens / seconds,
+            "train_s": seconds}
+
+
+def _progress(line, steps, eta) -> str:
+    live = [i for i, a in enumerate(line["alive"]) if a]
+    mean = lambda xs: np.mean([xs[i] for i in live]) if live else float("nan")
+    dead = f"  diverged seeds {[i for i, a in enumerate(line['alive']) if not a]}" if len(
+        live) < len(line["alive"]) else ""
+    return (f"step {line['step']:>6}/{steps}  loss {mean(line['loss']):.4f}  "
+            f"acc {mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s  "
+            f"ETA {eta:.0f}s{dead}")
+
+
+def _drop_metrics_after(path: str, step: int) -> None:
+    """Removes metrics lines past `step` (logged before a crash, recomputed after resuming)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
+def summary_table(per_length, summary, train_length, seed_status) -> str:
+    """Mean accuracy over the seeds that did not diverge, per evaluation length."""
+    ok = [i for i, status in enumerate(seed_status) if status == "ok"]
+    lines = [f"{'length':>8}  {'accuracy (mean over seeds)':>27}  {'':8}"]
+    for n in sorted(per_length):
+        accuracy = [per_length[n]["accuracy"][i] for i in ok]
+        value = (f"{np.mean(accuracy):>27.3f}" if ok and None not in accuracy
+                 else f"{per_length[n].get('skipped', 'no seed converged'):>27}")
+        lines.append(f"{n:>8}  {value}  {'train' if n <= train_length else ''}")
+    lines.append(f"score (mean accuracy beyond {train_length}): {summary['score_mean']:.3f}; "
+                 f"effective length per seed: {summary['effective_length']}; "
+                 f"seeds: {seed_status}")
+    return "\n".join(lines)
+
+

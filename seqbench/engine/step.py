@@ -1,0 +1,217 @@
+"""The compiled training step: state, optimiser, loss, mesh, and `make_train_step`.
+
+One jitted `train_step(state, seed_keys, batch_length)`: every seed samples its own batch on
+the device (`fold_in(key, step)`) at the lengths its curriculum gives (`seqbench.engine.
+curricula`), starts it from the initial state its intervention gives (`seqbench.interventions`),
+computes the masked loss (cross-entropy, or MSE for real-valued targets; with `tbptt=K` the
+gradient stops at the state every K steps) and applies AdamW (linear warm-up, cosine decay,
+global-norm clipping). Seeds are `vmap`ped inside the one compiled program and sharded over
+every device with the batch rows. A seed whose loss or gradient stops being finite is frozen at
+its last good parameters and marked diverged; the others go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from seqbench import evaluate, interventions
+from seqbench.engine import curricula
+from seqbench.engine.config import Config
+
+
+class TrainState(NamedTuple):
+    """Everything a step changes; leading axis = seed except `step`."""
+
+    params: Any  # model parameters (float32 master copy)
+    opt_state: Any  # optax state
+    carry: Any  # what the initial-state intervention carries between steps (or None)
+    alive: jax.Array  # shape=(S,) bool: False once the seed's loss or gradient was not finite
+    diverged_at: jax.Array  # shape=(S,) int32: the step it diverged at, -1 while alive
+    step: jax.Array  # shape=(), int32: steps done
+
+
+def optimizer(config: Config) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW (Loshchilov & Hutter 2019) at the learning rate of
+    `config.lr_schedule`: "warmup_cosine" (linear from 0 over `warmup_steps`, cosine to 0 at
+    `steps`) or "constant" (Delétang et al. 2023: Adam at a constant rate, with
+    `weight_decay=0`)."""
+    if config.lr_schedule == "constant":
+        schedule = optax.constant_schedule(config.learning_rate)
+    else:
+        schedule = optax.warmup_cosine_decay_schedule(
+            0.0, config.learning_rate, min(config.warmup_steps, config.steps - 1), config.steps)
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm),
+                       optax.adamw(schedule, weight_decay=config.weight_decay))
+
+
+def init_state(config: Config, model, tx) -> TrainState:
+    """Step 0 of `config.seeds` independent models (seed i's key: split(key(config.seed))[i]).
+
+    Built by one jitted program: run op by op, the initialisers compile about a hundred small
+    kernels, which costs seconds per run."""
+
+    def build_state():
+        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        params = jax.vmap(model.init)(keys)
+        carry = jax.vmap(lambda p: interventions.init_carry(
+            config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
+        return TrainState(params, jax.vmap(tx.init)(params), carry,
+                          jnp.ones((config.seeds,), bool),
+                          jnp.full((config.seeds,), -1, jnp.int32), jnp.zeros((), jnp.int32))
+
+    return jax.jit(build_state)()
+
+
+
+
+def cast_floats(tree, dtype):
+    """Real float32 leaves of `tree` cast to `dtype` (complex and integer leaves unchanged)."""
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if x.dtype == jnp.float32 else x, tree)
+
+
+def make_loss(config: Config, task, model):
+    """loss(params, state, batch) -> (loss, (accuracy, final_state)), masked means over the batch.
+
+    With `config.tbptt = K` the sequence is processed in K-step segments and the gradient is
+    stopped at the state between them (the padded tail is masked out); the loss is the same.
+    With `config.precision = "bfloat16"` the parameters are cast to bf16 for the forward pass
+    (their gradients reach the fp32 master copy); the recurrent states stay fp32.
+    """
+    vocab = task.output_vocab
+
+    def loss(params, state, batch):
+        if config.precision == "bfloat16":
+            params = cast_floats(params, jnp.bfloat16)
+        if not config.tbptt:
+            return evaluate.loss_and_accuracy(model, vocab, params, batch, state)
+        steps = batch.inputs.shape[1]
+        padded = -(-steps // config.tbptt) * config.tbptt
+
+        def segments(x):  # (B, T, ...) -> (T/K, B, K, ...)
+            x = jnp.pad(x, [(0, 0), (0, padded - steps)] + [(0, 0)] * (x.ndim - 2))
+            x = x.reshape(x.shape[0], padded // config.tbptt, config.tbptt, *x.shape[2:])
+            return jnp.moveaxis(x, 1, 0)
+
+        def body(carry, segment):
+            state, total_loss, total_hits = carry
+            state = jax.tree_util.tree_map(jax.lax.stop_gradient, state)
+            state, outputs = model.apply(params, state, segment.inputs)
+            nll, hits = evaluate.masked_loss_and_hits(outputs, segment.targets, segment.mask,
+                                                      vocab)
+            mask = segment.mask.astype(jnp.float32)
+            return (state, total_loss + jnp.sum(nll * mask), total_hits + jnp.sum(hits)), None
+
+        (final, total_loss, total_hits), _ = jax.lax.scan(
+            body, (state, 0.0, 0), jax.tree_util.tree_map(segments, batch))
+        count = jnp.maximum(jnp.sum(batch.mask), 1).astype(jnp.float32)
+        return total_loss / count, (total_hits / count, final)
+
+    return loss
+
+
+def device_mesh(config: Config) -> Mesh:
+    """A ("seed", "batch") mesh over as many devices as divide the seeds and the batch.
+
+    The seed axis takes gcd(seeds, devices); the batch axis the rest, which must divide
+    `batch_size` — otherwise fewer devices are used (never an error).
+    """
+    devices = jax.devices()
+    for count in range(len(devices), 0, -1):
+        seed_axis = math.gcd(config.seeds, count)
+        if config.batch_size % (count // seed_axis) == 0:
+            grid = np.array(devices[:count]).reshape(seed_axis, count // seed_axis)
+            return Mesh(grid, ("seed", "batch"))
+    raise AssertionError("unreachable: one device always fits")
+
+
+def shard_state(state: TrainState, mesh: Mesh) -> TrainState:
+    """Per-seed leaves split over the mesh's "seed" axis; the step counter replicated."""
+    per_seed = NamedSharding(mesh, P("seed"))
+    shardings = {name: per_seed for name in TrainState._fields}
+    return jax.device_put(state, TrainState(**{**shardings, "step": NamedSharding(mesh, P())}))
+
+
+def start_state(config: Config, model, tx) -> tuple[Mesh | None, TrainState, jax.Array]:
+    """(mesh, state, seed_keys) at step 0: the mesh is None on one device; with several, the
+    state and the per-seed keys are placed on it (`device_mesh`, `shard_state`)."""
+    state = init_state(config, model, tx)
+    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
+    if jax.device_count() == 1:
+        return None, state, seed_keys
+    mesh = device_mesh(config)
+    return (mesh, shard_state(state, mesh),
+            jax.device_put(seed_keys, NamedSharding(mesh, P("seed"))))
+
+
+def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
+                    bucket: int | None = None):
+    """The jitted `train_step(state, seed_keys, batch_length) -> (state, metrics)`, vmapped
+    over seeds.
+
+    Args:
+      config, task, model, tx: the run (`config.build`, `optimizer`).
+      mesh: seeds are split over its "seed" axis and each seed's batch rows over its "batch"
+        axis (`device_mesh`); the numbers are those of one device (up to summation order).
+      bucket: the padded input length of the step's batches (default `config.train_length`);
+        a per-batch curriculum compiles one step per bucket (`curricula.buckets`).
+    `batch_length` (int32 scalar) is the curriculum's host-chosen length of this step
+    (`Curriculum.batch_length`), <= `bucket`; per-sequence curricula ignore it.
+    """
+    loss_fn = make_loss(config, task, model)
+    rows = NamedSharding(mesh, P("batch")) if mesh is not None else None
+    curriculum = curricula.CURRICULA[config.curriculum]
+    bucket = config.train_length if bucket is None else bucket
+
+    def one_seed(params, opt_state, carry, alive, diverged_at, key, step, batch_length):
+        batch_key, length_key, state_key = jax.random.split(jax.random.fold_in(key, step), 3)
+        lengths = curriculum.row_lengths(config.min_train_length, config.train_length,
+                                         length_key, step, config.steps, batch_length,
+                                         config.batch_size)
+        batch = task.sample_bucket(batch_key, lengths, bucket)
+        if rows is not None:
+            batch = jax.lax.with_sharding_constraint(batch, rows)
+        zero = model.initial_state(params, (config.batch_size,))
+        start = interventions.initial_state(config.initial_state, state_key, zero, carry,
+                                            config.initial_state_std)
+        (loss, (accuracy, final)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, start, batch)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        grad_norm = optax.tree.norm(grads)
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep_if_ok = functools.partial(jax.tree_util.tree_map,
+                                       lambda new, old: jnp.where(ok, new, old))
+        params = keep_if_ok(optax.apply_updates(params, updates), params)
+        opt_state = keep_if_ok(new_opt_state, opt_state)
+        carry = keep_if_ok(interventions.update_carry(config.initial_state, carry, final), carry)
+        diverged_at = jnp.where(alive & ~ok, step + 1, diverged_at)
+        metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm}
+        return params, opt_state, carry, ok, diverged_at, metrics
+
+    def train_step(state: TrainState, seed_keys: jax.Array, batch_length: jax.Array):
+        per_seed = (state.params, state.opt_state, state.carry, state.alive, state.diverged_at,
+                    seed_keys)
+        if config.seeds == 1:
+            # The same program without the size-1 seed axis: XLA:CPU runs the batch-1 matmuls
+            # that vmap would leave in the recurrence about 10% slower than plain ones.
+            squeezed = jax.tree_util.tree_map(lambda x: x[0], per_seed)
+            outputs = jax.tree_util.tree_map(lambda x: x[None], one_seed(*squeezed, state.step,
+                                                                      batch_length))
+        else:
+            outputs = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, None, None),
+                               spmd_axis_name="seed" if mesh is not None else None,
+                               )(*per_seed, state.step, batch_length)
+        params, opt_state, carry, alive, diverged_at, metrics = outputs
+        return TrainState(params, opt_state, carry, alive, diverged_at, state.step + 1), metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
