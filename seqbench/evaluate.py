@@ -337,32 +337,47 @@ def length_grid(
     return results
 
 
-def summarise(per_length: dict[int, dict[str, Any]], train_length: int) -> dict[str, Any]:
-    """Score (mean accuracy over lengths > train_length) and effective length, per seed and mean.
+def summarise(per_length: dict[int, dict[str, Any]], train_length: int,
+              ok: list[bool] | None = None) -> dict[str, Any]:
+    """Per-seed score, in-distribution accuracy and effective length, and the mean score.
 
-    Effective length: the longest evaluated length whose accuracy stays >= 90% of the
-    in-distribution accuracy (mean over lengths <= train_length), scanning upwards and stopping
-    at the first failure. Skipped lengths (accuracy None) are left out of everything.
+    Args:
+      per_length: {length: {"accuracy": [per seed]}} (`length_grid`); skipped lengths (accuracy
+        None) are left out of everything.
+      train_length: lengths <= it are in distribution, longer ones count for the score.
+      ok: per seed, False for a seed that diverged; `score_mean` averages the others only
+        (None when no seed is left). Default: every seed.
+    Returns:
+      `in_distribution_accuracy`: per seed, the mean accuracy over evaluated lengths <=
+        train_length; None when no such length was evaluated (`in_distribution_note` says so).
+      `score`: per seed, the mean accuracy over lengths > train_length (NaN when none).
+      `effective_length`: per seed, the longest length whose accuracy stays >= 90% of the
+        in-distribution accuracy, scanning upwards and stopping at the first failure (0 when
+        the first length fails; None without an in-distribution accuracy).
+      `score_mean`: the mean score over the seeds in `ok`, or None.
     """
     lengths = sorted(n for n in per_length if None not in per_length[n]["accuracy"])
     seeds = len(next(iter(per_length.values()))["accuracy"])
+    ok = [True] * seeds if ok is None else list(ok)
     accuracy = np.array([per_length[n]["accuracy"] for n in lengths]).reshape(len(lengths), seeds)
     inside = np.array([n <= train_length for n in lengths], bool)
     beyond = ~inside
-    nan = np.full(seeds, np.nan)
-    in_dist = accuracy[inside].mean(axis=0) if inside.any() else (accuracy[0] if lengths else nan)
-    score = accuracy[beyond].mean(axis=0) if beyond.any() else nan
+    score = accuracy[beyond].mean(axis=0) if beyond.any() else np.full(seeds, np.nan)
+    kept = [float(s) for s, alive in zip(score, ok) if alive and np.isfinite(s)]
+    out = {"score": [float(s) for s in score],
+           "score_mean": float(np.mean(kept)) if kept else None}
+    if not inside.any():
+        return {**out, "in_distribution_accuracy": [None] * seeds,
+                "effective_length": [None] * seeds,
+                "in_distribution_note": f"no evaluated length <= train_length {train_length}"}
+    in_dist = accuracy[inside].mean(axis=0)
     effective = []
-    for seed in range(accuracy.shape[1]):
+    for seed in range(seeds):
         best = 0
         for n, acc in zip(lengths, accuracy[:, seed]):
             if acc < 0.9 * in_dist[seed]:
                 break
             best = n
         effective.append(best)
-    return {
-        "in_distribution_accuracy": [float(a) for a in in_dist],
-        "score": [float(s) for s in score],
-        "score_mean": float(np.mean(score)),
-        "effective_length": effective,
-    }
+    return {**out, "in_distribution_accuracy": [float(a) for a in in_dist],
+            "effective_length": effective}

@@ -8,10 +8,12 @@ a temporary file in the same folder and renamed, so a crash never leaves a half-
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
 import platform
+import subprocess
 import tempfile
 from typing import Any
 
@@ -71,13 +73,74 @@ def append_jsonl(path: str, obj: Any) -> None:
         os.fsync(f.fileno())
 
 
+def source_hash() -> str:
+    """12 hex characters of sha256 over the package's Python sources (`seqbench/` and
+    `kernels/`, by relative path), so results from different code never look alike."""
+    digest = hashlib.sha256()
+    for package in ("seqbench", "kernels"):
+        root = os.path.dirname(importlib.import_module(package).__file__)
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, os.path.dirname(root)).encode() + b"\0")
+                with open(path, "rb") as f:
+                    digest.update(f.read() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" when tracked files changed) when the package runs
+    from a git checkout; None otherwise."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, ".git")):
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def cpu() -> tuple[str, str]:
+    """(processor model, vector ISA level) of this machine: XLA:CPU's float rounding differs
+    between processor generations, so a result records which one produced it. The ISA level is
+    the widest x86 vector extension the processor reports (avx512f, avx2, avx, sse4_2) or the
+    machine name elsewhere."""
+    model, isa = platform.processor() or platform.machine(), platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return model, isa
+    for line in info.splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            isa = next((x for x in ("avx512f", "avx2", "avx", "sse4_2") if x in present), isa)
+            break
+    return model, isa
+
+
 def environment() -> dict[str, str]:
-    """Versions and device: recorded in every result so numbers stay traceable."""
+    """Versions, code and machine: recorded in every result so numbers stay traceable.
+
+    `seqbench` is the package version plus the hash of its sources ("0.1.0+src.<12 hex>"), so
+    the leaderboard never merges results of different code; `git_commit` is the checkout's
+    commit when there is one."""
     from seqbench import __version__
 
     device = jax.devices()[0]
+    processor, isa = cpu()
     return {
-        "seqbench": __version__,
+        "seqbench": f"{__version__}+src.{source_hash()}",
+        "git_commit": git_commit() or "",
+        "cpu": processor,
+        "cpu_isa": isa,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "python": platform.python_version(),

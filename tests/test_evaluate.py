@@ -238,7 +238,14 @@ def test_summarise_leaves_out_skipped_lengths():
     # seed 0 never drops below 0.9: 32 is its effective length; seed 1 fails at 8 (0.5 < 0.72).
     assert summary["effective_length"] == [32, 4]
     skipped_only = evaluate.summarise({8: {"accuracy": [None]}}, train_length=4)
-    assert skipped_only["effective_length"] == [0] and np.isnan(skipped_only["score_mean"])
+    assert skipped_only["effective_length"] == [None] and skipped_only["score_mean"] is None
+    # No evaluated length in distribution: said so, never silently redefined.
+    beyond_only = evaluate.summarise({8: {"accuracy": [0.5]}}, train_length=4)
+    assert beyond_only["in_distribution_accuracy"] == [None]
+    assert beyond_only["effective_length"] == [None]
+    assert beyond_only["in_distribution_note"] == "no evaluated length <= train_length 4"
+    # Diverged seeds are never averaged.
+    assert evaluate.summarise(per_length, 4, ok=[False, True])["score_mean"] == 0.625
 
 
 def test_default_lengths_add_the_chomsky_range_for_formal_language_tasks():

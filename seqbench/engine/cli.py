@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from seqbench import cli
 from seqbench.engine import config as config_lib
-from seqbench.engine.loop import run
+from seqbench.engine.loop import check_workdir, run
 from seqbench.engine.post_train import check_post_train_start
 
 fail = functools.partial(cli.fail, "seqbench.train")
@@ -39,9 +39,12 @@ def main(argv):
         config = config_lib.from_flags()
         config_lib.build(config)  # every check that can fail runs before anything compiles
         check_post_train_start(config, workdir)
+        if not flags.FLAGS.overwrite:
+            check_workdir(config, workdir)
+        record = run(config, workdir, overwrite=flags.FLAGS.overwrite)
     except (ValueError, TypeError) as e:
         fail(str(e))
-    if run(config, workdir) is None:
+    if record is None:
         sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as an unhandled kill
 
 

@@ -32,20 +32,21 @@ from seqbench import cells, interventions, models, results, tasks
 from seqbench.engine import curricula
 
 PRECISIONS = ("float32", "bfloat16")
+MAX_LENGTH = 2**20  # longest training or evaluation input length accepted (int32-safe sizes)
 LR_SCHEDULES = ("warmup_cosine", "constant")
 INPUT_ENCODINGS = models.INPUT_ENCODINGS
 
 
-def option(default: Any, help: str, *, low: float | None = None, above: float | None = None,
-           choices: tuple[str, ...] | None = None, kind: str | None = None, hashed: bool = True,
-           shared: bool = False) -> Any:
+def option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+           above: float | None = None, choices: tuple[str, ...] | None = None,
+           kind: str | None = None, hashed: bool = True, shared: bool = False) -> Any:
     """One Config field.
 
     Args:
       default: the value when nothing sets it; its type is the field's (int, float, bool, str)
         unless `kind` says otherwise.
       help: the flag's help text.
-      low: inclusive lower bound (numbers; for "lengths", of every entry).
+      low, high: inclusive bounds (numbers; for "lengths", of every entry).
       above: exclusive lower bound (floats that must be positive).
       choices: the valid strings.
       kind: "hparams" (a JSON object of name -> value, stored as sorted pairs) or "lengths" (a
@@ -57,8 +58,8 @@ def option(default: Any, help: str, *, low: float | None = None, above: float | 
     """
     if kind is None:
         kind = type(default).__name__
-    metadata = dict(help=help, low=low, above=above, choices=choices, kind=kind, hashed=hashed,
-                    shared=shared)
+    metadata = dict(help=help, low=low, high=high, above=above, choices=choices, kind=kind,
+                    hashed=hashed, shared=shared)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -82,9 +83,10 @@ class Config:
                                  "vectors fed straight to the first cell (real-valued inputs: "
                                  "a learned projection, or the raw features).",
                                  choices=INPUT_ENCODINGS, shared=True)
-    train_length: int = option(40, "(Maximum) input length in training.", low=1)
+    train_length: int = option(40, "(Maximum) input length in training.", low=1,
+                               high=MAX_LENGTH)
     min_train_length: int = option(1, "Shortest input length of the uniform and increasing "
-                                   "curricula.", low=1)
+                                   "curricula.", low=1, high=MAX_LENGTH)
     curriculum: str = option("fixed", "Training lengths: " + curricula.HELP,
                              choices=curricula.NAMES)
     steps: int = option(1000, "Optimiser steps.", low=1)
@@ -111,7 +113,8 @@ class Config:
     precision: str = option("float32", "Parameter/activation dtype (bfloat16: fp32 master "
                             "weights, state and optimiser).", choices=PRECISIONS)
     eval_lengths: tuple = option((), "Evaluation lengths (default: train_length x 1..64, plus "
-                                 "41..500 for formal-language tasks).", kind="lengths", low=1)
+                                 "41..500 for formal-language tasks).", kind="lengths", low=1,
+                                 high=MAX_LENGTH)
     eval_size: int = option(256, "Test sequences per evaluation length.", low=1)
     log_every: int = option(100, "Steps between metrics lines.", low=1, hashed=False)
     checkpoint_every: int = option(500, "Steps between checkpoints (also saved on SIGTERM/"
@@ -152,7 +155,8 @@ def _is_int(value) -> bool:
 def _checked(field: dataclasses.Field, value: Any) -> Any:
     """`value` normalised to the field's stored type; ValueError (one line) when invalid."""
     meta, name = field.metadata, field.name
-    kind, low, above, choices = meta["kind"], meta["low"], meta["above"], meta["choices"]
+    kind, low, high = meta["kind"], meta["low"], meta["high"]
+    above, choices = meta["above"], meta["choices"]
     if kind == "hparams":
         if isinstance(value, str):
             try:
@@ -176,8 +180,8 @@ def _checked(field: dataclasses.Field, value: Any) -> Any:
             value = tuple(int(v) if isinstance(v, str) else v for v in value)
         except ValueError:
             raise ValueError(f"{name} must be integers; got {list(value)}") from None
-        if not all(_is_int(v) and v >= low for v in value):
-            raise ValueError(f"{name} must be integers >= {low}; got {list(value)}")
+        if not all(_is_int(v) and low <= v <= high for v in value):
+            raise ValueError(f"{name} must be integers in [{low}, {high}]; got {list(value)}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -198,6 +202,8 @@ def _checked(field: dataclasses.Field, value: Any) -> Any:
         value = float(value)
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}; got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}; got {value!r}")
     if above is not None and value <= above:
         raise ValueError(f"{name} must be > {above}; got {value!r}")
     return value
@@ -286,11 +292,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "get_config(ARG) returns Config fields; flags override it.", **define)
     flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first "
                       "(multi-host).", **define)
+    flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration found in "
+                      "--workdir and start afresh (without it, such a folder is refused).",
+                      **define)
     for name, field in FIELDS.items():
         meta = field.metadata
         kind, help_text, bound = meta["kind"], meta["help"], meta["low"]
         if kind == "int":
-            flags.DEFINE_integer(name, field.default, help_text, lower_bound=bound, **define)
+            flags.DEFINE_integer(name, field.default, help_text, lower_bound=bound,
+                                 upper_bound=meta["high"], **define)
         elif kind == "float":
             flags.DEFINE_float(name, field.default, help_text,
                                lower_bound=bound if bound is not None else meta["above"],

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import time
 from typing import Any
@@ -24,25 +24,44 @@ import numpy as np
 from seqbench import evaluate, models, results
 from seqbench.checkpoint import Checkpointer, StopRequested
 from seqbench.engine import curricula
+from seqbench.engine import workdir as workdir_lib
 from seqbench.engine.config import Config, build, config_hash
 from seqbench.engine.post_train import config_json, post_train_start
 from seqbench.engine.step import (cast_floats, make_train_step, optimizer, shard_state,
                                   start_state)
 
 
-def run(config: Config, workdir: str) -> dict[str, Any] | None:
+def check_workdir(config: Config, workdir: str) -> None:
+    """Raises ValueError when `workdir` holds a run of another configuration (`workdir.check`)."""
+    workdir_lib.check(config_json(config), workdir)
+
+
+def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, Any] | None:
     """Trains, evaluates and writes `config.json`, `metrics.jsonl`, `result.json`.
 
     Resumes from the newest readable checkpoint in `workdir/checkpoints` (the per-step keys
     depend only on the step, so a resumed run ends with the same parameters as an uninterrupted
     one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None. In a
-    multi-process run only process 0 writes the JSON files.
+    multi-process run only process 0 writes the JSON files (and holds the folder's lock).
+    Raises ValueError before anything is written when `workdir` holds a run of another
+    configuration (unless `overwrite`, which deletes it) or another process trains there.
     """
     run_start = time.perf_counter()
     cell, task, model = build(config)
     writer = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
     record_config = config_json(config)
+    with workdir_lib.lock(workdir) if writer else contextlib.nullcontext():
+        if overwrite and writer:
+            workdir_lib.clear(workdir)
+        workdir_lib.check(record_config, workdir)
+        if writer:
+            workdir_lib.remove_stale_temporaries(workdir)
+        return _run(config, workdir, cell, task, model, record_config, writer, run_start)
+
+
+def _run(config, workdir, cell, task, model, record_config, writer, run_start):
+    """`run` once the folder is checked and locked."""
+    os.makedirs(workdir, exist_ok=True)
     if writer:
         results.write_json(os.path.join(workdir, "config.json"), record_config)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -53,10 +72,10 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
     restored = checkpointer.restore(state)
     first_step = 1
+    if writer:  # lines logged past the restored step (all, on a fresh start) are recomputed
+        workdir_lib.drop_metrics_after(metrics_path, 0 if restored is None else restored[0])
     if restored is not None:
         first_step, state = restored[0] + 1, restored[1]
-        if writer:
-            _drop_metrics_after(metrics_path, restored[0])
         print(f"resumed from the checkpoint at step {restored[0]}", flush=True)
     elif config.init_from:
         state = post_train_start(config, state)
@@ -115,7 +134,8 @@ def run(config: Config, workdir: str) -> dict[str, Any] | None:
         eval_params = cast_floats(eval_params, jnp.bfloat16)
     per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
                                       log=lambda text: print(text, flush=True))
-    summary = evaluate.summarise(per_length, config.train_length)
+    summary = evaluate.summarise(per_length, config.train_length,
+                                 ok=[s < 0 for s in jax.device_get(state.diverged_at)])
     diverged_at = [int(s) if s >= 0 else None for s in jax.device_get(state.diverged_at)]
     one_seed_params = jax.tree_util.tree_map(lambda x: x[0], state.params)
     record = {
@@ -168,18 +188,6 @@ def _progress(line, steps, eta) -> str:
             f"ETA {eta:.0f}s{dead}")
 
 
-def _drop_metrics_after(path: str, step: int) -> None:
-    """Removes metrics lines past `step` (logged before a crash, recomputed after resuming)."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
-
-
 def summary_table(per_length, summary, train_length, seed_status) -> str:
     """Mean accuracy over the seeds that did not diverge, per evaluation length."""
     ok = [i for i, status in enumerate(seed_status) if status == "ok"]
@@ -189,7 +197,10 @@ def summary_table(per_length, summary, train_length, seed_status) -> str:
         value = (f"{np.mean(accuracy):>27.3f}" if ok and None not in accuracy
                  else f"{per_length[n].get('skipped', 'no seed converged'):>27}")
         lines.append(f"{n:>8}  {value}  {'train' if n <= train_length else ''}")
-    lines.append(f"score (mean accuracy beyond {train_length}): {summary['score_mean']:.3f}; "
+    score = summary["score_mean"]
+    over = f"over {len(ok)} seed{'s' if len(ok) != 1 else ''} that did not diverge"
+    lines.append(f"score (mean accuracy beyond {train_length} {over}): "
+                 f"{'n/a' if score is None else f'{score:.3f}'}; "
                  f"effective length per seed: {summary['effective_length']}; "
                  f"seeds: {seed_status}")
     return "\n".join(lines)

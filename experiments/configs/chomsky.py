@@ -1,0 +1,119 @@
+"""The Chomsky hierarchy at paper strength: every task, the paper's protocol and selection rule.
+
+    python -m seqbench.sweep --config=experiments/configs/chomsky.py --runs=experiments/runs/chomsky
+    python -m seqbench.sweep --config=experiments/configs/chomsky.py:smoke --runs=/tmp/smoke   # seconds
+    python -m seqbench.sweep --config=experiments/configs/chomsky.py --runs=experiments/runs/chomsky --only=parity_check
+
+Published (Delétang et al., "Neural Networks and the Chomsky Hierarchy", ICLR 2023, Table 2):
+trained on lengths 1..40 (one length per batch, drawn uniformly) and scored by the mean
+accuracy over every length 41..500, reported as the best of 10 seeds x 3 learning rates after
+1,000,000 steps of batch 128. The RNN and the LSTM reach 100% on the four regular tasks
+(parity_check, even_pairs, cycle_navigation, modular_arithmetic) while the Transformer does not
+(near chance on parity_check); no model without an external stack or tape generalises on the
+context-free and context-sensitive tasks (the LSTM's counter solves bucket_sort). Not in the
+paper: the diagonal linear recurrences; Grazzi et al. (ICLR 2025, "Unlocking State-Tracking in
+Linear RNNs Through Negative Eigenvalues") prove that a diagonal recurrence whose eigenvalues
+lie in [0, 1] cannot compute parity at finite precision and find that [-1, 1]
+(`negative_eigenvalues=True`) lets Mamba learn it.
+
+seqbench got: the "full" sweep is under way (it resumes where it stopped); finished runs are in
+experiments/runs/chomsky and BUILD_NOTES.md, "Reproductions", sets them beside the published
+numbers. Each run is one (task, cell, learning rate) with 5 seeds; the paper's statistic is the
+best score over a (task, cell)'s runs and seeds, ours the mean and 95% interval over the seeds of
+the learning rate with the best in-distribution accuracy.
+
+Variants:
+- "paper" (a GPU job, not run here): the paper's models and protocol exactly. RNN and LSTM are
+  bare: one-hot tokens -> one 256-unit layer -> linear readout (`depth=1, mlp_expand=0,
+  norm=False, residual=False, input_encoding="one_hot"`); Adam at a constant learning rate in
+  {1e-4, 3e-4, 5e-4} after global-norm clipping at 1 (their `training.py`), no weight decay;
+  one length per batch (`uniform_batch`); 1,000,000 steps of batch 128; 10 seeds; every length
+  41..500 on 512 test sequences each. Their Transformer is an encoder (see ATTENTION below).
+- "full" (this 2-core CPU, runs across sittings): the models in seqbench's body (embedding,
+  RMSNorm, residual, gated MLP) at width 128, which learn in thousands of steps where the bare
+  models sit at chance (BUILD_NOTES.md, "Toward paper strength"); AdamW with warm-up and cosine
+  decay at lr 1e-3 and 3e-3; 3,000 steps of batch 128; 5 seeds; lengths 10..40 and 41..500 in
+  steps of 10 (48 lengths beyond training) on 128 test sequences each. Regular tasks first.
+- "smoke": a few runs at toy size (3 steps, width 8), for the tests.
+"""
+
+from seqbench import tasks as task_registry
+
+VARIANTS = ("full", "smoke", "paper")
+REGULAR = ("parity_check", "even_pairs", "cycle_navigation", "modular_arithmetic")
+CONTEXT_FREE = ("stack_manipulation", "reverse_string", "modular_arithmetic_brackets",
+                "solve_equation")
+CONTEXT_SENSITIVE = ("duplicate_string", "missing_duplicate_string", "odds_first",
+                     "binary_addition", "binary_multiplication", "compute_sqrt", "bucket_sort")
+# Lengths 10..40 in training (in-distribution accuracy, which picks the learning rate) and
+# 41..500 beyond it in steps of 10: the paper scores every length 41..500.
+CPU_LENGTHS = (10, 20, 30, 40) + tuple(range(41, 500, 10)) + (500,)
+# The paper's Transformer (an encoder with sin/cos positions) becomes seqbench's causal
+# attention cell with RoPE in the residual body: 5 blocks of width 64, 8 heads, MLP x4. Its
+# evaluation holds whole sequences, so it scores 64 test sequences per length (5 seeds x 128 rows
+# at length 500 would need ~16 GB).
+ATTENTION = dict(cell="attention", depth=5, width=64, mlp_expand=4, norm=True, residual=True,
+                 input_encoding="embedding", cell_hparams={"num_heads": 8}, eval_size=64)
+BARE = dict(depth=1, mlp_expand=0, norm=False, residual=False, input_encoding="one_hot")
+LEARNING_RATES = {"full": (3e-3, 1e-3), "paper": (1e-4, 3e-4, 5e-4), "smoke": (1e-2,)}
+
+
+def get_config(arg="full"):
+    """Fields shared by every run (alone: the LSTM on parity_check at the first rate)."""
+    if arg not in VARIANTS:
+        raise ValueError(f"chomsky: unknown variant {arg!r}; valid: {list(VARIANTS)}")
+    config = dict(
+        cell="lstm",
+        task="parity_check",
+        width=128,
+        depth=1,
+        train_length=40,  # Delétang et al.: training lengths U[1, 40], one per batch
+        min_train_length=1,
+        curriculum="uniform_batch",
+        steps=3000,
+        batch_size=128,
+        seeds=5,
+        learning_rate=LEARNING_RATES[arg][0],
+        eval_lengths=CPU_LENGTHS,
+        eval_size=128,
+        log_every=500,
+        checkpoint_every=1000,
+    )
+    if arg == "paper":
+        config.update(BARE, width=256, steps=1_000_000, seeds=10, lr_schedule="constant",
+                      weight_decay=0.0, clip_norm=1.0, eval_lengths=(), eval_size=512,
+                      log_every=10_000, checkpoint_every=50_000)
+    if arg == "smoke":
+        config.update(width=8, train_length=4, steps=3, batch_size=4, seeds=2,
+                      eval_lengths=(4, 8), eval_size=8, log_every=3)
+    return config
+
+
+def cells(arg):
+    """(name prefix, overrides) of the compared models; the paper's three first."""
+    classic = [("elman", dict(cell="elman")), ("lstm", dict(cell="lstm"))]
+    attention = ATTENTION if arg != "smoke" else dict(cell="attention")
+    linear = []
+    for cell in ("lru", "mamba", "rg_lru"):
+        real = {"theta_max": 0.0} if cell == "lru" else {}  # the LRU's pair is real-valued
+        linear += [(cell, dict(cell=cell, cell_hparams=real)),
+                   (f"{cell}-neg", dict(cell=cell, cell_hparams={**real,
+                                                                 "negative_eigenvalues": True}))]
+    return classic + [("attention", attention)], linear
+
+
+def get_sweep(arg="full"):
+    get_config(arg)  # checks the variant
+    paper_cells, linear_cells = cells(arg)
+    tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
+    if arg == "smoke":
+        tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
+    regular = [task for task in tasks if task in REGULAR]
+    others = [task for task in tasks if task not in REGULAR]
+    order = ([(task, cell) for task in regular for cell in paper_cells]  # the paper's regular rows
+             + [(task, cell) for task in regular for cell in linear_cells]  # the extension
+             + [(task, cell) for task in others for cell in paper_cells])
+    # lengths from 1, or from the task's shortest (3 for solve_equation and binary arithmetic)
+    return [dict(name=f"{prefix}-{task}-lr{lr:g}", task=task, learning_rate=lr,
+                 min_train_length=task_registry.get(task).min_length, **overrides)
+            for task, (prefix, overrides) in order for lr in LEARNING_RATES[arg]]

@@ -1,0 +1,122 @@
+"""A run's folder: one run, one process, nothing half-written.
+
+    workdir/config.json      the run's configuration (`post_train.config_json`)
+    workdir/metrics.jsonl    one line per logged step (appended)
+    workdir/result.json      the run record (written last, atomically)
+    workdir/checkpoints/     orbax checkpoints (`seqbench.checkpoint`)
+    workdir/.lock            held (flock) by the process training in the folder; holds its PID
+
+`check(config_json, workdir)` refuses a folder that holds a run of another configuration
+(a hashed field, `seed` or `seeds` differs): resuming it would label one run's numbers with
+another's settings. Logging and checkpoint knobs (the fields declared `hashed=False` other than
+the seeds and `init_from`) may change on resume. `clear` empties a folder for `--overwrite`.
+`lock` takes an exclusive `fcntl.flock` on `.lock`: the OS releases it when the process dies,
+so a SIGKILL never leaves a stale lock, and a second process is refused at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import glob
+import json
+import os
+import shutil
+from typing import Any, Iterator
+
+from seqbench.engine import config as config_lib
+
+LOCK = ".lock"
+RUN_FILES = ("config.json", "metrics.jsonl", "result.json")
+
+
+def identity(config_json: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same models: the hashed fields, the base seed and the seeds."""
+    config = config_lib.from_json(config_json)
+    return {**config_lib.hashed_json(config_json), "seed": config.seed, "seeds": config.seeds}
+
+
+def check(config_json: dict[str, Any], workdir: str) -> None:
+    """Raises ValueError when `workdir` is not a folder this run can start or resume in: a
+    file, or a folder whose `config.json` is another configuration's (the differing fields
+    named) or unreadable."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"workdir {workdir!r} is a file, not a folder")
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    advice = "use another --workdir, or --overwrite to delete that run and start afresh"
+    try:
+        with open(path) as f:
+            stored = identity(json.load(f))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"workdir {workdir!r} holds an unreadable config.json ({e}); "
+                         f"{advice}") from None
+    wanted = identity(config_json)
+    differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    if differ:
+        shown = "; ".join(f"{k}={stored.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
+        raise ValueError(f"workdir {workdir!r} holds a run of another configuration ({shown}); "
+                         f"{advice}")
+
+
+def clear(workdir: str) -> None:
+    """Deletes a previous run from `workdir` (its files and checkpoints), keeping the folder."""
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(workdir, name))
+    shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lock(workdir: str) -> Iterator[None]:
+    """Holds the folder's lock for the block; ValueError naming the holder's PID when another
+    process holds it."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"workdir {workdir!r} cannot be created ({e.strerror})") from None
+    fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise ValueError(f"workdir {workdir!r} is in use by process {holder} (a run trains "
+                             f"there now); wait for it or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_temporaries(workdir: str) -> None:
+    """Deletes `.tmp-*.json` files our atomic writer left when killed mid-write."""
+    for path in glob.glob(os.path.join(workdir, ".tmp-*.json")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def drop_metrics_after(path: str, step: int) -> None:
+    """Keeps the metrics lines up to `step` (later ones are recomputed after resuming) and
+    drops a torn last line (a crash mid-write)."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn: written partly when the process died
+            if isinstance(entry, dict) and isinstance(entry.get("step"), int) \
+                    and entry["step"] <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
