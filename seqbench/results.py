@@ -89,6 +89,9 @@ def source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
+SOURCE_HASH = source_hash()  # of the code this process imported, not of later edits
+
+
 def git_commit() -> str | None:
     """The checkout's commit (with "+dirty" when tracked files changed) when the package runs
     from a git checkout; None otherwise."""
@@ -103,6 +106,9 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty.strip() else "")
+
+
+GIT_COMMIT = git_commit() or ""  # likewise: the checkout as this process found it
 
 
 def cpu() -> tuple[str, str]:
@@ -137,8 +143,8 @@ def environment() -> dict[str, str]:
     device = jax.devices()[0]
     processor, isa = cpu()
     return {
-        "seqbench": f"{__version__}+src.{source_hash()}",
-        "git_commit": git_commit() or "",
+        "seqbench": f"{__version__}+src.{SOURCE_HASH}",
+        "git_commit": GIT_COMMIT,
         "cpu": processor,
         "cpu_isa": isa,
         "jax": jax.__version__,
