@@ -114,6 +114,6 @@ def get_sweep(arg="full"):
              + [(task, cell) for task in regular for cell in linear_cells]  # the extension
              + [(task, cell) for task in others for cell in paper_cells])
     # lengths from 1, or from the task's shortest (3 for solve_equation and binary arithmetic)
-    return [dict(name=f"{prefix}-{task}-lr{lr:g}", task=task, learning_rate=lr,
+    return [dict(name=f"{prefix}-{task}-lr{lr:g}", label=prefix, task=task, learning_rate=lr,
                  min_train_length=task_registry.get(task).min_length, **overrides)
             for task, (prefix, overrides) in order for lr in LEARNING_RATES[arg]]

@@ -116,6 +116,8 @@ class Config:
                                  "41..500 for formal-language tasks).", kind="lengths", low=1,
                                  high=MAX_LENGTH)
     eval_size: int = option(256, "Test sequences per evaluation length.", low=1)
+    label: str = option("", "The model's name in leaderboards (e.g. 'rg_lru-neg'); default: the "
+                        "cell name and the settings that tell it apart.", hashed=False)
     log_every: int = option(100, "Steps between metrics lines.", low=1, hashed=False)
     checkpoint_every: int = option(500, "Steps between checkpoints (also saved on SIGTERM/"
                                    "SIGINT).", low=1, hashed=False)
