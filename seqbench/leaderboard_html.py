@@ -23,6 +23,8 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from seqbench import selection
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; playwright's own browser download is not used
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -55,12 +57,36 @@ def setting_text(field: str, value) -> str:
     return f"{field}={text}"
 
 
-def row_label(row: dict) -> str:
-    """The cell, then [the settings that tell it from the task's other rows of that cell], then
-    [the code-version/test-set variant], e.g. "mamba [initial_state=noise]"."""
+def row_label(row: dict, leave_out: tuple[str, ...] = ()) -> str:
+    """The model (the run's `label`, else its cell), then [the settings that tell it from the
+    task's other rows of that model], then [the code-version/test-set variant], e.g.
+    "mamba [initial_state=noise]" or "rg_lru-neg [learning_rate=0.003]"."""
     settings = ", ".join(filter(None, (setting_text(field, value)
-                                       for field, value in row["distinct_settings"].items())))
-    return row["cell"] + "".join(f" [{part}]" for part in (settings, row["variant"]) if part)
+                                       for field, value in row["distinct_settings"].items()
+                                       if field not in leave_out)))
+    return (row["label"] or row["cell"]) + "".join(
+        f" [{part}]" for part in (settings, row["variant"]) if part)
+
+
+def model_name(row: dict) -> str:
+    """The model a row is a learning rate of: its label without the learning rate."""
+    return row_label(row, leave_out=("learning_rate",))
+
+
+def grid_cell(grid: dict | None) -> str:
+    """'0.981 ± 0.020 (best 1.000)': our selected score, the grid's best in parentheses."""
+    if grid is None:
+        return ""
+    if grid["selected"] is None:
+        return "–"
+    best = "–" if grid["best_of"] is None else f"{grid['best_of']:.3f}"
+    return f"{fmt(grid['selected'])} (best {best})"
+
+
+OVERVIEW_NOTE = ("Each cell: ours, the mean score ± 95% interval over the seeds of the learning "
+                 "rate with the best in-distribution accuracy (chosen without looking at the test "
+                 "lengths); in parentheses the paper's statistic, the best score of any seed at "
+                 "any learning rate. Score: mean accuracy beyond the training length.")
 
 
 def slug(name: str) -> str:
@@ -68,9 +94,27 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def to_markdown(rows: list[dict], generated: str) -> str:
-    """One table per task, rows sorted by score (descending)."""
-    lines = ["# seqbench leaderboard", "", generated, "",
+def md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def overview_markdown(grids: list[dict]) -> list[str]:
+    """The tasks x models table (`selection.matrix`)."""
+    tasks, models, cells = selection.matrix(grids)
+    if not tasks:
+        return []
+    lines = ["## Overview: the Chomsky hierarchy", "", OVERVIEW_NOTE, "",
+             "| task | " + " | ".join(md_cell(m) for m in models) + " |",
+             "| --- |" + " ---: |" * len(models)]
+    for task in tasks:
+        lines.append(f"| {md_cell(task)} | "
+                     + " | ".join(md_cell(grid_cell(cells.get((task, m)))) for m in models) + " |")
+    return lines
+
+
+def to_markdown(rows: list[dict], grids: list[dict], generated: str) -> str:
+    """The overview, then one table per task, rows sorted by score (descending)."""
+    lines = ["# seqbench leaderboard", "", generated, "", *overview_markdown(grids), "",
              "Score: mean accuracy beyond the training length; ± is the half-width of the 95% "
              "confidence interval of the mean over seeds (Student's t); diverged seeds are left "
              "out."]
@@ -86,7 +130,7 @@ def to_markdown(rows: list[dict], generated: str) -> str:
                      score, fmt(row["in_distribution_accuracy"]),
                      fmt(row["effective_length"], 0), f"{row['param_count']:,}",
                      f"{row['state_size']:,}", fmt(row["tokens_per_s"], 0)]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
         if any(row["conflict"] for row in task_rows):
             lines += ["", "Rows marked [...] share a config hash but differ in code version or "
                           "test sets, so they are kept apart."]
@@ -275,8 +319,37 @@ def _section(task: str, rows: list[dict], svg: str) -> str:
             + f'</tbody></table>{note}<figure class="plot">{svg}</figure></section>')
 
 
-def page(rows: list[dict], svgs: dict[str, str], generated: str) -> str:
-    """The whole leaderboard as one HTML document (rows in leaderboard order)."""
+def score_colour(value: float | None) -> str:
+    """A background for a score: chance-level 0.5 and below light red, 1.0 green."""
+    if value is None:
+        return "#fff"
+    t = min(max((value - 0.5) / 0.5, 0.0), 1.0)
+    return f"hsl({round(120 * t)}, 60%, 85%)"
+
+
+def overview_html(grids: list[dict]) -> str:
+    """The tasks x models table, each cell coloured by our selected score."""
+    tasks, models, cells = selection.matrix(grids)
+    if not tasks:
+        return ""
+    header = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    body = []
+    for task in tasks:
+        tds = []
+        for m in models:
+            grid = cells.get((task, m))
+            mean = grid["selected"]["mean"] if grid and grid["selected"] else None
+            tds.append(f'<td style="background:{score_colour(mean)}">'
+                       f"{html.escape(grid_cell(grid))}</td>")
+        body.append(f"<tr><td>{html.escape(task)}</td>{''.join(tds)}</tr>")
+    return (f'<section id="overview"><h2>Overview: the Chomsky hierarchy</h2><p class="note">{html.escape(OVERVIEW_NOTE)}'
+            f'</p><table class="overview"><thead><tr><th>task</th>{header}</tr></thead><tbody>'
+            + "\n".join(body) + "</tbody></table></section>")
+
+
+def page(rows: list[dict], grids: list[dict], svgs: dict[str, str], generated: str) -> str:
+    """The whole leaderboard as one HTML document (the overview, then rows in leaderboard
+    order)."""
     tasks = sorted({row["task"] for row in rows})
     families = sorted({row["family"] for row in rows})
     sections = "\n".join(_section(task, [r for r in rows if r["task"] == task], svgs[task])
@@ -293,6 +366,7 @@ interval of the mean over seeds (Student's t). Diverged seeds are left out and c
 column header to sort.</p>
 <div id="filters">{_options("task-filter", "Task", tasks)}
 {_options("family-filter", "Cell family", families)} <span id="shown"></span></div>
+{overview_html(grids)}
 {sections}
 <script>{SCRIPT}</script></body></html>
 """

@@ -1,0 +1,88 @@
+"""The two ways of reporting a grid of learning rates and seeds, side by side.
+
+Papers that sweep learning rates and seeds often publish the best model of the grid (Delétang
+et al. 2023 report "the maximum over 10 seeds and 3 learning rates"). That statistic answers
+"can this architecture solve the task at all?", not "how reliably does training get there?".
+seqbench reports both, labelled:
+
+- `best_of`: the paper's statistic, the highest score of any non-diverged seed at any learning
+  rate of the grid;
+- `selected`: ours, the mean and 95% interval over the seeds of one learning rate, the one whose
+  mean *in-distribution* accuracy is highest (ties: the earlier row in the leaderboard's order).
+  The choice never looks at the test lengths, so the reported score is not selected on them.
+
+A grid is the leaderboard rows (`seqbench.leaderboard.aggregate`) of one task and model whose
+hashed configs differ only in `learning_rate`. A model is the run's `label` (the preset's name
+for it, e.g. "rg_lru-neg"), else the row's label from its cell and distinct settings.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
+GROUP_ORDER = CHOMSKY_GROUPS + ("state_tracking", "memory", "real")
+
+
+def grid_key(row: dict[str, Any], model: str) -> tuple[str, str, str]:
+    """(task, model, the hashed config without the learning rate) of a row."""
+    config = {k: v for k, v in row["config"].items() if k != "learning_rate"}
+    return row["task"], model, json.dumps(config, sort_keys=True, default=str)
+
+
+def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[dict[str, Any]]:
+    """One entry per (task, model) grid, in the rows' order (see the module docstring):
+
+        {"task", "task_group", "model", "rows": [row ids], "learning_rates": [...],
+         "best_of": float | None, "best_of_learning_rate": float | None,
+         "selected_learning_rate": float | None, "selected": the chosen row's score interval,
+         "selected_in_distribution": its in-distribution accuracy interval, "seeds": int}
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(grid_key(row, model_of(row)), []).append(row)
+    out = []
+    for (task, model, _), members in groups.items():
+        scored = [row for row in members if row["score"]["n"]]
+        best = max(scored, key=lambda row: row["score"]["max"], default=None)
+        chosen = max((row for row in members if row["in_distribution_accuracy"]["n"]),
+                     key=lambda row: row["in_distribution_accuracy"]["mean"], default=None)
+        out.append({
+            "task": task, "task_group": members[0]["task_group"], "model": model,
+            "rows": [row["id"] for row in members],
+            "learning_rates": [row["config"].get("learning_rate") for row in members],
+            "best_of": best["score"]["max"] if best else None,
+            "best_of_learning_rate": best["config"].get("learning_rate") if best else None,
+            "selected_learning_rate": chosen["config"].get("learning_rate") if chosen else None,
+            "selected": chosen["score"] if chosen else None,
+            "selected_in_distribution": chosen["in_distribution_accuracy"] if chosen else None,
+            "seeds": sum(row["seeds_used"] for row in members),
+        })
+    return out
+
+
+def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GROUPS,
+           ) -> tuple[list[str], list[str], dict]:
+    """(tasks, models, {(task, model): grid}) for a tasks x models table in the layout of the
+    Chomsky paper's Table 2: the tasks of `groups` by level (regular, context-free,
+    context-sensitive), models in the order they first appear. A (task, model) with several
+    grids (other settings besides the learning rate) shows the first."""
+    grid_rows = [g for g in grid_rows if g["task_group"] in groups]
+    def task_order(task_group):
+        task, group = task_group
+        rank = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
+        return rank, first_seen[task]
+
+    first_seen: dict[str, int] = {}
+    models: list[str] = []
+    for grid in grid_rows:
+        first_seen.setdefault(grid["task"], len(first_seen))
+        if grid["model"] not in models:
+            models.append(grid["model"])
+    tasks = [task for task, _ in sorted({(g["task"], g["task_group"]) for g in grid_rows},
+                                        key=task_order)]
+    cells: dict[tuple[str, str], dict] = {}
+    for grid in grid_rows:
+        cells.setdefault((grid["task"], grid["model"]), grid)
+    return tasks, models, cells
