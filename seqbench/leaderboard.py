@@ -382,7 +382,7 @@ def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> d
             log(f"skipped {path}: {reason}")
             skipped.append({"path": path, "reason": reason})
         else:
-            runs.append((link(folder, path, out), record))
+            runs += [(link(folder, path, out), part) for part in selection.split_grid(record)]
             raws.append(raw)
     runs, duplicates = drop_duplicates(runs)
     for run_link, original in duplicates:

@@ -11,7 +11,9 @@ seqbench reports both, labelled:
   mean *in-distribution* accuracy is highest (ties: the earlier row in the leaderboard's order).
   The choice never looks at the test lengths, so the reported score is not selected on them.
 
-A grid is the leaderboard rows (`seqbench.leaderboard.aggregate`) of one task and model whose
+A grid is trained either as one run per learning rate or as one run of all of them
+(`--learning_rates`, vmapped members), which `split_grid` turns into the same per-rate
+records; either way it is the leaderboard rows (`seqbench.leaderboard.aggregate`) of one task and model whose
 hashed configs differ only in `learning_rate`. A model is the run's `label` (the preset's name
 for it, e.g. "rg_lru-neg"), else the row's label from its cell and distinct settings.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
+
+from seqbench import engine
 
 CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
 GROUP_ORDER = CHOMSKY_GROUPS + ("state_tracking", "memory", "real")
@@ -86,3 +90,43 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     for grid in grid_rows:
         cells.setdefault((grid["task"], grid["model"]), grid)
     return tasks, models, cells
+
+
+def split_grid(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run record of a learning-rate grid (`config.learning_rates`, members rate-major) as one
+    record per rate, each exactly the record a run at that single rate with the same seeds
+    writes (up to float rounding): config with `learning_rate` = the rate and no grid, its
+    config hash, the rate's members' entries of every per-seed list, `score_mean` over its
+    non-diverged seeds. Other records come back unchanged, as a one-element list."""
+    rates = record["config"].get("learning_rates") or []
+    if not rates:
+        return [record]
+    seeds = record["seeds"] // len(rates)
+    out = []
+    for index, rate in enumerate(rates):
+        part = slice(index * seeds, (index + 1) * seeds)
+        config = {**record["config"], "learning_rate": rate, "learning_rates": []}
+        per_length = {}
+        for length, entry in record["per_length"].items():
+            entry = dict(entry)
+            for name in ("accuracy", "loss"):
+                if isinstance(entry.get(name), list):
+                    entry[name] = entry[name][part]
+            positions = entry.get("per_position_accuracy")
+            if isinstance(positions, dict):
+                entry["per_position_accuracy"] = {**positions, "accuracy": [
+                    b[part] if isinstance(b, list) else b for b in positions["accuracy"]]}
+            norms = entry.get("state_norm")
+            if isinstance(norms, dict):
+                entry["state_norm"] = {**norms, "norm": [n[part] for n in norms["norm"]]}
+            per_length[length] = entry
+        sliced = {name: record[name][part] for name in
+                  ("seed_status", "diverged_at_step", "in_distribution_accuracy", "score",
+                   "effective_length", "members") if isinstance(record.get(name), list)}
+        ok = [s == "ok" for s in sliced["seed_status"]]
+        kept = [s for s, alive in zip(sliced["score"], ok) if alive and s is not None]
+        out.append({**record, **sliced, "config": config, "seeds": seeds,
+                    "config_hash": engine.config_hash(config), "per_length": per_length,
+                    "status": "ok" if all(ok) else "diverged",
+                    "score_mean": sum(kept) / len(kept) if kept else None})
+    return out

@@ -418,3 +418,24 @@ def test_every_flag_comes_from_the_one_declaration():
         assert field.metadata["help"] in values[name].help and "Config." not in values[name].help
     with pytest.raises(flags.IllegalFlagValueError, match="steps"):
         values(["prog", "--steps=0"])  # bounds come with the declaration
+
+
+def test_a_learning_rate_grid_is_one_program_whose_members_are_the_single_rate_runs(tmp_path):
+    """--seeds=2 --learning_rates=a,b trains 4 members in one program; each rate's members
+    are the seeds a run at that single rate trains (same keys, same data), up to float
+    rounding of a traced peak rate against a constant one; the leaderboard splits the grid
+    into the single-rate records."""
+    from seqbench import selection
+    rates = (1e-2, 3e-3)
+    grid = engine.run(tiny_config(learning_rates=rates), str(tmp_path / "grid"))
+    assert grid["seeds"] == 4 and [m["learning_rate"] for m in grid["members"]] == [
+        1e-2, 1e-2, 3e-3, 3e-3] and [m["seed"] for m in grid["members"]] == [0, 1, 0, 1]
+    parts = selection.split_grid(json.loads((tmp_path / "grid" / "result.json").read_text()))
+    for rate, part in zip(rates, parts):
+        single = engine.run(tiny_config(learning_rate=rate), str(tmp_path / f"lr{rate}"))
+        assert part["config_hash"] == single["config_hash"] and part["seeds"] == 2
+        for length, entry in single["per_length"].items():
+            np.testing.assert_allclose(part["per_length"][length]["loss"], entry["loss"],
+                                       rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(part["score"], single["score"], atol=1e-6)
+    assert grid["per_length"]["12"]["loss"][0] != grid["per_length"]["12"]["loss"][2]

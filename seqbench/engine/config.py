@@ -49,8 +49,9 @@ def option(default: Any, help: str, *, low: float | None = None, high: float | N
       low, high: inclusive bounds (numbers; for "lengths", of every entry).
       above: exclusive lower bound (floats that must be positive).
       choices: the valid strings.
-      kind: "hparams" (a JSON object of name -> value, stored as sorted pairs) or "lengths" (a
-        list of positive ints, stored as a tuple); None: the default's type.
+      kind: "hparams" (a JSON object of name -> value, stored as sorted pairs), "lengths" (a
+        list of positive ints, stored as a tuple) or "floats" (a list of distinct finite
+        numbers, stored as a tuple); None: the default's type.
       hashed: False for fields that change how a run is logged, saved or placed, not what it
         computes (left out of `config_hash`).
       shared: a post-training run must have the same value as the run it starts from (the same
@@ -94,7 +95,12 @@ class Config:
     seeds: int = option(1, "Independent models trained together in one program (vmap).", low=1,
                         hashed=False, shared=True)
     seed: int = option(0, "Base random seed.", low=0, hashed=False, shared=True)
-    learning_rate: float = option(1e-3, "AdamW peak learning rate.", low=0.0)
+    learning_rate: float = option(1e-3, "AdamW peak learning rate (with learning_rates: the "
+                                  "grid's first).", low=0.0)
+    learning_rates: tuple = option((), "A grid of learning rates trained together in one "
+                                   "program: every seed at every rate, vmapped (--seeds=5 "
+                                   "--learning_rates=1e-4,3e-4,1e-3 is 15 members); default: "
+                                   "learning_rate alone.", kind="floats", low=0.0, shared=True)
     lr_schedule: str = option("warmup_cosine", "Learning-rate schedule: warmup_cosine (linear "
                               "warm-up over warmup_steps, then cosine decay to 0) or constant.",
                               choices=LR_SCHEDULES)
@@ -127,6 +133,20 @@ class Config:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, _checked(field, getattr(self, field.name)))
+        if self.learning_rates:
+            object.__setattr__(self, "learning_rate", self.learning_rates[0])
+
+    @property
+    def member_learning_rates(self) -> tuple[float, ...]:
+        """The learning rate of each member, rate-major: member m trains seed m % seeds at
+        `member_learning_rates[m]` = the grid's rate m // seeds."""
+        rates = self.learning_rates or (self.learning_rate,)
+        return tuple(rate for rate in rates for _ in range(self.seeds))
+
+    @property
+    def members(self) -> int:
+        """Models trained together in one program: seeds x learning rates."""
+        return len(self.member_learning_rates)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values: hparams as objects, lengths as a list."""
@@ -134,6 +154,7 @@ class Config:
         out["cell_hparams"] = dict(self.cell_hparams)
         out["task_hparams"] = dict(self.task_hparams)
         out["eval_lengths"] = list(self.eval_lengths)
+        out["learning_rates"] = list(self.learning_rates)
         return out
 
 
@@ -185,6 +206,20 @@ def _checked(field: dataclasses.Field, value: Any) -> Any:
         if not all(_is_int(v) and low <= v <= high for v in value):
             raise ValueError(f"{name} must be integers in [{low}, {high}]; got {list(value)}")
         return value
+    if kind == "floats":
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{name} must be a list of numbers; got {value!r}")
+        try:
+            value = tuple(float(v) if isinstance(v, str) else v for v in value)
+        except ValueError:
+            raise ValueError(f"{name} must be numbers; got {list(value)}") from None
+        if not all((_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v >= low
+                   for v in value) or len(set(value)) != len(value):
+            raise ValueError(f"{name} must be distinct finite numbers >= {low}; got "
+                             f"{list(value)}")
+        return tuple(float(v) for v in value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false; got {value!r}")
@@ -209,6 +244,9 @@ def _checked(field: dataclasses.Field, value: Any) -> Any:
     if above is not None and value <= above:
         raise ValueError(f"{name} must be > {above}; got {value!r}")
     return value
+
+
+DEFAULT_JSON = Config().to_json()  # what a field added later reproduces (see config_hash)
 
 
 # ----------------------------------------------------------------------- from files and records
@@ -245,8 +283,12 @@ def hashed_json(config_json: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(config_json: dict[str, Any]) -> str:
-    """The run's `config_hash`: 12 hex characters of sha256 over `hashed_json(config_json)`."""
-    return results.config_hash(hashed_json(config_json))
+    """The run's `config_hash`: 12 hex characters of sha256 over the entries of
+    `hashed_json(config_json)` that differ from the defaults, so that a field added later, at
+    its default (the behaviour from before it existed), leaves every existing hash unchanged."""
+    defaults = DEFAULT_JSON
+    return results.config_hash({name: value for name, value in hashed_json(config_json).items()
+                                if name not in defaults or value != defaults[name]})
 
 
 def load_config_file(spec: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -315,7 +357,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
             flags.DEFINE_string(name, field.default, help_text, **define)
         elif kind == "hparams":
             flags.DEFINE_string(name, "{}", help_text, **define)
-        else:  # lengths
+        else:  # lengths, floats
             flags.DEFINE_list(name, [], help_text, **define)
 
 

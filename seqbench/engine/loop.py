@@ -98,7 +98,7 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start):
             batch_length = curriculum.batch_length(low, high, config.seed, step - 1, config.steps)
             bucket = curricula.bucket(curriculum, batch_length, high)
             state, metrics = programs[bucket](state, seed_keys, jnp.int32(batch_length))
-            tokens += config.seeds * config.batch_size * task.seq_len(bucket)
+            tokens += config.members * config.batch_size * task.seq_len(bucket)
             all_diverged = False
             if step % config.log_every == 0 or step == config.steps:
                 line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
@@ -149,7 +149,9 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start):
         "task_group": task.group,
         "config": record_config,
         "config_hash": config_hash(record_config),
-        "seeds": config.seeds,
+        "seeds": config.members,  # entries of every per-seed list: seeds x learning rates
+        "members": [{"seed": m % config.seeds, "learning_rate": rate}
+                    for m, rate in enumerate(config.member_learning_rates)],
         "steps_run": step,
         "per_length": {str(n): v for n, v in per_length.items()},
         **summary,

@@ -38,34 +38,50 @@ class TrainState(NamedTuple):
     step: jax.Array  # shape=(), int32: steps done
 
 
-def optimizer(config: Config) -> optax.GradientTransformation:
+def optimizer(config: Config, learning_rate: float | jax.Array | None = None,
+              ) -> optax.GradientTransformation:
     """Global-norm clipping, then AdamW (Loshchilov & Hutter 2019) at the learning rate of
     `config.lr_schedule`: "warmup_cosine" (linear from 0 over `warmup_steps`, cosine to 0 at
     `steps`) or "constant" (Delétang et al. 2023: Adam at a constant rate, with
-    `weight_decay=0`)."""
-    if config.lr_schedule == "constant":
-        schedule = optax.constant_schedule(config.learning_rate)
-    else:
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, config.learning_rate, min(config.warmup_steps, config.steps - 1), config.steps)
+    `weight_decay=0`). Peak rate: `learning_rate` (a grid member's, traced) or
+    `config.learning_rate`; the optimiser state does not depend on it."""
+    def shape(peak: float):
+        if config.lr_schedule == "constant":
+            return optax.constant_schedule(peak)
+        return optax.warmup_cosine_decay_schedule(
+            0.0, peak, min(config.warmup_steps, config.steps - 1), config.steps)
+
+    if learning_rate is None:
+        schedule = shape(config.learning_rate)
+    else:  # a traced peak: optax's schedules need a Python number, so scale the unit schedule
+        unit = shape(1.0)
+        schedule = lambda count: learning_rate * unit(count)
     return optax.chain(optax.clip_by_global_norm(config.clip_norm),
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
+def member_keys(key: jax.Array, config: Config) -> jax.Array:
+    """(members,) keys: seed i's key split(key, seeds)[i], repeated for every learning rate of
+    the grid, so that every rate trains the same seeds (a paired comparison)."""
+    keys = jax.random.split(key, config.seeds)
+    return keys[jnp.arange(config.members) % config.seeds]
+
+
 def init_state(config: Config, model, tx) -> TrainState:
-    """Step 0 of `config.seeds` independent models (seed i's key: split(key(config.seed))[i]).
+    """Step 0 of `config.members` independent models (member m: seed m % seeds, whose key is
+    split(key(config.seed))[m % seeds], at the grid's learning rate m // seeds).
 
     Built by one jitted program: run op by op, the initialisers compile about a hundred small
     kernels, which costs seconds per run."""
 
     def build_state():
-        keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+        keys = member_keys(jax.random.key(config.seed), config)
         params = jax.vmap(model.init)(keys)
         carry = jax.vmap(lambda p: interventions.init_carry(
             config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
         return TrainState(params, jax.vmap(tx.init)(params), carry,
-                          jnp.ones((config.seeds,), bool),
-                          jnp.full((config.seeds,), -1, jnp.int32), jnp.zeros((), jnp.int32))
+                          jnp.ones((config.members,), bool),
+                          jnp.full((config.members,), -1, jnp.int32), jnp.zeros((), jnp.int32))
 
     return jax.jit(build_state)()
 
@@ -126,7 +142,7 @@ def device_mesh(config: Config) -> Mesh:
     """
     devices = jax.devices()
     for count in range(len(devices), 0, -1):
-        seed_axis = math.gcd(config.seeds, count)
+        seed_axis = math.gcd(config.members, count)
         if config.batch_size % (count // seed_axis) == 0:
             grid = np.array(devices[:count]).reshape(seed_axis, count // seed_axis)
             return Mesh(grid, ("seed", "batch"))
@@ -144,7 +160,7 @@ def start_state(config: Config, model, tx) -> tuple[Mesh | None, TrainState, jax
     """(mesh, state, seed_keys) at step 0: the mesh is None on one device; with several, the
     state and the per-seed keys are placed on it (`device_mesh`, `shard_state`)."""
     state = init_state(config, model, tx)
-    seed_keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
+    seed_keys = member_keys(jax.random.key(config.seed + 1), config)
     if jax.device_count() == 1:
         return None, state, seed_keys
     mesh = device_mesh(config)
@@ -171,7 +187,10 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
     curriculum = curricula.CURRICULA[config.curriculum]
     bucket = config.train_length if bucket is None else bucket
 
-    def one_seed(params, opt_state, carry, alive, diverged_at, key, step, batch_length):
+    grid = bool(config.learning_rates)
+    member_rates = jnp.asarray(config.member_learning_rates, jnp.float32)
+
+    def one_seed(params, opt_state, carry, alive, diverged_at, key, step, batch_length, rate):
         batch_key, length_key, state_key = jax.random.split(jax.random.fold_in(key, step), 3)
         lengths = curriculum.row_lengths(config.min_train_length, config.train_length,
                                          length_key, step, config.steps, batch_length,
@@ -184,7 +203,8 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
                                             config.initial_state_std)
         (loss, (accuracy, final)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, start, batch)
-        updates, new_opt_state = tx.update(grads, opt_state, params)
+        member_tx = optimizer(config, rate) if grid else tx  # a grid member's own peak rate
+        updates, new_opt_state = member_tx.update(grads, opt_state, params)
         grad_norm = optax.tree.norm(grads)
         ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep_if_ok = functools.partial(jax.tree_util.tree_map,
@@ -199,16 +219,16 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
     def train_step(state: TrainState, seed_keys: jax.Array, batch_length: jax.Array):
         per_seed = (state.params, state.opt_state, state.carry, state.alive, state.diverged_at,
                     seed_keys)
-        if config.seeds == 1:
+        if config.members == 1:
             # The same program without the size-1 seed axis: XLA:CPU runs the batch-1 matmuls
             # that vmap would leave in the recurrence about 10% slower than plain ones.
             squeezed = jax.tree_util.tree_map(lambda x: x[0], per_seed)
-            outputs = jax.tree_util.tree_map(lambda x: x[None], one_seed(*squeezed, state.step,
-                                                                      batch_length))
+            outputs = jax.tree_util.tree_map(lambda x: x[None], one_seed(
+                *squeezed, state.step, batch_length, member_rates[0]))
         else:
-            outputs = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, None, None),
+            outputs = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, None, None, 0),
                                spmd_axis_name="seed" if mesh is not None else None,
-                               )(*per_seed, state.step, batch_length)
+                               )(*per_seed, state.step, batch_length, member_rates)
         params, opt_state, carry, alive, diverged_at, metrics = outputs
         return TrainState(params, opt_state, carry, alive, diverged_at, state.step + 1), metrics
 
