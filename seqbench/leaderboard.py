@@ -50,7 +50,9 @@ import json
 import math
 import os
 import re
+import stat
 import sys
+import urllib.parse
 from typing import Any, Callable
 
 from absl import app, flags
@@ -128,8 +130,34 @@ def find_results(folders: list[str]) -> list[tuple[str, str]]:
     return found
 
 
+MAX_FILE_BYTES = 64 * 2**20  # a result.json larger than this is not read
+MAX_COUNT = 2**53  # integers above this are not counts of anything a run has
+FRACTIONS = ("in_distribution_accuracy", "score")  # per-seed lists of accuracies in [0, 1]
+
+
+def _bad_values(name: str, values: list) -> str | None:
+    """Why the per-seed list `name` holds an impossible value, or None."""
+    def number(v):
+        return isinstance(v, NUMBER) and not isinstance(v, bool) and math.isfinite(v)
+    if name == "seed_status":
+        return None
+    if name in FRACTIONS or name.endswith(".accuracy"):
+        if not all(v is None or (number(v) and 0 <= v <= 1) for v in values):
+            return f"{name} must hold numbers in [0, 1] or null"
+    elif name == "effective_length":
+        if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                 and 0 <= v <= engine.config.MAX_LENGTH) for v in values):
+            return f"{name} must hold lengths or null"
+    elif not all(v is None or (number(v) and v >= 0) for v in values):
+        return f"{name} must hold finite numbers >= 0 or null"
+    return None
+
+
 def check(record: Any) -> str | None:
-    """Why `record` is not a usable result (one line), or None when it is."""
+    """Why `record` is not a usable result (one line), or None when it is: the fields, their
+    types and ranges (accuracies in [0, 1], finite losses, lengths up to
+    `engine.config.MAX_LENGTH`, sane counts), a valid configuration whose hash is its
+    `config_hash`, and string-valued environment entries."""
     if not isinstance(record, dict):
         return f"expected a JSON object; got {type(record).__name__}"
     version = record.get("schema_version")
@@ -142,13 +170,21 @@ def check(record: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, kind):
             return f"field {name!r} has type {type(value).__name__}"
     seeds = record["seeds"]
-    if seeds < 1:
-        return f"seeds must be >= 1; got {seeds}"
+    if not 1 <= seeds <= 10**6:
+        return f"seeds must be in [1, 1000000]; got {seeds}"
+    for name in ("param_count", "state_size"):
+        if not 0 <= record[name] <= MAX_COUNT:
+            return f"{name} must be in [0, 2^53]; got a number of {len(str(record[name]))} digits"
+    throughput = record["tokens_per_s"]
+    if throughput is not None and not (math.isfinite(throughput) and throughput >= 0):
+        return f"tokens_per_s must be a finite number >= 0 or null; got {throughput}"
     per_length = record["per_length"]
     lists = {name: record[name] for name in PER_SEED}
     for length, entry in per_length.items():
-        if not re.fullmatch(r"[1-9][0-9]*", length) or not isinstance(entry, dict):
-            return f"per_length entry {length!r} is not a length with a metrics object"
+        if (len(length) > 8 or not re.fullmatch(r"[1-9][0-9]*", length)
+                or int(length) > engine.config.MAX_LENGTH or not isinstance(entry, dict)):
+            shown = length if len(length) <= 20 else f"{length[:20]}... ({len(length)} chars)"
+            return f"per_length entry {shown!r} is not a length with a metrics object"
         for metric in ("accuracy", "loss"):
             lists[f"per_length[{length}].{metric}"] = entry.get(metric)
     for name, values in lists.items():
@@ -157,6 +193,9 @@ def check(record: Any) -> str | None:
         if name != "seed_status" and not all(
                 v is None or (isinstance(v, NUMBER) and not isinstance(v, bool)) for v in values):
             return f"{name} must hold numbers or null"
+        bad = _bad_values(name, values)
+        if bad:
+            return bad
     if not set(record["seed_status"]) <= {"ok", "diverged"}:
         return f"seed_status values must be 'ok' or 'diverged'; got {record['seed_status']}"
     if record["status"] != ("diverged" if "diverged" in record["seed_status"] else "ok"):
@@ -167,10 +206,20 @@ def check(record: Any) -> str | None:
         return "config.train_length is missing"
     if not isinstance(record["environment"].get("seqbench"), str):
         return "environment.seqbench (the code version) is missing"
+    for key, value in record["environment"].items():
+        if not isinstance(value, str):
+            return f"environment.{key} must be a string; got {type(value).__name__}"
+    source = record["config"].get("post_trained_from")
+    if source is not None and not (isinstance(source, str) and re.fullmatch("[0-9a-f]{12}",
+                                                                           source)):
+        return "config.post_trained_from must be a config hash (12 hex characters)"
     try:
         recomputed = engine.config_hash(record["config"])
-    except (ValueError, TypeError) as e:
+        rates = engine.from_json(record["config"]).learning_rates
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
         return f"config is not a valid configuration ({e})"
+    if rates and seeds % len(rates):
+        return f"seeds {seeds} is not a multiple of the {len(rates)} learning rates of the grid"
     if record["config_hash"] != recomputed:
         return (f"config_hash {record['config_hash']!r} does not match its config (which "
                 f"hashes to {recomputed!r})")
@@ -178,13 +227,23 @@ def check(record: Any) -> str | None:
 
 
 def load(path: str) -> tuple[dict | None, str | None, bytes]:
-    """(record, None, raw bytes) for a usable file; (None, reason, raw bytes) otherwise."""
+    """(record, None, raw bytes) for a usable file; (None, reason, raw bytes) otherwise. Only
+    regular files up to `MAX_FILE_BYTES` are read (a FIFO would block, /dev/zero never end)."""
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file (a FIFO, device or socket is never read)", b""
+        if info.st_size > MAX_FILE_BYTES:
+            return None, f"larger than {MAX_FILE_BYTES // 2**20} MiB", b""
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_FILE_BYTES + 1)
         record = json.loads(raw)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, f"not valid JSON ({e})", b""
+    except OSError as e:
+        return None, f"unreadable ({e.strerror})", b""
+    except RecursionError:
+        return None, "not valid JSON (nested too deeply)", b""
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer too long
+        return None, f"not valid JSON ({str(e)[:200]})", b""
     reason = check(record)
     return (None, reason, raw) if reason else (record, None, raw)
 
@@ -205,23 +264,38 @@ def eval_sets_digest(record: dict) -> str:
 
 
 def link(folder: str, path: str, out: str) -> str:
-    """The run folder of `path`: absolute if `folder` was given absolute, else relative to out."""
+    """The run folder of `path` as a URL path: absolute if `folder` was given absolute, else
+    relative to out; percent-encoded, so no folder name ("javascript:...") reads as a scheme."""
     run = os.path.dirname(path)
-    return os.path.abspath(run) if os.path.isabs(folder) else os.path.relpath(run, out)
+    return urllib.parse.quote(os.path.abspath(run) if os.path.isabs(folder)
+                              else os.path.relpath(run, out))
+
+
+def numbers(record: dict) -> str:
+    """The record's results (per-length accuracies and losses), canonically."""
+    return results.canonical_json({n: [e.get("accuracy"), e.get("loss")]
+                                   for n, e in record["per_length"].items()})
 
 
 def drop_duplicates(runs: list[tuple[str, dict]]) -> tuple[list, list[tuple[str, str]]]:
     """(kept runs, [(dropped link, kept link)]): runs with the same config hash, base seed and
     seed count trained the same models (training is deterministic), so only the first (by
-    link) counts. The hash leaves the seeds out precisely so that other seeds merge."""
+    link) counts when their numbers agree. The hash leaves the seeds out precisely so that
+    other seeds merge. When their numbers differ (float rounding differs between processors)
+    both are kept, each tagged `_numbers` with its link, and `aggregate` shows them as
+    conflicting rows: one of them is never dropped silently."""
     kept, first_of, dropped = [], {}, []
     for run_link, record in sorted(runs, key=lambda r: r[0]):
         key = (record["config_hash"], record["config"].get("seed"), record["seeds"])
-        if key in first_of:
-            dropped.append((run_link, first_of[key]))
-        else:
-            first_of[key] = run_link
+        if key not in first_of:
+            first_of[key] = (run_link, record)
             kept.append((run_link, record))
+        elif numbers(record) == numbers(first_of[key][1]):
+            dropped.append((run_link, first_of[key][0]))
+        else:
+            first = first_of[key][1]
+            first.setdefault("_numbers", first_of[key][0])
+            kept.append((run_link, {**record, "_numbers": run_link}))
     return kept, dropped
 
 
@@ -235,13 +309,15 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
     for key, members in groups.items():
         variants: dict[tuple, list[tuple[str, dict]]] = {}
         for run_link, record in members:
-            variant = (record["environment"]["seqbench"], eval_sets_digest(record))
+            variant = (record["environment"]["seqbench"], eval_sets_digest(record),
+                       record.get("_numbers", ""))
             variants.setdefault(variant, []).append((run_link, record))
-        differs = [name for i, name in enumerate(("code version", "test-set hash"))
+        differs = [name for i, name in enumerate(("code version", "test-set hash", "numbers"))
                    if len({v[i] for v in variants}) > 1]
-        for (version, digest), runs_of_variant in sorted(variants.items()):
+        for (version, digest, numbers_of), runs_of_variant in sorted(variants.items()):
             label = ", ".join(([f"v{version}"] if "code version" in differs else [])
-                              + ([f"tests {digest}"] if "test-set hash" in differs else []))
+                              + ([f"tests {digest}"] if "test-set hash" in differs else [])
+                              + ([f"run {numbers_of}"] if "numbers" in differs else []))
             rows.append(make_row(runs_of_variant, label, ", ".join(differs) or None))
     return sorted(with_distinct_settings(rows), key=row_order)
 
@@ -357,8 +433,20 @@ def to_csv(rows: list[dict]) -> str:
             line = {**{c: row[c] for c in CSV_COLUMNS if c in row}, **entry,
                     **flat("accuracy", entry["accuracy"]), **flat("loss", entry["loss"]),
                     **flat("score", row["score"]), "tokens_per_s": row["tokens_per_s"]["mean"]}
-            writer.writerow({c: "" if line[c] is None else line[c] for c in CSV_COLUMNS})
+            writer.writerow({c: csv_value(line[c]) for c in CSV_COLUMNS})
     return buffer.getvalue()
+
+
+def csv_value(value: Any) -> Any:
+    """A CSV cell: empty for null; text that a spreadsheet would run as a formula (starting
+    with =, +, -, @, tab or carriage return: OWASP's list) prefixed with a quote, and line
+    breaks inside text replaced by spaces (a bare carriage return would split the line)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        quoted = "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+        return quoted.replace("\r", " ").replace("\n", " ")
+    return value
 
 
 def inputs_digest(raws: list[bytes]) -> str:
@@ -397,17 +485,19 @@ def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> d
              "result_schemas": list(SUPPORTED_SCHEMAS), "result_files": len(runs), "rows": rows,
              "grids": grids,
              "skipped": sorted(skipped, key=lambda s: s["path"])}
-    # Not results.write_json: its mkstemp file keeps mode 0600; a published board is 0644-ish.
-    write_bytes(os.path.join(out, "leaderboard.json"),
-                (json.dumps(board, indent=1, sort_keys=True) + "\n").encode())
-    write_bytes(os.path.join(out, "leaderboard.csv"), to_csv(rows).encode())
-    write_bytes(os.path.join(out, "leaderboard.md"),
-                to_markdown(rows, grids, generated).encode())
+    # Everything is rendered before anything is written: a failure leaves the old outputs.
     figures = plots(rows)
-    for task, figure in figures.items():
-        write_bytes(os.path.join(out, "plots", f"{slug(task)}.png"), figure.png)
-    html = page(rows, grids, {task: figure.svg for task, figure in figures.items()}, generated)
-    write_bytes(os.path.join(out, "leaderboard.html"), html.encode())
+    files = {"leaderboard.json": (json.dumps(board, indent=1, sort_keys=True) + "\n").encode(),
+             "leaderboard.csv": to_csv(rows).encode(),
+             "leaderboard.md": to_markdown(rows, grids, generated).encode(),
+             "leaderboard.html": page(rows, grids, {task: f.svg for task, f in figures.items()},
+                                      generated).encode(),
+             **{os.path.join("plots", f"{slug(task)}.png"): f.png for task, f in figures.items()}}
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"--out {out!r} is a file, not a folder")
+    for name, data in files.items():
+        # Not results.write_json: its mkstemp file keeps mode 0600; a published board is 0644.
+        write_bytes(os.path.join(out, name), data)
     return board
 
 
@@ -438,9 +528,11 @@ def main(argv):
         fail(f"--runs folder {missing[0]!r} does not exist")
     if FLAGS.screenshot and not FLAGS.screenshot.endswith(".png"):
         fail(f"--screenshot must be a .png path; got {FLAGS.screenshot!r}")
+    if os.path.exists(FLAGS.out) and not os.path.isdir(FLAGS.out):
+        fail(f"--out {FLAGS.out!r} is a file, not a folder")
     try:
         board = build(FLAGS.runs, FLAGS.out, log=lambda line: print(line, file=sys.stderr))
-    except FileNotFoundError as e:
+    except (FileNotFoundError, NotADirectoryError) as e:
         fail(str(e))
     print(f"{len(board['rows'])} rows from {board['result_files']} result files "
           f"({len(board['skipped'])} skipped) -> {FLAGS.out}/leaderboard.{{json,csv,md,html}}, "

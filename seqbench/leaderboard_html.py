@@ -11,6 +11,7 @@ same rows always give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import json
@@ -90,12 +91,23 @@ OVERVIEW_NOTE = ("Each cell: ours, the mean score ± 95% interval over the seeds
 
 
 def slug(name: str) -> str:
-    """A file-name-safe form of a task name."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    """A file-name-safe form of a task name, unique: a name that needed changing gets a short
+    hash of itself ("a/b" -> "a_b-<8 hex>", so it never meets a task called "a_b")."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
+    if safe == name and not safe.startswith("."):
+        return safe
+    return f"{safe.lstrip('.')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def plain_text(text: str) -> str:
+    """`text` for matplotlib with mathtext off: every "$" escaped."""
+    return text.replace("$", r"\$")
 
 
 def md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """`text` safe in a Markdown table cell: HTML escaped (no tag reaches a renderer), pipes
+    escaped."""
+    return html.escape(text).replace("|", "\\|")
 
 
 def overview_markdown(grids: list[dict]) -> list[str]:
@@ -120,7 +132,7 @@ def to_markdown(rows: list[dict], grids: list[dict], generated: str) -> str:
              "out."]
     for task in sorted({row["task"] for row in rows}):
         task_rows = [row for row in rows if row["task"] == task]
-        lines += ["", f"## {task} ({task_rows[0]['task_group']})", "",
+        lines += ["", f"## {md_cell(task)} ({md_cell(task_rows[0]['task_group'])})", "",
                   "| cell | family | config | seeds | score | in-dist. accuracy | "
                   "effective length | params | state size | tokens/s |",
                   "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -175,7 +187,7 @@ def plot(task: str, rows: list[dict]) -> Plot:
         xs = [e["length"] for e in points]
         lengths.update(xs)
         line, = ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
-                        linewidth=1.5, label=row_label(row))
+                        linewidth=1.5, label=plain_text(row_label(row)))
         ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
                         [e["accuracy"]["max"] for e in points], color=line.get_color(),
                         alpha=0.15, linewidth=0)
@@ -192,7 +204,8 @@ def plot(task: str, rows: list[dict]) -> Plot:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("evaluation length (log scale)")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{task}: accuracy vs length (mean, band = seed min..max)", fontsize=10)
+    ax.set_title(plain_text(f"{task}: accuracy vs length (mean, band = seed min..max)"),
+                 fontsize=10)
     ax.grid(alpha=0.3)
     svg = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"seqbench-{task}", "svg.fonttype": "none"}):

@@ -106,3 +106,31 @@ def test_screenshot_is_a_png_of_the_whole_page(page, built):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width == 900 and height > 800  # full page: two tables and two plots
+
+
+def test_clicking_every_link_of_a_page_built_from_hostile_names_runs_no_script(page, tmp_path,
+                                                                              monkeypatch):
+    """Issue 16, item 4: run folders named like URLs with a scheme, --out inside --runs
+    (relative links); every link is clicked and no script may run (no dialog, no navigation
+    to a javascript: URL)."""
+    from tests.test_leaderboard import make_record, write_run
+    monkeypatch.chdir(tmp_path)
+    for name in ("javascript:alert(1)", "data:text,x", "x onclick=alert(1)"):
+        write_run(tmp_path / "runs" / name, make_record({4: [1.0], 8: [0.5]}, cell="lstm"))
+    leaderboard.build(["runs"], "runs", log=lambda line: None)  # links: "NAME", relative
+    tab = page.context.browser.new_page()  # the module's browser: one Playwright per thread
+    try:
+        dialogs = []
+        tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page_url = (tmp_path / "runs" / "leaderboard.html").as_uri()
+        tab.goto(page_url)
+        hrefs = tab.eval_on_selector_all("a", "links => links.map(a => a.href)")
+        assert len(hrefs) == 3 and all(h.startswith("file://") for h in hrefs)
+        for index in range(len(hrefs)):
+            tab.goto(page_url)
+            tab.locator("a").nth(index).click()
+            tab.wait_for_load_state()
+            assert tab.url.startswith("file://")
+        assert dialogs == []
+    finally:
+        tab.close()
