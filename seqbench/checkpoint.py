@@ -17,6 +17,7 @@ save and exit cleanly at the next step boundary.
 
 from __future__ import annotations
 
+import logging as pylogging
 import os
 import signal
 import threading
@@ -32,6 +33,18 @@ __all__ = ["Checkpointer", "CheckpointError", "StopRequested"]
 
 class CheckpointError(RuntimeError):
     """No checkpoint of the run could be restored (but some exist)."""
+
+
+class _NotOrbax(pylogging.Filter):
+    """Drops orbax's own log records: a damaged checkpoint makes it log an error (and asyncio
+    tracebacks) for every file it tries; `Checkpointer.restore` reports each step it skips in
+    one line instead."""
+
+    def filter(self, record: pylogging.LogRecord) -> bool:
+        return f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+logging.get_absl_logger().addFilter(_NotOrbax())
 
 
 def _is_typed_key(x) -> bool:

@@ -15,13 +15,14 @@ def fail(program: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
-def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
+def flags_parser(program: str, values: flags.FlagValues = flags.FLAGS,
+                 ) -> Callable[[list[str]], list[str]]:
     """absl's parser for `app.run(main, flags_parser=...)`, reporting an unknown flag or a bad
     value (the first line of absl's message) with `fail`."""
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return flags.FLAGS(argv)
+            return values(argv)
         except flags.Error as e:
             fail(program, str(e).splitlines()[0])
 

@@ -295,12 +295,14 @@ def length_grid(
     chunk_size: int = CHUNK_SIZE,
     max_eval_bytes: int = MAX_EVAL_BYTES,
     log: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """{length: metrics} for every length (definitions: module docstring).
 
     `seed_params` has a leading seed axis. Recurrent models are streamed in pieces of at most
     `chunk_size` steps; attention is evaluated whole, or recorded as skipped when its estimated
-    memory exceeds `max_eval_bytes`. `log`, when given, receives one line per length.
+    memory exceeds `max_eval_bytes`. `log`, when given, receives one line per length; `stop`,
+    when given and true before a length, ends the evaluation early (the lengths done so far).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
@@ -312,6 +314,8 @@ def length_grid(
     compiled = {}  # attention: one jitted whole evaluation per bucket
     results = {}
     for length in lengths:
+        if stop is not None and stop():
+            break
         start = time.perf_counter()
         steps = task.seq_len(int(length))
         if not model.cell.recurrent:

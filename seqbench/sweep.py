@@ -260,7 +260,15 @@ def main(argv):
             done = finished(os.path.join(FLAGS.runs, name), config_json) is not None
             print(f"{name}: {config.cell} on {config.task} ({'done' if done else 'to run'})")
         return
-    if sweep(runs, FLAGS.runs) is None:
+    try:
+        records = sweep(runs, FLAGS.runs)
+    except ValueError as e:  # e.g. a run's folder taken by another process meanwhile
+        fail(str(e))
+    except KeyboardInterrupt:  # between two runs: every finished run is on disk
+        print("seqbench.sweep: stopped between runs; rerun the same command to go on",
+              file=sys.stderr)
+        sys.exit(143)
+    if records is None:
         sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as train.py
 
 

@@ -119,3 +119,37 @@ def test_an_all_diverged_run_has_no_score(monkeypatch, tmp_path, capsys):
 def test_impossible_values_are_refused_before_training(fields, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**fields)
+
+
+def test_a_signal_during_compilation_or_evaluation_saves_and_a_rerun_finishes(finished,
+                                                                               monkeypatch,
+                                                                               tmp_path):
+    """Issue 16, item 16: Ctrl-C (SIGINT) while compiling stops after one step with a
+    checkpoint; while evaluating, between two lengths (the final checkpoint is saved); the
+    rerun ends with the uninterrupted run's numbers."""
+    import signal
+    from seqbench import evaluate
+    from seqbench.engine import loop
+    first, _ = finished
+    config = tiny_config(steps=2, log_every=1)
+    real_step, real_grid = loop.make_train_step, evaluate.length_grid
+
+    def interrupted_compile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "make_train_step", interrupted_compile)
+    assert engine.run(config, str(tmp_path)) is None
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
+    monkeypatch.setattr(loop, "make_train_step", real_step)
+
+    def interrupted_evaluation(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_grid(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "length_grid", interrupted_evaluation)
+    assert engine.run(config, str(tmp_path)) is None
+    assert not (tmp_path / "result.json").exists()
+    monkeypatch.setattr(evaluate, "length_grid", real_grid)
+    again = engine.run(config, str(tmp_path))
+    assert again["per_length"] == first["per_length"]

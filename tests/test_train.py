@@ -121,6 +121,19 @@ def test_default_eval_grid():
     assert evaluate.default_lengths(tasks.get("copy"), 10) == [10, 20, 40, 80, 160, 320, 640]
 
 
+def run_cli(args, capsys):
+    """`python -m seqbench.train ARGS` in this process: (exit status, stderr)."""
+    from absl import flags
+    from seqbench import cli
+    from seqbench.engine import cli as engine_cli
+    values = flags.FlagValues()
+    engine.config.define_flags(values)
+    with pytest.raises(SystemExit) as stopped:
+        argv = cli.flags_parser("seqbench.train", values)(["seqbench.train", *args])
+        engine_cli.main(argv, values)
+    return stopped.value.code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--cell=lsmt"], "unknown cell 'lsmt'; valid cells: attention"),
     (["--cell=attention", "--initial_state=state_passing"], "need a recurrent state"),
@@ -129,15 +142,37 @@ def test_default_eval_grid():
     (["--task=mqar", "--eval_lengths=8"], "needs length >= 32"),
     (["--task_hparams=[1]"], "must be a JSON object"),
     (["--init_from=no/such/run"], "init_from: 'no/such/run' holds no finished run"),
+    (["--eval_lengths=8,100000000000"], "eval_lengths must be integers in [1, 1048576]"),
+    (["--learning_rate=nan"], "learning_rate must be a finite number"),
+    (["--width=200000", "--cell=lstm"], "GiB for the parameters and optimiser state"),
     ([], "--workdir is required"),
 ])
-def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path):
+def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path, capsys):
     workdir = [f"--workdir={tmp_path}"] if args else []
-    proc = subprocess.run([sys.executable, "-m", "seqbench.train", *args, *workdir],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("seqbench.train: error:")]
-    assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr
+    status, err = run_cli([*args, *workdir], capsys)
+    errors = [l for l in err.splitlines() if l.startswith("seqbench.train: error:")]
+    assert status == 2 and len(errors) == 1 and message in errors[0], err
+
+
+def test_bad_workdirs_are_one_line_before_anything_compiles(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "run" / "checkpoints").parent.mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("")
+    for workdir, message in ((tmp_path / "file", "is a file, not a folder"),
+                             (tmp_path / "file" / "below", "cannot be created"),
+                             (tmp_path / "run", "is a file, not the run's checkpoint folder")):
+        status, err = run_cli(["--preset=smoke", f"--workdir={workdir}"], capsys)
+        assert status == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_the_command_line_in_a_real_process(tmp_path):
+    """One subprocess: the entry point, absl's parsing and the exit status end to end."""
+    proc = subprocess.run([sys.executable, "-m", "seqbench.train", "--cell=lsmt",
+                           f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "seqbench.train: error: unknown cell 'lsmt'; valid cells: " + ", ".join(
+            __import__("seqbench").cells.names())]
 
 
 def test_sigkill_and_rerun_gives_the_uninterrupted_result(tmp_path):

@@ -13,37 +13,60 @@ compiles; a run stopped by SIGTERM/SIGINT saves a checkpoint and exits 143.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import jax
 from absl import app, flags, logging
 
-from seqbench import cli
+from seqbench import cli, models
+from seqbench.checkpoint import CheckpointError
 from seqbench.engine import config as config_lib
 from seqbench.engine.loop import check_workdir, run
 from seqbench.engine.post_train import check_post_train_start
 
 fail = functools.partial(cli.fail, "seqbench.train")
+BYTES_PER_PARAMETER = 16  # float32 parameters, gradients and AdamW's two moments
 
 
-def main(argv):
+def check_memory(config: config_lib.Config, model: models.Model) -> None:
+    """Raises ValueError when the members' parameters and optimiser state alone exceed this
+    machine's memory (an estimate made without allocating: `jax.eval_shape`)."""
+    need = models.count_params(model) * config.members * BYTES_PER_PARAMETER
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total:
+        raise ValueError(f"the model needs ~{need / 2**30:,.1f} GiB for the parameters and "
+                         f"optimiser state of {config.members} member(s) alone "
+                         f"({models.count_params(model):,} parameters each); this machine has "
+                         f"{total / 2**30:,.1f} GiB: use a smaller --width or --depth")
+
+
+def main(argv, values: flags.FlagValues = flags.FLAGS):
+    """The command: `values` are the parsed flags (`config.define_flags`)."""
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
-    workdir = flags.FLAGS.workdir
+    workdir = values.workdir
     if not workdir:
         fail("--workdir is required (where config.json and result.json go)")
-    if flags.FLAGS.distributed:
+    if values.distributed:
         jax.distributed.initialize()  # before any other JAX call: every host joins the mesh
     try:
-        config = config_lib.from_flags()
-        config_lib.build(config)  # every check that can fail runs before anything compiles
+        config = config_lib.from_flags(values)
+        _, _, model = config_lib.build(config)  # every check that can fail, before compiling
+        check_memory(config, model)
         check_post_train_start(config, workdir)
-        if not flags.FLAGS.overwrite:
+        if not values.overwrite:
             check_workdir(config, workdir)
-        record = run(config, workdir, overwrite=flags.FLAGS.overwrite)
+        record = run(config, workdir, overwrite=values.overwrite)
     except (ValueError, TypeError) as e:
         fail(str(e))
+    except CheckpointError as e:
+        fail(f"{e}; move {workdir}/checkpoints away (or use --overwrite) to start afresh")
+    except KeyboardInterrupt:  # before the run could install its handler: nothing to save
+        print("seqbench.train: stopped before training started; nothing to save",
+              file=sys.stderr)
+        sys.exit(143)
     if record is None:
         sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as an unhandled kill
 

@@ -361,9 +361,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
             flags.DEFINE_list(name, [], help_text, **define)
 
 
-def from_flags() -> Config:
+def from_flags(values: flags.FlagValues = flags.FLAGS) -> Config:
     """Config defaults < --preset or --config < flags given on the command line."""
-    values = flags.FLAGS
     if values.preset and values.config:
         raise ValueError("give --preset or --config, not both")
     fields = dict(PRESETS[values.preset]) if values.preset else {}

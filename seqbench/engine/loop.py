@@ -56,11 +56,15 @@ def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, A
         workdir_lib.check(record_config, workdir)
         if writer:
             workdir_lib.remove_stale_temporaries(workdir)
-        return _run(config, workdir, cell, task, model, record_config, writer, run_start)
+        with StopRequested() as stop:  # from here on, SIGTERM/SIGINT stop cleanly
+            return _run(config, workdir, cell, task, model, record_config, writer, run_start,
+                        stop)
 
 
-def _run(config, workdir, cell, task, model, record_config, writer, run_start):
-    """`run` once the folder is checked and locked."""
+def _run(config, workdir, cell, task, model, record_config, writer, run_start, stop):
+    """`run` once the folder is checked and locked; `stop.requested` once a signal came (a
+    signal during compilation stops after the first step, during evaluation between two
+    lengths: the final checkpoint is saved either way)."""
     os.makedirs(workdir, exist_ok=True)
     if writer:
         results.write_json(os.path.join(workdir, "config.json"), record_config)
@@ -93,32 +97,31 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start):
     tokens = 0  # padded tokens trained on since this process started
     train_start = time.perf_counter()
     step = first_step - 1
-    with StopRequested() as stop:
-        for step in range(first_step, config.steps + 1):
-            batch_length = curriculum.batch_length(low, high, config.seed, step - 1, config.steps)
-            bucket = curricula.bucket(curriculum, batch_length, high)
-            state, metrics = programs[bucket](state, seed_keys, jnp.int32(batch_length))
-            tokens += config.members * config.batch_size * task.seq_len(bucket)
-            all_diverged = False
-            if step % config.log_every == 0 or step == config.steps:
-                line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
-                                     tokens, time.perf_counter() - train_start)
-                if writer:
-                    results.append_jsonl(metrics_path, line)
-                eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
-                print(_progress(line, config.steps, eta), flush=True)
-                all_diverged = not any(line["alive"])
-            if (step % config.checkpoint_every == 0 or step == config.steps or stop.requested
-                    or all_diverged):
-                checkpointer.save(step, state)
-            if stop.requested:
-                print(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; rerun "
-                      f"the same command to resume", flush=True)
-                checkpointer.close()
-                return None
-            if all_diverged:
-                print(f"every seed diverged; stopped at step {step}", flush=True)
-                break
+    for step in range(first_step, config.steps + 1):
+        batch_length = curriculum.batch_length(low, high, config.seed, step - 1, config.steps)
+        bucket = curricula.bucket(curriculum, batch_length, high)
+        state, metrics = programs[bucket](state, seed_keys, jnp.int32(batch_length))
+        tokens += config.members * config.batch_size * task.seq_len(bucket)
+        all_diverged = False
+        if step % config.log_every == 0 or step == config.steps:
+            line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
+                                 tokens, time.perf_counter() - train_start)
+            if writer:
+                results.append_jsonl(metrics_path, line)
+            eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
+            print(_progress(line, config.steps, eta), flush=True)
+            all_diverged = not any(line["alive"])
+        if (step % config.checkpoint_every == 0 or step == config.steps or stop.requested
+                or all_diverged):
+            checkpointer.save(step, state)
+        if stop.requested:
+            print(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; rerun "
+                  f"the same command to resume", flush=True)
+            checkpointer.close()
+            return None
+        if all_diverged:
+            print(f"every seed diverged; stopped at step {step}", flush=True)
+            break
     checkpointer.close()
     jax.block_until_ready(state)
     train_s = time.perf_counter() - train_start
@@ -133,7 +136,12 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start):
     if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
         eval_params = cast_floats(eval_params, jnp.bfloat16)
     per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
-                                      log=lambda text: print(text, flush=True))
+                                      log=lambda text: print(text, flush=True),
+                                      stop=lambda: stop.requested)
+    if stop.requested:
+        print(f"stopped by signal {stop.signum} during evaluation; the checkpoint of step "
+              f"{step} is saved; rerun the same command to evaluate", flush=True)
+        return None
     summary = evaluate.summarise(per_length, config.train_length,
                                  ok=[s < 0 for s in jax.device_get(state.diverged_at)])
     diverged_at = [int(s) if s >= 0 else None for s in jax.device_get(state.diverged_at)]

@@ -43,6 +43,10 @@ def check(config_json: dict[str, Any], workdir: str) -> None:
     named) or unreadable."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"workdir {workdir!r} is a file, not a folder")
+    checkpoints = os.path.join(workdir, "checkpoints")
+    if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
+        raise ValueError(f"{checkpoints!r} is a file, not the run's checkpoint folder; move it "
+                         f"away")
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
