@@ -8,7 +8,6 @@ import fcntl
 import json
 import os
 
-import numpy as np
 import pytest
 
 from seqbench import engine
