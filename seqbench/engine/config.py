@@ -28,7 +28,7 @@ from typing import Any
 
 from absl import flags
 
-from seqbench import cells, interventions, models, results, tasks
+from seqbench import cells, interventions, models, plugins, results, tasks
 from seqbench.engine import curricula
 
 PRECISIONS = ("float32", "bfloat16")
@@ -68,6 +68,9 @@ def option(default: Any, help: str, *, low: float | None = None, high: float | N
 class Config:
     """Everything that defines a run. Built from plain values and checked on construction."""
 
+    user_module: str = option("", "A .py file or dotted module imported first, which registers "
+                              "the user's own cells and tasks (seqbench.plugins).",
+                              hashed=False)
     cell: str = option("lru", "Cell name (seqbench.cells.names()).", shared=True)
     task: str = option("parity_check", "Task name (seqbench.tasks.names()).", shared=True)
     cell_hparams: tuple = option((), "Extra cell hyperparameters as a JSON object.",
@@ -377,7 +380,11 @@ def from_flags(values: flags.FlagValues = flags.FLAGS) -> Config:
 # ---------------------------------------------------------------------------------- build
 
 def build(config: Config):
-    """(cell, task, model) for `config`, checked before anything compiles."""
+    """(cell, task, model) for `config`, checked before anything compiles. Imports
+    `config.user_module` first (and the installed `seqbench.plugins`), so its names resolve."""
+    plugins.load_entry_points()
+    if config.user_module:
+        plugins.load_user_module(config.user_module)
     task = tasks.get(config.task, **dict(config.task_hparams))
     low = config.train_length if config.curriculum == "fixed" else config.min_train_length
     if low < task.min_length or config.train_length < low:
