@@ -11,8 +11,9 @@ real sequence, and its mask is zero, so a causal model's scored outputs never se
 
 from __future__ import annotations
 
-import functools
+import collections
 import hashlib
+import json
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -92,7 +93,7 @@ class Task(NamedTuple):
         self.check_length(length)
         key = jax.random.fold_in(jax.random.key(seed), length)
         lengths = jnp.full((size,), length, jnp.int32)
-        padded = jax.device_get(_jitted(self.generate)(key, lengths, test_bucket(length)))
+        padded = jax.device_get(_jitted(self)(key, lengths, test_bucket(length)))
         steps = self.seq_len(length)
         batch = Batch(*(np.ascontiguousarray(np.asarray(x)[:, :steps]) for x in padded))
         del padded  # the bucket's arrays go before the caller holds the cut copy
@@ -104,10 +105,22 @@ def test_bucket(length: int, smallest: int = 16) -> int:
     return max(smallest, 1 << (int(length) - 1).bit_length())
 
 
-@functools.cache
-def _jitted(generate: GenerateFn):
-    """One jitted `generate` per task function, so its compilations are reused across calls."""
-    return jax.jit(generate, static_argnums=2)
+MAX_JITTED = 32  # test-set generators kept compiled (least recently used dropped)
+_JITTED: "collections.OrderedDict[tuple[str, str], Callable]" = collections.OrderedDict()
+
+
+def _jitted(task: "Task"):
+    """One jitted `generate` per task *configuration* (name, hparams), so a sweep that builds
+    the same task anew for every run reuses the compilations, and at most `MAX_JITTED` are
+    kept alive (each holds its executables)."""
+    key = (task.name, json.dumps(task.hparams, sort_keys=True, default=str))
+    if key in _JITTED:
+        _JITTED.move_to_end(key)
+    else:
+        _JITTED[key] = jax.jit(task.generate, static_argnums=2)
+        if len(_JITTED) > MAX_JITTED:
+            _JITTED.popitem(last=False)
+    return _JITTED[key]
 
 
 def content_hash(batch: Batch) -> str:

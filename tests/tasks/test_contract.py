@@ -172,3 +172,17 @@ def test_user_registered_task_works_through_the_registry():
     assert np.asarray(batch.mask).sum(1).tolist() == [1, 1] and np.asarray(batch.mask)[0, 2]
     with pytest.raises(ValueError, match="already registered"):
         registry.register("last_token", make_last_token)
+
+
+def test_test_sets_of_one_task_configuration_share_one_compilation():
+    """Each `tasks.get` builds a new generate closure; the jitted test-set generator is keyed
+    on (name, hparams), so rebuilding the task (a sweep does, every run) compiles nothing new,
+    and the cache stays bounded."""
+    from seqbench.tasks import base
+    first, again = tasks.get("even_pairs"), tasks.get("even_pairs")
+    assert first.generate is not again.generate
+    assert base._jitted(first) is base._jitted(again)
+    assert base._jitted(tasks.get("cycle_navigation")) is not base._jitted(first)
+    for length in range(1, 3 * base.MAX_JITTED):
+        base._jitted(tasks.get("modular_arithmetic", modulus=length + 1))
+    assert len(base._JITTED) <= base.MAX_JITTED
