@@ -31,5 +31,5 @@ step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a limit, output to $
 step kernel_tests.log 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/kernels
 step bench.log 200 "$PY" -m kernels.bench --device_report --json="$OUT/bench.json" \
   --shapes="${SHAPES:-16x1024x256,1x16384x64,64x256x512,8x4096x4096}"
-step train_bench.log 150 "$PY" -m seqbench.train_bench --table=all \
+step train_bench.log 150 "$PY" -m seqbench.bench.train --table=all \
   --cells=lstm,lru,mamba,gla,s4d --steps=10

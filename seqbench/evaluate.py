@@ -65,7 +65,7 @@ CHOMSKY_TEST_LENGTHS = range(41, 501)  # Delétang et al. 2023: train 1..40, tes
 # U1 + U2 in [0, 2) it is twice as strict as the original on its [0, 1] target; an input-blind
 # guess of 1 meets it with probability ~0.08.
 REGRESSION_TOLERANCE = 0.04
-CHUNK_SIZE = 256  # streaming piece: on the CPU ~2x the throughput of 1024 or 4096 (eval_bench)
+CHUNK_SIZE = 256  # streaming piece: on the CPU ~2x the throughput of 1024 or 4096 (seqbench.bench.eval)
 MAX_EVAL_BYTES = 8 * 2**30  # attention lengths whose estimate exceeds this are skipped
 MAX_BINS = 32  # per-position accuracy bins
 MAX_NORM_POSITIONS = 32  # state-norm positions per length

@@ -259,6 +259,6 @@ def test_default_lengths_add_the_chomsky_range_for_formal_language_tasks():
 def test_eval_bench_imports_without_defining_flags():
     from absl import flags
 
-    from seqbench import eval_bench
+    from seqbench.bench import eval as eval_bench
 
     assert callable(eval_bench.define_flags) and "chunk_size" not in flags.FLAGS

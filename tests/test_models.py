@@ -80,7 +80,7 @@ def test_bad_arguments():
 
 
 def test_data_bench_measures_a_task():
-    from seqbench import data_bench
+    from seqbench.bench import data as data_bench
 
     length, sample_ms, step_ms = data_bench.measure("copy", "toy", 8, 2, 6, 1)
     assert length == 6 and sample_ms > 0 and step_ms > 0

@@ -1,7 +1,7 @@
 """Peak memory and wall time of one streaming evaluation, in a fresh process per length.
 
-    python -m seqbench.eval_bench --length=10000
-    python -m seqbench.eval_bench --length=1000000      # target: peak RSS within 1.5x of 10,000
+    python -m seqbench.bench.eval --length=10000
+    python -m seqbench.bench.eval --length=1000000      # target: peak RSS within 1.5x of 10,000
 
 Issue 5's target for streaming evaluation: a diagonal linear recurrence (LRU, width 64, depth 2,
 random parameters) evaluated at length 1,000,000 on the CPU with peak memory within 1.5x of its

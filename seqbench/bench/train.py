@@ -1,8 +1,8 @@
 """Training throughput: tokens/s per cell, seqbench's LSTM against Flax's, and seeds via vmap.
 
-    python -m seqbench.train_bench                          # all three tables
-    python -m seqbench.train_bench --table=cells --cells=lstm,lru,mamba
-    python -m seqbench.train_bench --table=flax --width=128 --steps=10
+    python -m seqbench.bench.train                          # all three tables
+    python -m seqbench.bench.train --table=cells --cells=lstm,lru,mamba
+    python -m seqbench.bench.train --table=flax --width=128 --steps=10
 
 Every number times one whole training step, `engine.make_train_step` (the batch sampled on the
 device, masked cross-entropy, AdamW with global-norm clipping, jitted with the state donated):
@@ -24,7 +24,7 @@ Tables:
    with the same optimizer, the same on-device batches and the same masked cross-entropy. The
    seqbench model (`models.build(lstm, depth=1, mlp_expand=0)`) also has a pre-norm residual
    block and a final RMSNorm, x + LSTM(RMSNorm(x)) -> RMSNorm -> Dense; a third row adds exactly
-   those to the Flax model, so the two compute the same function (tests/test_train_bench.py
+   those to the Flax model, so the two compute the same function (tests/test_bench_train.py
    maps the weights and checks equal logits).
 3. `seeds`: --seed_cells with 1 seed against --seeds seeds vmapped in one program; the target
    is under 2x the one-seed step time.
@@ -378,7 +378,7 @@ def main(argv):
                           FLAGS.batch_size)
     tables = TABLES if FLAGS.table == "all" else (FLAGS.table,)
     start = time.perf_counter()
-    print(f"# seqbench.train_bench: jax {jax.__version__}, backend {jax.default_backend()}, "
+    print(f"# seqbench.bench.train: jax {jax.__version__}, backend {jax.default_backend()}, "
           f"device {jax.devices()[0].device_kind}; {reference}; median of {FLAGS.steps} steps")
     out = run(tables, reference, FLAGS.cells or cells.names(), FLAGS.steps, FLAGS.seeds,
               FLAGS.seed_cells)

@@ -1,7 +1,7 @@
 """Task sampling throughput against one training step of a reference model, per task.
 
-    python -m seqbench.data_bench                        # every task, B=64, L=256, lru width 64
-    python -m seqbench.data_bench --tasks=mqar,copy --cell=lstm --length=512
+    python -m seqbench.bench.data                        # every task, B=64, L=256, lru width 64
+    python -m seqbench.bench.data --tasks=mqar,copy --cell=lstm --length=512
 
 Data is generated inside the training step, on the device, so what matters is its share of a
 step: `sample ms / (sample ms + train-step ms)`. The target is under 5% at the reference size.

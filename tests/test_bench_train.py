@@ -1,4 +1,4 @@
-"""seqbench.train_bench: its tables on a tiny size, the Flax baseline against the seqbench model
+"""seqbench.bench.train: its tables on a tiny size, the Flax baseline against the seqbench model
 it is compared with, and the table formatting."""
 
 import jax
@@ -8,7 +8,7 @@ import pytest
 from absl import app
 
 from seqbench import engine, models, tasks
-from seqbench import train_bench as bench
+from seqbench.bench import train as bench
 
 TINY = bench.Reference(task="copy", train_length=8, width=8, depth=1, batch_size=4)
 
