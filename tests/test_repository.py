@@ -19,3 +19,18 @@ def test_ci_runs_the_readme_test_command_verbatim():
     readme_commands = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
     assert "pytest" in ci_lines[-1]
     assert ci_lines[-1].strip() in [c.strip() for c in readme_commands]
+
+
+def test_every_python_example_of_the_readme_runs():
+    """The README's fenced Python blocks, run in order in one fresh process (they register a
+    task and a cell, which must not leak into this one), so the docs cannot drift."""
+    import re
+    import subprocess
+    import sys
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 5
+    script = "\n".join(f"# --- README block {i}\n{block}" for i, block in enumerate(blocks))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
