@@ -23,12 +23,11 @@ attention, which has no recurrent state to perturb.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-INITIAL_STATES = ("zero", "noise", "fitted_noise", "state_passing")
 FIT_DECAY = 0.99  # EMA decay of the fitted final-state moments (about the last 100 steps)
 
 
@@ -55,18 +54,6 @@ def _from_real(r: jax.Array, like: jax.Array) -> jax.Array:
     return r.astype(like.dtype)
 
 
-def init_carry(kind: str, zero_state: Any) -> Any:
-    """What the intervention carries between steps, for a zero state of batch shape (B,)."""
-    if kind == "state_passing":
-        return zero_state
-    if kind == "fitted_noise":
-        moments = jax.tree_util.tree_map(
-            lambda x: jnp.zeros_like(_as_real(x[0])) if _is_float(x) else jnp.zeros(()),
-            zero_state)
-        return StateMoments(moments, moments, jnp.zeros((), jnp.int32))
-    return None
-
-
 def _gaussian_like(key, zero_state, mean_fn, std_fn):
     """zero_state with every float leaf replaced by mean + std·N(0, 1) (per real component)."""
     leaves, treedef = jax.tree_util.tree_flatten(zero_state)
@@ -82,45 +69,98 @@ def _gaussian_like(key, zero_state, mean_fn, std_fn):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def initial_state(kind: str, key: jax.Array, zero_state: Any, carry: Any, std: float) -> Any:
-    """The state a training batch starts from under intervention `kind` (see module docstring)."""
-    if kind == "zero":
-        return zero_state
-    if kind == "noise":
-        return _gaussian_like(key, zero_state, lambda i, x: 0.0, lambda i, x: std)
-    if kind == "state_passing":
-        return jax.tree_util.tree_map(jax.lax.stop_gradient, carry)
-    if kind == "fitted_noise":
-        correction = 1.0 - FIT_DECAY ** jnp.maximum(carry.updates, 1).astype(jnp.float32)
-        started = (carry.updates > 0).astype(jnp.float32)
-        means = jax.tree_util.tree_leaves(carry.mean)
-        squares = jax.tree_util.tree_leaves(carry.mean_sq)
+class Intervention(NamedTuple):
+    """One initial-state intervention, as pure functions (optax's pattern): adding one is one
+    `Intervention` in `INTERVENTIONS`.
 
-        def mean(i, x):
-            return started * means[i] / correction
+    init_carry(zero_state) -> carry: what it carries between steps, for a zero state of batch
+      shape (B,) (None when nothing).
+    initial_state(key, zero_state, carry, std) -> state: the state a training batch starts from.
+    update_carry(carry, final_state) -> carry: after a batch that ended in `final_state`.
+    """
 
-        def std_fit(i, x):
-            mu = means[i] / correction
-            return started * jnp.sqrt(jnp.maximum(squares[i] / correction - mu * mu, 0.0))
-
-        state = _gaussian_like(key, zero_state, mean, std_fit)
-        return jax.tree_util.tree_map(jax.lax.stop_gradient, state)
-    raise ValueError(f"initial_state must be one of {INITIAL_STATES}; got {kind!r}")
+    init_carry: Callable[[Any], Any]
+    initial_state: Callable[[jax.Array, Any, Any, float], Any]
+    update_carry: Callable[[Any, Any], Any]
 
 
-def update_carry(kind: str, carry: Any, final_state: Any) -> Any:
-    """The carry after a batch that ended in `final_state` (batch shape (B,))."""
-    final_state = jax.tree_util.tree_map(jax.lax.stop_gradient, final_state)
-    if kind == "state_passing":
-        return final_state
-    if kind == "fitted_noise":
-        def ema(old, x, power):
-            if not _is_float(x):
-                return old
-            value = jnp.mean(_as_real(x) ** power, axis=0)
-            return FIT_DECAY * old + (1.0 - FIT_DECAY) * value
+def _nothing(zero_state):
+    return None
 
-        mean = jax.tree_util.tree_map(lambda m, x: ema(m, x, 1), carry.mean, final_state)
-        mean_sq = jax.tree_util.tree_map(lambda m, x: ema(m, x, 2), carry.mean_sq, final_state)
-        return StateMoments(mean, mean_sq, carry.updates + 1)
+
+def _unchanged(carry, final_state):
     return carry
+
+
+def _zero(key, zero_state, carry, std):
+    return zero_state
+
+
+def _noise(key, zero_state, carry, std):
+    return _gaussian_like(key, zero_state, lambda i, x: 0.0, lambda i, x: std)
+
+
+def _stopped(tree):
+    return jax.tree_util.tree_map(jax.lax.stop_gradient, tree)
+
+
+def _passed_state(key, zero_state, carry, std):
+    return _stopped(carry)
+
+
+def _last_final_state(carry, final_state):
+    return _stopped(final_state)
+
+
+def _init_moments(zero_state):
+    moments = jax.tree_util.tree_map(
+        lambda x: jnp.zeros_like(_as_real(x[0])) if _is_float(x) else jnp.zeros(()), zero_state)
+    return StateMoments(moments, moments, jnp.zeros((), jnp.int32))
+
+
+def _fitted_noise(key, zero_state, carry, std):
+    correction = 1.0 - FIT_DECAY ** jnp.maximum(carry.updates, 1).astype(jnp.float32)
+    started = (carry.updates > 0).astype(jnp.float32)
+    means = jax.tree_util.tree_leaves(carry.mean)
+    squares = jax.tree_util.tree_leaves(carry.mean_sq)
+
+    def mean(i, x):
+        return started * means[i] / correction
+
+    def std_fit(i, x):
+        mu = means[i] / correction
+        return started * jnp.sqrt(jnp.maximum(squares[i] / correction - mu * mu, 0.0))
+
+    return _stopped(_gaussian_like(key, zero_state, mean, std_fit))
+
+
+def _update_moments(carry, final_state):
+    final_state = _stopped(final_state)
+
+    def ema(old, x, power):
+        if not _is_float(x):
+            return old
+        value = jnp.mean(_as_real(x) ** power, axis=0)
+        return FIT_DECAY * old + (1.0 - FIT_DECAY) * value
+
+    mean = jax.tree_util.tree_map(lambda m, x: ema(m, x, 1), carry.mean, final_state)
+    mean_sq = jax.tree_util.tree_map(lambda m, x: ema(m, x, 2), carry.mean_sq, final_state)
+    return StateMoments(mean, mean_sq, carry.updates + 1)
+
+
+INTERVENTIONS = {
+    "zero": Intervention(_nothing, _zero, _unchanged),
+    "noise": Intervention(_nothing, _noise, _unchanged),
+    "fitted_noise": Intervention(_init_moments, _fitted_noise, _update_moments),
+    "state_passing": Intervention(lambda zero_state: zero_state, _passed_state,
+                                  _last_final_state),
+}
+INITIAL_STATES = tuple(INTERVENTIONS)
+
+
+def get(kind: str) -> Intervention:
+    """The intervention called `kind`; ValueError naming the valid ones."""
+    try:
+        return INTERVENTIONS[kind]
+    except KeyError:
+        raise ValueError(f"initial_state must be one of {INITIAL_STATES}; got {kind!r}") from None

@@ -8,8 +8,10 @@ import pytest
 from seqbench import interventions
 
 # Jitted (eager op-by-op dispatch made these tests several times slower).
-draw = jax.jit(interventions.initial_state, static_argnums=0)
-update = jax.jit(interventions.update_carry, static_argnums=0)
+draw = jax.jit(lambda kind, *args: interventions.get(kind).initial_state(*args),
+               static_argnums=0)
+update = jax.jit(lambda kind, *args: interventions.get(kind).update_carry(*args),
+                 static_argnums=0)
 
 
 def toy_state(batch=4096):
@@ -21,7 +23,7 @@ def toy_state(batch=4096):
 def test_zero_is_the_zero_state_and_noise_has_the_requested_std():
     zero = toy_state()
     key = jax.random.key(0)
-    assert interventions.initial_state("zero", key, zero, None, 1.0) is zero
+    assert interventions.get("zero").initial_state(key, zero, None, 1.0) is zero
     noisy = draw("noise", key, zero, None, 0.5)
     h, z = np.asarray(noisy[0]["h"]), np.asarray(noisy[0]["z"])
     for part in (h, z.real, z.imag):  # 8192-12288 draws: std within ~3% of 0.5
@@ -32,7 +34,7 @@ def test_zero_is_the_zero_state_and_noise_has_the_requested_std():
 
 def test_fitted_noise_moments_follow_the_ema_of_final_states():
     zero = toy_state(batch=8)
-    carry = interventions.init_carry("fitted_noise", zero)
+    carry = interventions.get("fitted_noise").init_carry(zero)
     rng = np.random.default_rng(0)
     mean = np.zeros(3)
     mean_sq = np.zeros(3)
@@ -60,7 +62,7 @@ def test_fitted_noise_moments_follow_the_ema_of_final_states():
 
 def test_fitted_noise_starts_from_zero_before_any_final_state():
     zero = toy_state(batch=16)
-    carry = interventions.init_carry("fitted_noise", zero)
+    carry = interventions.get("fitted_noise").init_carry(zero)
     draws = draw("fitted_noise", jax.random.key(0), zero, carry, 1.0)
     for got in jax.tree_util.tree_leaves(draws):
         np.testing.assert_array_equal(got, 0)
@@ -68,14 +70,14 @@ def test_fitted_noise_starts_from_zero_before_any_final_state():
 
 def test_state_passing_carries_the_final_state_without_gradient():
     zero = toy_state(batch=4)
-    carry = interventions.init_carry("state_passing", zero)
+    carry = interventions.get("state_passing").init_carry(zero)
     final = jax.tree_util.tree_map(lambda x: x + 1, zero)
-    carry = interventions.update_carry("state_passing", carry, final)
-    start = interventions.initial_state("state_passing", jax.random.key(0), zero, carry, 1.0)
+    carry = interventions.get("state_passing").update_carry(carry, final)
+    start = interventions.get("state_passing").initial_state(jax.random.key(0), zero, carry, 1.0)
     np.testing.assert_array_equal(start[0]["h"], 1)
 
     def loss(c):
-        s = interventions.initial_state("state_passing", jax.random.key(0), zero, c, 1.0)
+        s = interventions.get("state_passing").initial_state(jax.random.key(0), zero, c, 1.0)
         return jnp.sum(s[0]["h"] ** 2)
 
     np.testing.assert_array_equal(jax.grad(loss, allow_int=True)(carry)[0]["h"], 0)
@@ -83,4 +85,4 @@ def test_state_passing_carries_the_final_state_without_gradient():
 
 def test_unknown_intervention_names_the_valid_ones():
     with pytest.raises(ValueError, match="initial_state must be one of"):
-        interventions.initial_state("nosie", jax.random.key(0), toy_state(2), None, 1.0)
+        interventions.get("nosie")

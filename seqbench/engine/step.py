@@ -77,8 +77,9 @@ def init_state(config: Config, model, tx) -> TrainState:
     def build_state():
         keys = member_keys(jax.random.key(config.seed), config)
         params = jax.vmap(model.init)(keys)
-        carry = jax.vmap(lambda p: interventions.init_carry(
-            config.initial_state, model.initial_state(p, (config.batch_size,))))(params)
+        intervention = interventions.get(config.initial_state)
+        carry = jax.vmap(lambda p: intervention.init_carry(
+            model.initial_state(p, (config.batch_size,))))(params)
         return TrainState(params, jax.vmap(tx.init)(params), carry,
                           jnp.ones((config.members,), bool),
                           jnp.full((config.members,), -1, jnp.int32), jnp.zeros((), jnp.int32))
@@ -185,6 +186,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
     loss_fn = make_loss(config, task, model)
     rows = NamedSharding(mesh, P("batch")) if mesh is not None else None
     curriculum = curricula.CURRICULA[config.curriculum]
+    intervention = interventions.get(config.initial_state)
     bucket = config.train_length if bucket is None else bucket
 
     grid = bool(config.learning_rates)
@@ -199,8 +201,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
         if rows is not None:
             batch = jax.lax.with_sharding_constraint(batch, rows)
         zero = model.initial_state(params, (config.batch_size,))
-        start = interventions.initial_state(config.initial_state, state_key, zero, carry,
-                                            config.initial_state_std)
+        start = intervention.initial_state(state_key, zero, carry, config.initial_state_std)
         (loss, (accuracy, final)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, start, batch)
         member_tx = optimizer(config, rate) if grid else tx  # a grid member's own peak rate
@@ -211,7 +212,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
                                        lambda new, old: jnp.where(ok, new, old))
         params = keep_if_ok(optax.apply_updates(params, updates), params)
         opt_state = keep_if_ok(new_opt_state, opt_state)
-        carry = keep_if_ok(interventions.update_carry(config.initial_state, carry, final), carry)
+        carry = keep_if_ok(intervention.update_carry(carry, final), carry)
         diverged_at = jnp.where(alive & ~ok, step + 1, diverged_at)
         metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm}
         return params, opt_state, carry, ok, diverged_at, metrics
