@@ -1,7 +1,7 @@
 """Benchmark of `kernels.linear_scan`: every implementation x shape x dtype, in one run.
 
-    python -m kernels.bench                              # small CPU table (under a minute)
-    python -m kernels.bench --shapes=8x4096x4096 --dtypes=float32,bfloat16 --device-report
+    python -m seqbench.kernels.bench                              # small CPU table (under a minute)
+    python -m seqbench.kernels.bench --shapes=8x4096x4096 --dtypes=float32,bfloat16 --device-report
 
 Columns: forward ms and forward+backward ms (median of --repeats timed calls after a warm-up),
 achieved GB/s counting the minimum bytes (forward reads a, b and writes h: 3 arrays; backward
@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from kernels.linear_recurrence import AUTO_IMPL, IMPLS, linear_scan
-from kernels.timing import median_ms
+from .linear_recurrence import AUTO_IMPL, IMPLS, linear_scan
+from .timing import median_ms
 
 
 FLAGS = flags.FLAGS
@@ -167,7 +167,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     shapes = [parse_shape(s) for s in FLAGS.shapes]
     device = jax.devices()[0]
-    print(f"# kernels.bench: jax {jax.__version__}, backend {jax.default_backend()}, "
+    print(f"# seqbench.kernels.bench: jax {jax.__version__}, backend {jax.default_backend()}, "
           f"device {device.device_kind}, {jax.local_device_count()} device(s)")
     rows, copy_gbs = run(shapes, FLAGS.dtypes, FLAGS.impls, FLAGS.repeats)
     print(f"# copy bandwidth (y = x * s, float32): {copy_gbs:.2f} GB/s")

@@ -34,12 +34,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels.typing import accumulation_dtype
+from .typing import accumulation_dtype
 
 IMPLS = ("sequential", "associative", "chunked", "pallas")
 INTERPRET_TARGETS = ("gpu", "tpu")
 
-# impl="auto", per backend, from `python -m kernels.bench` (see BUILD_NOTES.md, "Kernel benchmark").
+# impl="auto", per backend, from `python -m seqbench.kernels.bench` (see BUILD_NOTES.md, "Kernel benchmark").
 # Backends not measured yet fall back to "associative", the implementation with the best
 # depth when nothing is known; issue "GPU/TPU kernel performance" replaces that with measurements.
 AUTO_IMPL = {"cpu": "sequential", "gpu": "associative", "tpu": "associative"}
@@ -250,7 +250,7 @@ def _forward(options, a, b, h0, out_dtype):
         case "chunked":
             return _chunked(a, b, h0, options.reverse, out_dtype, options.chunk_size)
         case "pallas":
-            from kernels import pallas_linear
+            from . import pallas_linear
 
             return pallas_linear.linear_scan(
                 a, b, h0, reverse=options.reverse, out_dtype=out_dtype, interpret=options.interpret

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels.linear_recurrence import linear_scan
-from kernels.typing import accumulation_dtype
+from .linear_recurrence import linear_scan
+from .typing import accumulation_dtype
 
 MATRIX_IMPLS = ("sequential", "chunked")
 DEFAULT_MATRIX_CHUNK = 32

@@ -1,5 +1,6 @@
 """The repository keeps its promises to a new user: layout, CI = README's test command."""
 
+import os
 import pathlib
 import re
 
@@ -34,3 +35,22 @@ def test_every_python_example_of_the_readme_runs():
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_seqbench_kernels_and_another_top_level_kernels_package_import_side_by_side(tmp_path):
+    """PyPI's `kernels` distribution (downloadable compute kernels) installs a top-level
+    `kernels` package; ours is `seqbench.kernels` (the repository's kernels/ folder, linked
+    into the package) and no top-level `kernels` is installed, so the two never shadow each
+    other. A stand-in for the other package on the path, in a fresh process outside the
+    checkout."""
+    import subprocess
+    import sys
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text("ORIGIN = 'the other kernels package'\n")
+    code = ("import kernels, seqbench.kernels as ours\n"
+            "assert kernels.ORIGIN == 'the other kernels package', kernels.__file__\n"
+            "assert callable(ours.linear_scan) and ours is not kernels\n"
+            "assert not hasattr(kernels, 'linear_scan')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]

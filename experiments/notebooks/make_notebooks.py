@@ -255,7 +255,7 @@ KERNELS = [
     ## Parameters
 
     `SMOKE = True`: one small shape, seconds on a CPU (what CI runs). `SMOKE = False`: the
-    shapes of `python -m kernels.bench` in float32 and bfloat16 (about a minute on a CPU).
+    shapes of `python -m seqbench.kernels.bench` in float32 and bfloat16 (about a minute on a CPU).
     """),
     code("""
     SMOKE = True  # True: one toy shape (CI, seconds); False: the benchmark's shapes (a minute on a CPU)
@@ -279,7 +279,7 @@ KERNELS = [
     code("""
     import jax.numpy as jnp
 
-    from kernels.linear_recurrence import IMPLS, linear_scan
+    from seqbench.kernels.linear_recurrence import IMPLS, linear_scan
 
     key_a, key_b, key_h = jax.random.split(jax.random.key(0), 3)
     a = jax.random.uniform(key_a, (2, 37, 8), minval=0.5, maxval=1.0)  # decays, (B, T, D)

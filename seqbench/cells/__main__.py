@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from kernels.timing import median_ms
+from seqbench.kernels.timing import median_ms
 from seqbench import cells
 from seqbench.cells.base import param_count, scan_with_steps
 

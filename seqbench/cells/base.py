@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-import kernels
+from seqbench import kernels
 
 Params = Any  # a pytree of arrays
 State = Any  # a pytree of arrays with leading axes *batch

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-import kernels
+from seqbench import kernels
 from seqbench.cells.base import (
     SCAN_IMPLS, Cell, check_bool, check_choice, check_int, complex64, dense, lecun_normal,
     make_cell, uniform_init,

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-import kernels
+from seqbench import kernels
 from seqbench.cells import base
 
 LINEAR_ATTENTION_EPS = 1e-6  # added to the normaliser φ(q)·z (as in Katharopoulos et al.'s code)

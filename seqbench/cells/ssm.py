@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import kernels
+from seqbench import kernels
 from seqbench.cells import base
 
 _S5_MAX_REAL = -1e-4  # S5's `clip_eigs`: Re Λ <= -1e-4 keeps every mode strictly stable

@@ -3,7 +3,7 @@
 import pytest
 from absl import app
 
-from kernels import bench
+from seqbench.kernels import bench
 
 
 def test_run_produces_one_row_per_impl_with_ratios():

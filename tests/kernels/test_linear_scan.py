@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels import IMPLS, linear_scan
-from kernels import pallas_linear
+from seqbench.kernels import IMPLS, linear_scan
+from seqbench.kernels import pallas_linear
 from tests.kernels import reference
 
 # (impl, options) for every code path: the Pallas kernels run in Pallas' interpreter.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax import test_util as jtu
 
-from kernels import MATRIX_IMPLS, matrix_scan
+from seqbench.kernels import MATRIX_IMPLS, matrix_scan
 from tests.kernels import reference
 
 PATHS = {
