@@ -74,12 +74,12 @@ def append_jsonl(path: str, obj: Any) -> None:
 
 
 def source_hash() -> str:
-    """12 hex characters of sha256 over the package's Python sources (`seqbench/` and
-    `kernels/`, by relative path), so results from different code never look alike."""
+    """12 hex characters of sha256 over the package's Python sources (`seqbench/`, including
+    `seqbench/kernels/`, by relative path), so results from different code never look alike."""
     digest = hashlib.sha256()
-    for package in ("seqbench", "kernels"):
+    for package in ("seqbench",):
         root = os.path.dirname(importlib.import_module(package).__file__)
-        for folder, dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, followlinks=True):
             dirs.sort()
             for name in sorted(f for f in files if f.endswith(".py")):
                 path = os.path.join(folder, name)
