@@ -7,6 +7,7 @@
 """
 
 from seqbench.cells.base import Cell, make_cell, param_count, scan_with_steps
+from seqbench.cells.flax_adapter import from_flax
 from seqbench.registry import Registry
 
 _REGISTRY = Registry("cell")
@@ -19,5 +20,5 @@ hparams = _REGISTRY.hparams
 from seqbench.cells import _builtin  # noqa: E402,F401
 
 __all__ = [
-    "Cell", "get", "hparams", "make_cell", "names", "param_count", "register", "scan_with_steps",
+    "Cell", "from_flax", "get", "hparams", "make_cell", "names", "param_count", "register", "scan_with_steps",
 ]
