@@ -25,7 +25,6 @@ from absl import app, flags
 from .linear_recurrence import AUTO_IMPL, IMPLS, linear_scan
 from .timing import median_ms
 
-
 FLAGS = flags.FLAGS
 
 

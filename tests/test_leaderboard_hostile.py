@@ -7,7 +7,8 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seqbench import leaderboard
 from tests.test_leaderboard import make_record, write_run

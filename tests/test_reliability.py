@@ -95,8 +95,9 @@ def test_diverged_seeds_are_never_averaged(monkeypatch, tmp_path, capsys):
 
 
 def test_an_all_diverged_run_has_no_score(monkeypatch, tmp_path, capsys):
-    from seqbench.engine import step as step_lib
     import jax.numpy as jnp
+
+    from seqbench.engine import step as step_lib
     init = step_lib.init_state
 
     def poisoned(*args):
@@ -127,6 +128,7 @@ def test_a_signal_during_compilation_or_evaluation_saves_and_a_rerun_finishes(fi
     checkpoint; while evaluating, between two lengths (the final checkpoint is saved); the
     rerun ends with the uninterrupted run's numbers."""
     import signal
+
     from seqbench import evaluate
     from seqbench.engine import loop
     first, _ = finished

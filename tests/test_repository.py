@@ -54,3 +54,12 @@ def test_seqbench_kernels_and_another_top_level_kernels_package_import_side_by_s
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_ruff_finds_nothing():
+    """The lint configuration in pyproject.toml ([tool.ruff]) holds for the whole tree."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "seqbench", "kernels", "tests",
+                           "experiments"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]

@@ -237,7 +237,7 @@ KERNELS = [
 
     $$h_t = a_t \\odot h_{t-1} + b_t, \\qquad t = 1..T,$$
 
-    with `kernels.linear_scan(a, b, h0, impl=...)`. One function, several implementations:
+    with `seqbench.kernels.linear_scan(a, b, h0, impl=...)`. One function, several implementations:
 
     * `sequential`: `jax.lax.scan`, one step after another (T sequential steps, least work);
     * `associative`: `jax.lax.associative_scan` on the pairs (a, b) with
@@ -298,7 +298,7 @@ KERNELS = [
     md("""
     ## Timing and bandwidth
 
-    `kernels.bench.run` times the forward pass and forward + backward (median of `REPEATS`
+    `seqbench.kernels.bench.run` times the forward pass and forward + backward (median of `REPEATS`
     calls after a warm-up) of every implementation, and `impl="auto"`, the one chosen for this
     backend. A linear scan does almost no arithmetic per byte, so the yardstick is memory
     bandwidth: GB/s counts the minimum bytes moved (forward: read a, b, write h; backward five
@@ -306,11 +306,11 @@ KERNELS = [
     in the same run. Only ratios within one run are comparable.
     """),
     code("""
-    import kernels.bench
+    from seqbench.kernels import bench
 
-    rows, copy_gbs = kernels.bench.run(SHAPES, DTYPES, ["auto", *IMPLS], REPEATS)
+    rows, copy_gbs = bench.run(SHAPES, DTYPES, ["auto", *IMPLS], REPEATS)
     print(f"copy bandwidth (y = x * s, float32): {copy_gbs:.2f} GB/s")
-    print(kernels.bench.format_table(rows))
+    print(bench.format_table(rows))
     """),
     md("## Milliseconds per implementation"),
     code("""
@@ -331,7 +331,7 @@ KERNELS = [
         ax.set_xticks(x, [r.impl for r in group], rotation=30, ha="right")
         ax.set(title=f"{shape} {dtype}", ylabel="ms (lower is better)")
     axes[0][0].legend()
-    fig.suptitle(f"kernels.linear_scan on {jax.default_backend()} ({jax.devices()[0].device_kind})")
+    fig.suptitle(f"seqbench.kernels.linear_scan on {jax.default_backend()} ({jax.devices()[0].device_kind})")
     fig.tight_layout()
     plt.show()
     """),

@@ -12,14 +12,12 @@ upper bound).
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from seqbench.kernels.timing import median_ms
 from seqbench import cells, models, tasks
-
+from seqbench.kernels.timing import median_ms
 
 FLAGS = flags.FLAGS
 

@@ -11,15 +11,13 @@ times, per cell and jitted: `scan` forward, a `lax.scan` over `step` (the recurr
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from seqbench.kernels.timing import median_ms
 from seqbench import cells
 from seqbench.cells.base import param_count, scan_with_steps
-
+from seqbench.kernels.timing import median_ms
 
 FLAGS = flags.FLAGS
 

@@ -29,7 +29,6 @@ from jax import lax
 
 from seqbench.cells import base
 
-
 # --------------------------------------------------------------------------------------------
 # Shared helpers
 

@@ -28,8 +28,16 @@ import jax.numpy as jnp
 
 from seqbench import kernels
 from seqbench.cells.base import (
-    SCAN_IMPLS, Cell, check_bool, check_choice, check_int, complex64, dense, lecun_normal,
-    make_cell, uniform_init,
+    SCAN_IMPLS,
+    Cell,
+    check_bool,
+    check_choice,
+    check_int,
+    complex64,
+    dense,
+    lecun_normal,
+    make_cell,
+    uniform_init,
 )
 
 FAMILY = "gated"

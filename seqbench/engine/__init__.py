@@ -11,14 +11,37 @@
 Imports point one way: cli -> loop -> (post_train -> step, workdir) -> config -> curricula.
 """
 
-from seqbench.engine.config import (HASHED_FIELDS, POST_TRAIN_SHARED, PRESETS, Config, build,
-                                    config_hash, from_fields, from_json, load_config_file,
-                                    model_for)
+from seqbench.engine.config import (
+                                    HASHED_FIELDS,
+                                    POST_TRAIN_SHARED,
+                                    PRESETS,
+                                    Config,
+                                    build,
+                                    config_hash,
+                                    from_fields,
+                                    from_json,
+                                    load_config_file,
+                                    model_for,
+)
 from seqbench.engine.loop import check_workdir, run, summary_table
-from seqbench.engine.post_train import (check_post_train, check_post_train_start, config_json,
-                                        post_train_start, source_record)
-from seqbench.engine.step import (TrainState, cast_floats, device_mesh, init_state, make_loss,
-                                  make_train_step, optimizer, shard_state, start_state)
+from seqbench.engine.post_train import (
+                                    check_post_train,
+                                    check_post_train_start,
+                                    config_json,
+                                    post_train_start,
+                                    source_record,
+)
+from seqbench.engine.step import (
+                                    TrainState,
+                                    cast_floats,
+                                    device_mesh,
+                                    init_state,
+                                    make_loss,
+                                    make_train_step,
+                                    optimizer,
+                                    shard_state,
+                                    start_state,
+)
 
 __all__ = [
     "Config", "HASHED_FIELDS", "POST_TRAIN_SHARED", "PRESETS", "TrainState", "build",

@@ -27,8 +27,7 @@ from seqbench.engine import curricula
 from seqbench.engine import workdir as workdir_lib
 from seqbench.engine.config import Config, build, config_hash
 from seqbench.engine.post_train import config_json, post_train_start
-from seqbench.engine.step import (cast_floats, make_train_step, optimizer, shard_state,
-                                  start_state)
+from seqbench.engine.step import cast_floats, make_train_step, optimizer, shard_state, start_state
 
 
 def check_workdir(config: Config, workdir: str) -> None:

@@ -81,7 +81,10 @@ def lock(workdir: str) -> Iterator[None]:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
         raise ValueError(f"workdir {workdir!r} cannot be created ({e.strerror})") from None
-    fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # checked before any training, not at the first checkpoint
+        raise ValueError(f"workdir {workdir!r} is not writable ({e.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,7 +14,6 @@ import numpy as np
 
 from seqbench.tasks.base import Batch, Task, positions
 
-
 # ---------------------------------------------------------------------------------------------
 # shared helpers
 

@@ -9,13 +9,12 @@ Tolerances (error measured as max |x - ref| / max(1, max |ref|)):
 import functools
 
 import jax
-from jax import test_util as jtu
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import test_util as jtu
 
-from seqbench.kernels import IMPLS, linear_scan
-from seqbench.kernels import pallas_linear
+from seqbench.kernels import IMPLS, linear_scan, pallas_linear
 from tests.kernels import reference
 
 # (impl, options) for every code path: the Pallas kernels run in Pallas' interpreter.

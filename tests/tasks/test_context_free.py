@@ -5,11 +5,18 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import seqbench.tasks as tasks
 from tests.tasks._chomsky_ref import (
-    ROWS, check_rows, compilations, everything_scored, fill_lengths, one_class, sample,
+    ROWS,
+    check_rows,
+    compilations,
+    everything_scored,
+    fill_lengths,
+    one_class,
+    sample,
 )
 
 BUCKET = 24

@@ -143,7 +143,7 @@ def test_test_set_is_the_unpadded_sequence_cut_from_one_bucket(name, lengths):
         for got, want in zip(batch, unpadded):
             assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_array_equal(batch.mask, unpadded.mask)
-    assert task_base._jitted(task.generate)._cache_size() == 1  # the lengths share a bucket
+    assert task_base._jitted(task)._cache_size() == 1  # the lengths share a bucket
 
 
 def test_unknown_task_and_hparam_list_valid_choices():

@@ -7,7 +7,8 @@ import itertools
 import jax
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import seqbench.tasks as tasks
 from tests.tasks._chomsky_ref import ROWS, check_rows, compilations, fill_lengths, one_class, sample
