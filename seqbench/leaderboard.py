@@ -391,24 +391,6 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
 
 # ----------------------------------------------------------------------------- writing
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Atomic write (temporary file in the same folder + rename), as `results.write_json`, but
-    created by `open` so the file gets the usual permissions (umask), not mkstemp's 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 CSV_COLUMNS = ("task", "task_group", "cell", "family", "config_hash", "variant", "conflict",
                "code_version", "status", "train_length", "length", "in_distribution",
                "test_set_hash", "skipped", "seeds", "seeds_used", "seeds_diverged",
@@ -496,8 +478,7 @@ def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> d
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"--out {out!r} is a file, not a folder")
     for name, data in files.items():
-        # Not results.write_json: its mkstemp file keeps mode 0600; a published board is 0644.
-        write_bytes(os.path.join(out, name), data)
+        results.write_atomic(os.path.join(out, name), data)
     return board
 
 
@@ -539,7 +520,7 @@ def main(argv):
           f"{FLAGS.out}/plots/")
     if FLAGS.screenshot:
         try:
-            write_bytes(FLAGS.screenshot, screenshot(os.path.join(FLAGS.out, "leaderboard.html")))
+            results.write_atomic(FLAGS.screenshot, screenshot(os.path.join(FLAGS.out, "leaderboard.html")))
         except RuntimeError as e:
             fail(str(e))
         print(f"screenshot -> {FLAGS.screenshot}")

@@ -44,25 +44,33 @@ def finite_or_null(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: str, obj: Any) -> None:
-    """Writes `obj` as indented strict JSON to `path` atomically (temporary file + rename);
-    non-finite floats (a diverged seed's loss) are written as null."""
+def write_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to `path` atomically: a temporary file `.tmp-*-NAME` in the same folder,
+    flushed to disk, mode 0644 (results are meant to be shared; mkstemp creates 0600), then
+    renamed over `path`, so a crash never leaves a half-written file (`engine.workdir` removes
+    a killed write's temporary on the next start). The one atomic writer of the package."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=f"-{os.path.basename(path)}")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(finite_or_null(obj), f, indent=1, sort_keys=True, default=str,
-                      allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Writes `obj` as indented strict JSON to `path` atomically (`write_atomic`); non-finite
+    floats (a diverged seed's loss) are written as null."""
+    text = json.dumps(finite_or_null(obj), indent=1, sort_keys=True, default=str,
+                      allow_nan=False)
+    write_atomic(path, (text + "\n").encode())
 
 
 def append_jsonl(path: str, obj: Any) -> None:

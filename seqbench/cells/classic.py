@@ -29,11 +29,6 @@ from jax import lax
 
 from seqbench.cells import base
 
-# --------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-
 
 def _uniform_all(key, shapes: dict, fan_in: int) -> dict:
     """A dict of U(±1/sqrt(fan_in)) arrays, one independent key per entry."""

@@ -341,7 +341,6 @@ def make_s5(
     blocks: int = 1,
     dt_min: float = 0.001,
     dt_max: float = 0.1,
-    negative_eigenvalues: bool = False,
     scan_impl: str = "auto",
 ) -> base.Cell:
     """S5: one multi-input multi-output diagonal SSM (Smith, Warrington, Linderman 2023,
@@ -368,10 +367,9 @@ def make_s5(
     "trunc_standard_normal" without the truncation) then C̃ = CV; Δ log-uniform in
     [dt_min, dt_max]; D ~ N(0, 1/d_in).
 
-    negative_eigenvalues: raises ValueError. HiPPO-N's eigenvalues are complex and the learnable
-    phase Δ·Im Λ already reaches the negative real axis (phase π), so Grazzi et al.'s map of a
-    real gate [0, 1] -> [−1, 1] has nothing to extend; the flag is kept so that sweeps over it
-    fail loudly here instead of silently doing nothing.
+    No `negative_eigenvalues`: HiPPO-N's eigenvalues are complex and the learnable phase Δ·Im Λ
+    already reaches the negative real axis (phase π), so Grazzi et al.'s map of a real gate
+    [0, 1] -> [−1, 1] has nothing to extend (asking for it is an unknown-hyperparameter error).
 
     Parameters (d_in inputs, H = d_hidden, P = d_state):
         3·P/2 + P·(d_in + H) + d_in·H
@@ -388,15 +386,10 @@ def make_s5(
             f"pairs); got d_state={d_state}, blocks={blocks}"
         )
     _check_dt(cell, dt_min, dt_max)
-    if negative_eigenvalues:
-        raise ValueError(
-            f"{cell}: negative_eigenvalues must be False: S5's HiPPO-N eigenvalues are complex "
-            f"and their learnable phase already reaches the negative real axis"
-        )
     base.check_choice(cell, "scan_impl", scan_impl, base.SCAN_IMPLS)
     hparams = dict(
         d_hidden=d_hidden, d_state=d_state, blocks=blocks, dt_min=dt_min, dt_max=dt_max,
-        negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl,
+        scan_impl=scan_impl,
     )
     H, P = d_hidden, d_state
     lam_block, v_block = hippo_n_eigs(P // blocks)

@@ -25,6 +25,7 @@ import os
 import shutil
 from typing import Any, Iterator
 
+from seqbench import results
 from seqbench.engine import config as config_lib
 
 LOCK = ".lock"
@@ -102,8 +103,8 @@ def lock(workdir: str) -> Iterator[None]:
 
 
 def remove_stale_temporaries(workdir: str) -> None:
-    """Deletes `.tmp-*.json` files our atomic writer left when killed mid-write."""
-    for path in glob.glob(os.path.join(workdir, ".tmp-*.json")):
+    """Deletes the `.tmp-*` files `results.write_atomic` left when killed mid-write."""
+    for path in glob.glob(os.path.join(workdir, ".tmp-*")):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
 
@@ -123,7 +124,4 @@ def drop_metrics_after(path: str, step: int) -> None:
             if isinstance(entry, dict) and isinstance(entry.get("step"), int) \
                     and entry["step"] <= step:
                 kept.append(line if line.endswith("\n") else line + "\n")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
+    results.write_atomic(path, "".join(kept).encode())

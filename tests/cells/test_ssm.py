@@ -360,7 +360,7 @@ def test_param_count(name, hp, d_in, H):
     ("s5", dict(d_state=10, blocks=2), "multiple of 2\\*blocks"),
     ("s5", dict(blocks=0), "blocks must be a positive int"),
     ("s5", dict(dt_min=0.0), "0 < dt_min <= dt_max"),
-    ("s5", dict(negative_eigenvalues=True), "already reaches the negative real axis"),
+    ("s5", dict(negative_eigenvalues=True), r"unknown hyperparameter\(s\) \['negative_eigen"),
     ("lru", dict(r_min=0.5, r_max=1.0), "0 <= r_min <= r_max < 1"),
     ("lru", dict(r_min=0.99, r_max=0.9), "0 <= r_min <= r_max < 1"),
     ("lru", dict(theta_max=7.0), r"theta_max must be in \[0, 2π\]"),
