@@ -127,3 +127,9 @@ def test_a_bad_run_fails_the_command_with_one_line_before_anything_trains(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "run 'x'" in lines[0] and "unknown cell 'lsmt'" in lines[0]
     assert not os.path.exists(tmp_path / "r" / "lstm" / "result.json")
+
+
+def test_the_readme_s_main_job_is_the_regular_slice_of_the_chomsky_preset():
+    runs = sweep.load(os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py:main"))
+    assert [(c.cell, c.task, c.seeds) for _, c in runs] == [
+        ("elman", "parity_check", 3), ("lstm", "parity_check", 3), ("attention", "parity_check", 3)]

@@ -34,12 +34,18 @@ Variants:
   models sit at chance (BUILD_NOTES.md, "Toward paper strength"); AdamW with warm-up and cosine
   decay at lr 1e-3 and 3e-3; 3,000 steps of batch 128; 5 seeds; lengths 10..40 and 41..500 in
   steps of 10 (48 lengths beyond training) on 128 test sequences each. Regular tasks first.
+- "main" (the README's main job, minutes): parity_check, the regular task that separates the
+  paper's models most, for elman, lstm and attention as in "full" but at lr 1e-3 only, 3 seeds,
+  1,500 steps and 10 evaluation lengths up to 500.
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
 
 from seqbench import tasks as task_registry
 
-VARIANTS = ("full", "smoke", "paper")
+VARIANTS = ("full", "main", "smoke", "paper")
+# The README's main job: the regular slice that separates the paper's models, in minutes.
+MAIN_TASKS = ("parity_check",)
+MAIN_LENGTHS = (10, 20, 30, 40, 41, 60, 100, 200, 300, 500)
 REGULAR = ("parity_check", "even_pairs", "cycle_navigation", "modular_arithmetic")
 CONTEXT_FREE = ("stack_manipulation", "reverse_string", "modular_arithmetic_brackets",
                 "solve_equation")
@@ -55,7 +61,8 @@ CPU_LENGTHS = (10, 20, 30, 40) + tuple(range(41, 500, 10)) + (500,)
 ATTENTION = dict(cell="attention", depth=5, width=64, mlp_expand=4, norm=True, residual=True,
                  input_encoding="embedding", cell_hparams={"num_heads": 8}, eval_size=64)
 BARE = dict(depth=1, mlp_expand=0, norm=False, residual=False, input_encoding="one_hot")
-LEARNING_RATES = {"full": (3e-3, 1e-3), "paper": (1e-4, 3e-4, 5e-4), "smoke": (1e-2,)}
+LEARNING_RATES = {"full": (3e-3, 1e-3), "main": (1e-3,), "paper": (1e-4, 3e-4, 5e-4),
+                  "smoke": (1e-2,)}
 
 
 def get_config(arg="full"):
@@ -83,6 +90,8 @@ def get_config(arg="full"):
         config.update(BARE, width=256, steps=1_000_000, seeds=10, lr_schedule="constant",
                       weight_decay=0.0, clip_norm=1.0, eval_lengths=(), eval_size=512,
                       log_every=10_000, checkpoint_every=50_000)
+    if arg == "main":
+        config.update(steps=1500, seeds=3, eval_lengths=MAIN_LENGTHS, log_every=250)
     if arg == "smoke":
         config.update(width=8, train_length=4, steps=3, batch_size=4, seeds=2,
                       eval_lengths=(4, 8), eval_size=8, log_every=3)
@@ -108,6 +117,8 @@ def get_sweep(arg="full"):
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
+    if arg == "main":
+        tasks, linear_cells = MAIN_TASKS, []
     regular = [task for task in tasks if task in REGULAR]
     others = [task for task in tasks if task not in REGULAR]
     order = ([(task, cell) for task in regular for cell in paper_cells]  # the paper's regular rows
