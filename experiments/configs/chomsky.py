@@ -35,8 +35,10 @@ Variants:
   decay at lr 1e-3 and 3e-3; 3,000 steps of batch 128; 5 seeds; lengths 10..40 and 41..500 in
   steps of 10 (48 lengths beyond training) on 128 test sequences each. Regular tasks first.
 - "main" (the README's main job, minutes): parity_check, the regular task that separates the
-  paper's models most, for elman, lstm and attention as in "full" but at lr 1e-3 only, 3 seeds,
-  1,200 steps and 10 evaluation lengths up to 500.
+  paper's models most, for elman, lstm and attention as in "full" (3,000 steps) but at lr 1e-3
+  only, with 3 seeds and 10 evaluation lengths up to 500. At 1,200 steps the Elman RNN had not
+  yet learned parity on its 3 seeds (score 0.499; 2026-12-01), so the main job keeps the full
+  protocol's steps and pays for it in minutes.
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
 
@@ -92,7 +94,7 @@ def get_config(arg="full"):
                       weight_decay=0.0, clip_norm=1.0, eval_lengths=(), eval_size=512,
                       log_every=10_000, checkpoint_every=50_000)
     if arg == "main":
-        config.update(steps=1200, seeds=3, eval_lengths=MAIN_LENGTHS, log_every=200)
+        config.update(seeds=3, eval_lengths=MAIN_LENGTHS)
     if arg == "smoke":
         config.update(width=8, train_length=4, steps=3, batch_size=4, seeds=2,
                       eval_lengths=(4, 8), eval_size=8, log_every=3)
