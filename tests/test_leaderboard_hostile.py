@@ -153,3 +153,16 @@ def test_any_json_or_bytes_is_a_row_or_a_skip(tmp_path_factory, field, value, ra
     leaderboard.to_csv(rows)
     leaderboard_html_module = __import__("seqbench.leaderboard_html", fromlist=["x"])
     leaderboard_html_module.to_markdown(rows, [], "fuzz")
+
+
+def test_an_out_path_that_is_a_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    write_run(tmp_path / "runs" / "a", make_record({4: [1.0], 8: [0.5]}))
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "taken"), log=print)
+    proc = subprocess.run([sys.executable, "-m", "seqbench.leaderboard",
+                           f"--runs={tmp_path / 'runs'}", f"--out={tmp_path / 'taken'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is a file" in proc.stderr
