@@ -71,15 +71,9 @@ T_975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 
 Z_975 = 1.959963984540054
 
 NUMBER = (int, float)
-# Fields every result.json must have, with their JSON types (None allowed where listed).
-REQUIRED = {
-    "status": str, "seed_status": list, "cell": str, "family": str, "task": str,
-    "task_group": str, "config": dict, "config_hash": str, "seeds": int, "per_length": dict,
-    "in_distribution_accuracy": list, "score": list, "effective_length": list,
-    "param_count": int, "state_size": int, "tokens_per_s": (int, float, type(None)),
-    "environment": dict,
-}
-PER_SEED = ("seed_status", "in_distribution_accuracy", "score", "effective_length")
+# The fields a reader needs, with their JSON types: `results.RECORD`, declared once.
+REQUIRED = {name: f.kinds for name, f in results.RECORD.items() if f.required}
+PER_SEED = tuple(name for name, f in results.RECORD.items() if f.per_seed and f.required)
 SUMMARY_METRICS = ("score", "in_distribution_accuracy", "effective_length")
 
 

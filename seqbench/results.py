@@ -15,12 +15,72 @@ import os
 import platform
 import subprocess
 import tempfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jaxlib
 
 SCHEMA_VERSION = 3  # 3: config holds the model-body fields (mlp_expand, norm, residual, ...)
+
+
+class Field(NamedTuple):
+    """One field of `result.json`: its JSON types, whether it is a per-seed list (one entry per
+    member), whether a reader needs it, and what it means (the README's table says the same;
+    `tests/test_repository.py` holds the two together)."""
+
+    kinds: tuple[type, ...]
+    per_seed: bool
+    required: bool
+    doc: str
+
+
+NULL = type(None)
+# The run record (`result.json`), declared once: the engine writes exactly these fields
+# (`check_fields`), the leaderboard reads them by this declaration.
+RECORD = {
+    "schema_version": Field((int,), False, False, "the record's schema (`SCHEMA_VERSION`)"),
+    "status": Field((str,), False, True, '"ok", or "diverged" when any seed diverged'),
+    "seed_status": Field((list,), True, True, '"ok" or "diverged"'),
+    "diverged_at_step": Field((list,), True, False, "the step a seed diverged at, or null"),
+    "cell": Field((str,), False, True, "the cell's registered name"),
+    "family": Field((str,), False, True, "the cell's family"),
+    "task": Field((str,), False, True, "the task's registered name"),
+    "task_group": Field((str,), False, True, "the task's group"),
+    "config": Field((dict,), False, True, "the run's full configuration"),
+    "config_hash": Field((str,), False, True, "sha256 (12 hex) of its hashed non-default "
+                         "fields"),
+    "seeds": Field((int,), False, True, "entries of every per-seed list (seeds x learning "
+                   "rates)"),
+    "members": Field((list,), True, False, "each entry's seed and learning rate"),
+    "steps_run": Field((int,), False, False, "the last step trained"),
+    "per_length": Field((dict,), False, True, 'metrics per evaluation length ("<n>")'),
+    "in_distribution_accuracy": Field((list,), True, True, "mean accuracy over lengths <= "
+                                      "train_length"),
+    "in_distribution_note": Field((str,), False, False, "why there is no in-distribution "
+                                  "accuracy (no such length evaluated)"),
+    "score": Field((list,), True, True, "mean accuracy over lengths > train_length"),
+    "score_mean": Field((int, float, NULL), False, False, "the mean score over non-diverged "
+                        "seeds"),
+    "effective_length": Field((list,), True, True, "longest length holding 90% of the "
+                              "in-distribution accuracy"),
+    "param_count": Field((int,), False, True, "parameters of one member's model"),
+    "state_size": Field((int,), False, True, "floats of state per sequence"),
+    "tokens_per_s": Field((int, float, NULL), False, True, "training throughput, all members"),
+    "compile_s": Field((int, float), False, False, "seconds compiling the training steps"),
+    "train_s": Field((int, float), False, False, "seconds training (this process)"),
+    "eval_s": Field((int, float), False, False, "seconds evaluating"),
+    "wall_s": Field((int, float), False, False, "seconds of the whole run (this process)"),
+    "environment": Field((dict,), False, True, "code version, machine and library versions"),
+}
+OPTIONAL_FIELDS = ("in_distribution_note",)  # present only when they say something
+
+
+def check_fields(record: dict[str, Any]) -> None:
+    """Raises AssertionError when `record` has other fields than `RECORD` declares: the engine
+    calls it before writing, so the declaration cannot drift from what is written."""
+    missing = set(RECORD) - set(OPTIONAL_FIELDS) - set(record)
+    extra = set(record) - set(RECORD)
+    assert not missing and not extra, f"result record: missing {missing}, undeclared {extra}"
 
 
 def canonical_json(obj: Any) -> str:

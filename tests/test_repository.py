@@ -63,3 +63,14 @@ def test_ruff_finds_nothing():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "seqbench", "kernels", "tests",
                            "experiments"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+
+
+def test_the_readme_documents_exactly_the_run_record_s_fields():
+    """The README's result.json table and `results.RECORD` name the same fields."""
+    from seqbench import results
+    text = (ROOT / "README.md").read_text()
+    table = text.split("`result.json`, schema version")[1].split("\n\n")[1]
+    documented = set()
+    for line in table.splitlines()[2:]:
+        documented |= set(re.findall(r"`([a-z_]+)`", line.split(" | ")[0]))
+    assert documented == set(results.RECORD)

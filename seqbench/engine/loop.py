@@ -172,6 +172,7 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         "wall_s": time.perf_counter() - run_start,  # this process (a resumed run: since resuming)
         "environment": results.environment(),
     }
+    results.check_fields(record)
     if writer:
         results.write_json(os.path.join(workdir, "result.json"), record)
     print(summary_table(per_length, summary, config.train_length, record["seed_status"]))
