@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from seqbench import engine, leaderboard, leaderboard_html, results
+from seqbench import engine, leaderboard, leaderboard_html, leaderboard_read, results
 
 TRAIN_LENGTH = 4
 FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
@@ -215,7 +215,7 @@ def test_bad_files_are_reported_and_skipped(board):
     assert any(l.startswith(f"skipped {folders[0]}/truncated/result.json: not valid JSON")
                for l in lines)
     assert (f"skipped {folders[1]}/old/result.json: schema_version 0 not supported (expected one "
-            f"of {leaderboard.SUPPORTED_SCHEMAS})") in lines
+            f"of {leaderboard_read.SUPPORTED_SCHEMAS})") in lines
     assert f"skipped {folders[1]}/no_status/result.json: missing field 'seed_status'" in lines
     assert "from 7 result files" in built["generated"] and "3 skipped" in built["generated"]
 
@@ -232,9 +232,9 @@ def test_bad_files_are_reported_and_skipped(board):
 ])
 def test_check_names_what_is_wrong(change, reason):
     record = make_record({4: [1.0, 1.0], 8: [0.5, 0.6]})
-    assert leaderboard.check(record) is None
+    assert leaderboard_read.check(record) is None
     change(record)
-    assert reason in leaderboard.check(record)
+    assert reason in leaderboard_read.check(record)
 
 
 def test_rows_are_sorted_by_task_then_score(board):
@@ -284,7 +284,7 @@ def test_building_twice_gives_identical_bytes(board, tmp_path):
 
 def test_overlapping_folders_read_each_file_once(board):
     a, b = board[3]
-    found = leaderboard.find_results([a, str(pathlib.Path(a).parent), a])
+    found = leaderboard_read.find_results([a, str(pathlib.Path(a).parent), a])
     assert len(found) == len({os.path.realpath(p) for _, p in found}) == 4 + 6
     assert [folder for folder, _ in found] == [a] * 4 + [str(pathlib.Path(a).parent)] * 6
 
@@ -298,7 +298,7 @@ def test_cli_builds_with_links_relative_to_out(board):
     assert proc.stderr.splitlines() == ["skipped b/no_status/result.json: missing field "
                                         "'seed_status'", "skipped b/old/result.json: "
                                         "schema_version 0 not supported (expected one of "
-                                        f"{leaderboard.SUPPORTED_SCHEMAS})"]
+                                        f"{leaderboard_read.SUPPORTED_SCHEMAS})"]
     assert "4 rows from 4 result files (2 skipped)" in proc.stdout
     rows = json.loads((out / "cli" / "leaderboard.json").read_text())["rows"]
     assert rows_by_id({"rows": rows})[f"parity_check/lstm/{hash_of()}"]["runs"] == [

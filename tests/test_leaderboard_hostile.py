@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqbench import leaderboard
+from seqbench import leaderboard, leaderboard_read
 from tests.test_leaderboard import make_record, write_run
 
 OWASP_CSV = ["=1+1", "+1+1", "-1+1", "@SUM(1+1)", "\t=1+1", "\r=1+1",
@@ -144,8 +144,8 @@ def test_any_json_or_bytes_is_a_row_or_a_skip(tmp_path_factory, field, value, ra
         path.parent.mkdir(parents=True)
         path.write_bytes(content)
     runs = []
-    for folder, path in leaderboard.find_results([str(root)]):
-        parsed, reason, _ = leaderboard.load(path)
+    for folder, path in leaderboard_read.find_results([str(root)]):
+        parsed, reason, _ = leaderboard_read.load(path)
         assert (parsed is None) != (reason is None)
         if parsed is not None:
             runs.append(("x", parsed))
