@@ -178,6 +178,19 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _list(name: str, value: Any, parse, what: str) -> tuple:
+    """A list field's value as a tuple: a list, or a comma-separated string (a flag) whose
+    entries `parse` reads; ValueError naming the field otherwise."""
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"{name} must be a list of {what}; got {value!r}")
+    try:
+        return tuple(parse(v) if isinstance(v, str) else v for v in value)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}; got {list(value)}") from None
+
+
 def _checked(field: dataclasses.Field, value: Any) -> Any:
     """`value` normalised to the field's stored type; ValueError (one line) when invalid."""
     meta, name = field.metadata, field.name
@@ -198,26 +211,12 @@ def _checked(field: dataclasses.Field, value: Any) -> Any:
             raise ValueError(f"{name} must be a JSON object; got {value!r}")
         return tuple(sorted(value.items()))
     if kind == "lengths":
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, (tuple, list)):
-            raise ValueError(f"{name} must be a list of integers; got {value!r}")
-        try:
-            value = tuple(int(v) if isinstance(v, str) else v for v in value)
-        except ValueError:
-            raise ValueError(f"{name} must be integers; got {list(value)}") from None
+        value = _list(name, value, int, "integers")
         if not all(_is_int(v) and low <= v <= high for v in value):
             raise ValueError(f"{name} must be integers in [{low}, {high}]; got {list(value)}")
         return value
     if kind == "floats":
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, (tuple, list)):
-            raise ValueError(f"{name} must be a list of numbers; got {value!r}")
-        try:
-            value = tuple(float(v) if isinstance(v, str) else v for v in value)
-        except ValueError:
-            raise ValueError(f"{name} must be numbers; got {list(value)}") from None
+        value = _list(name, value, float, "numbers")
         if not all((_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v >= low
                    for v in value) or len(set(value)) != len(value):
             raise ValueError(f"{name} must be distinct finite numbers >= {low}; got "
