@@ -180,12 +180,12 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
 
 def with_distinct_settings(rows: list[dict]) -> list[dict]:
     """`rows`, each with `distinct_settings`: {field: value} of its config fields that are not
-    equal in every row of its task and model (its `label`, else its cell: what tells, say, mamba
-    with noise from mamba from the zero state apart); {} when no other row of that task and
-    model differs."""
+    equal in every row of its task, label and cell (what tells, say, mamba with noise from mamba
+    from the zero state apart; rows a preset named are compared among themselves); {} when no
+    other such row differs."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["label"] or row["cell"]), []).append(row)
+        groups.setdefault((row["task"], row["label"], row["cell"]), []).append(row)
     out = []
     for group in groups.values():
         fields = sorted({field for row in group for field in row["config"]})

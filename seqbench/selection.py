@@ -38,7 +38,8 @@ def grid_key(row: dict[str, Any], model: str) -> tuple[str, str, str]:
 def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[dict[str, Any]]:
     """One entry per (task, model) grid, in the rows' order (see the module docstring):
 
-        {"task", "task_group", "model", "rows": [row ids], "learning_rates": [...],
+        {"task", "task_group", "model", "labelled": every row has a `label`, "rows": [row
+         ids], "learning_rates": [...],
          "best_of": float | None, "best_of_learning_rate": float | None,
          "selected_learning_rate": float | None, "selected": the chosen row's score interval,
          "selected_in_distribution": its in-distribution accuracy interval, "seeds": int}
@@ -54,6 +55,7 @@ def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[d
                      key=lambda row: row["in_distribution_accuracy"]["mean"], default=None)
         out.append({
             "task": task, "task_group": members[0]["task_group"], "model": model,
+            "labelled": all(row["label"] for row in members),
             "rows": [row["id"] for row in members],
             "learning_rates": [row["config"].get("learning_rate") for row in members],
             "best_of": best["score"]["max"] if best else None,
@@ -70,9 +72,10 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
            ) -> tuple[list[str], list[str], dict]:
     """(tasks, models, {(task, model): grid}) for a tasks x models table in the layout of the
     Chomsky paper's Table 2: the tasks of `groups` by level (regular, context-free,
-    context-sensitive), models in the order they first appear. A (task, model) with several
-    grids (other settings besides the learning rate) shows the first."""
-    grid_rows = [g for g in grid_rows if g["task_group"] in groups]
+    context-sensitive), models in the order they first appear. Only models a preset named
+    (`Config.label`) take part: unnamed rows are told apart by settings dumps, not names, and
+    stay in the per-task tables. A (task, model) with several grids shows the first."""
+    grid_rows = [g for g in grid_rows if g["task_group"] in groups and g["labelled"]]
     def task_order(task_group):
         task, group = task_group
         rank = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
