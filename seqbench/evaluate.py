@@ -1,7 +1,7 @@
 """Length-generalisation evaluation: accuracy at every length of a grid, per seed, streamed.
 
     grid = default_lengths(task, train_length)   # train_length x {1, 2, ..., 64} (+ 41..500)
-    per_length = length_grid(model, seed_params, task, grid, size=256, log=print)
+    per_length = length_grid(model, seed_params, task, grid, size=256)
 
 Each length is scored on the task's fixed test set (`Task.test_set`, seed `EVAL_SEED`), so two
 runs or two machines score on identical data; its content hash is recorded. Parameters carry a
@@ -47,6 +47,7 @@ bounded size):
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from typing import Any, Callable
@@ -56,6 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqbench.tasks import Task
+
+logger = logging.getLogger(__name__)
 
 EVAL_SEED = 1234
 CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
@@ -294,14 +297,13 @@ def length_grid(
     *,
     chunk_size: int = CHUNK_SIZE,
     max_eval_bytes: int = MAX_EVAL_BYTES,
-    log: Callable[[str], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """{length: metrics} for every length (definitions: module docstring).
 
     `seed_params` has a leading seed axis. Recurrent models are streamed in pieces of at most
     `chunk_size` steps; attention is evaluated whole, or recorded as skipped when its estimated
-    memory exceeds `max_eval_bytes`. `log`, when given, receives one line per length; `stop`,
+    memory exceeds `max_eval_bytes`. One line per length is logged (`seqbench.logs`); `stop`,
     when given and true before a length, ends the evaluation early (the lengths done so far).
     """
     if chunk_size < 1:
@@ -326,8 +328,7 @@ def length_grid(
                           f"{max_eval_bytes / 2**30:.1f} GiB")
                 results[int(length)] = {"skipped": reason, "accuracy": [None] * seeds,
                                         "loss": [None] * seeds}
-                if log:
-                    log(f"eval length {length}: skipped ({reason})")
+                logger.info(f"eval length {length}: skipped ({reason})")
                 continue
         batch, digest = task.test_set(length, size, seed=EVAL_SEED)
         if not model.cell.recurrent:
@@ -335,9 +336,9 @@ def length_grid(
         else:
             sums = _streamed(model, run, seed_params, batch, chunk_size)
         results[int(length)] = {**_metrics(batch, *sums), "test_set_hash": digest}
-        if log:
-            log(f"eval length {length}: accuracy {np.mean(results[int(length)]['accuracy']):.4f} "
-                f"({time.perf_counter() - start:.1f} s)")
+        logger.info(f"eval length {length}: accuracy "
+                    f"{np.mean(results[int(length)]['accuracy']):.4f} "
+                    f"({time.perf_counter() - start:.1f} s)")
     return results
 
 

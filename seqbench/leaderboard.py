@@ -48,9 +48,9 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import math
 import os
-import sys
 import urllib.parse
 from typing import Any, Callable
 
@@ -59,6 +59,8 @@ from absl import app, flags
 from seqbench import __version__, cli, engine, results, selection
 from seqbench.leaderboard_html import model_name, page, plots, screenshot, slug, to_markdown
 from seqbench.leaderboard_read import SUPPORTED_SCHEMAS, find_results, load
+
+logger = logging.getLogger("seqbench.leaderboard")  # not __name__: "__main__" under -m
 
 SCHEMA_VERSION = 1  # of leaderboard.json
 
@@ -293,10 +295,11 @@ def inputs_digest(raws: list[bytes]) -> str:
     return hashlib.sha256("".join(hashes).encode()).hexdigest()[:12]
 
 
-def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+def build(folders: list[str], out: str) -> dict[str, Any]:
     """Reads every result.json under `folders`, writes all outputs into `out`; returns the board.
 
-    Raises FileNotFoundError when no result.json is found at all.
+    Every file skipped (unreadable, invalid, a duplicate seed) is one warning on the `seqbench`
+    logger. Raises FileNotFoundError when no result.json is found at all.
     """
     found = find_results(folders)
     if not found:
@@ -305,15 +308,15 @@ def build(folders: list[str], out: str, log: Callable[[str], None] = print) -> d
     for folder, path in found:
         record, reason, raw = load(path)
         if reason:
-            log(f"skipped {path}: {reason}")
+            logger.warning(f"skipped {path}: {reason}")
             skipped.append({"path": path, "reason": reason})
         else:
             runs += [(link(folder, path, out), part) for part in selection.split_grid(record)]
             raws.append(raw)
     runs, duplicates = drop_duplicates(runs)
     for run_link, original in duplicates:
-        log(f"skipped {run_link}: same config hash and seed as {original} (identical seeds are "
-            f"counted once)")
+        logger.warning(f"skipped {run_link}: same config hash and seed as {original} (identical "
+                       f"seeds are counted once)")
         skipped.append({"path": run_link, "reason": f"duplicate of {original}"})
     rows = aggregate(runs)
     grids = selection.grids(rows, model_name)
@@ -368,18 +371,18 @@ def main(argv):
     if os.path.exists(FLAGS.out) and not os.path.isdir(FLAGS.out):
         fail(f"--out {FLAGS.out!r} is a file, not a folder")
     try:
-        board = build(FLAGS.runs, FLAGS.out, log=lambda line: print(line, file=sys.stderr))
+        board = build(FLAGS.runs, FLAGS.out)
     except (FileNotFoundError, NotADirectoryError) as e:
         fail(str(e))
-    print(f"{len(board['rows'])} rows from {board['result_files']} result files "
-          f"({len(board['skipped'])} skipped) -> {FLAGS.out}/leaderboard.{{json,csv,md,html}}, "
-          f"{FLAGS.out}/plots/")
+    logger.info(f"{len(board['rows'])} rows from {board['result_files']} result files "
+                f"({len(board['skipped'])} skipped) -> {FLAGS.out}/leaderboard.{{json,csv,md,"
+                f"html}}, {FLAGS.out}/plots/")
     if FLAGS.screenshot:
         try:
             results.write_atomic(FLAGS.screenshot, screenshot(os.path.join(FLAGS.out, "leaderboard.html")))
         except RuntimeError as e:
             fail(str(e))
-        print(f"screenshot -> {FLAGS.screenshot}")
+        logger.info(f"screenshot -> {FLAGS.screenshot}")
 
 
 if __name__ == "__main__":

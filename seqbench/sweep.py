@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -42,11 +43,14 @@ import sys
 import time
 from typing import Any
 
-from absl import app, flags, logging
+from absl import app, flags
+from absl import logging as absl_logging
 
 from seqbench import cli, engine
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
+
+logger = logging.getLogger("seqbench.sweep")  # not __name__: "__main__" under python -m
 
 
 def load(spec: str) -> list[tuple[str, engine.Config]]:
@@ -196,8 +200,7 @@ def check(runs: list[tuple[str, engine.Config]], root: str) -> list[Run]:
     return resolved
 
 
-def sweep(runs: list[tuple[str, engine.Config]], root: str,
-          log=lambda line: print(line, flush=True)) -> list[dict[str, Any]] | None:
+def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, Any]] | None:
     """Trains every run not finished yet into `root/NAME`; returns the result records in order.
 
     `check`s everything first. Returns None when a run was stopped by a signal (its checkpoint
@@ -209,14 +212,14 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str,
         workdir = os.path.join(root, name)
         record = finished(workdir, config_json)
         if record is not None:
-            log(progress(index, len(runs), name, record, None))
+            logger.info(progress(index, len(runs), name, record, None))
             records.append(record)
             continue
         start = time.perf_counter()
         record = engine.run(config, workdir)
         if record is None:
             return None
-        log(progress(index, len(runs), name, record, time.perf_counter() - start))
+        logger.info(progress(index, len(runs), name, record, time.perf_counter() - start))
         records.append(record)
     return records
 
@@ -238,7 +241,7 @@ fail = functools.partial(cli.fail, "seqbench.sweep")
 
 
 def main(argv):
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.config:
@@ -258,15 +261,15 @@ def main(argv):
     if FLAGS.dry_run:
         for name, config, config_json in resolved:
             done = finished(os.path.join(FLAGS.runs, name), config_json) is not None
-            print(f"{name}: {config.cell} on {config.task} ({'done' if done else 'to run'})")
+            logger.info(f"{name}: {config.cell} on {config.task} "
+                        f"({'done' if done else 'to run'})")
         return
     try:
         records = sweep(runs, FLAGS.runs)
     except ValueError as e:  # e.g. a run's folder taken by another process meanwhile
         fail(str(e))
     except KeyboardInterrupt:  # between two runs: every finished run is on disk
-        print("seqbench.sweep: stopped between runs; rerun the same command to go on",
-              file=sys.stderr)
+        logger.warning("seqbench.sweep: stopped between runs; rerun the same command to go on")
         sys.exit(143)
     if records is None:
         sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as train.py

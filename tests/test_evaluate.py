@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqbench import cells, evaluate, models, tasks
+from seqbench import cells, evaluate, logs, models, tasks
 
 SEEDS, SIZE = 2, 3
 TASK = tasks.get("cyclic")  # every step scored; one test-set compilation serves lengths 33..64
@@ -101,17 +101,18 @@ def step_by_step(model, seed_params, length):
 def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
     """lru (a complex state) streamed in pieces of <= 4 steps; attention whole, with a second
     length whose memory estimate is over the limit: skipped, not evaluated."""
-    attention, too_long, lines = cell_name == "attention", 200, []
+    attention, too_long = cell_name == "attention", 200
     if attention:
         model, seed_params = model_and_params(cell_name, max_length=64)
         limit = (evaluate.attention_eval_bytes(model, SEEDS, SIZE, LENGTH)
                  + evaluate.attention_eval_bytes(model, SEEDS, SIZE, too_long)) // 2
-        got = evaluate.length_grid(model, seed_params, TASK, [LENGTH, too_long], SIZE,
-                                   max_eval_bytes=limit, log=lines.append)
+        with logs.captured() as lines:
+            got = evaluate.length_grid(model, seed_params, TASK, [LENGTH, too_long], SIZE,
+                                       max_eval_bytes=limit)
     else:
         model, seed_params, traces, _ = counted(cell_name)
-        got = evaluate.length_grid(model, seed_params, TASK, [LENGTH], SIZE, chunk_size=4,
-                                   log=lines.append)
+        with logs.captured() as lines:
+            got = evaluate.length_grid(model, seed_params, TASK, [LENGTH], SIZE, chunk_size=4)
     ref, mask = step_by_step(model, seed_params, LENGTH)
     entry = got[LENGTH]
     np.testing.assert_allclose(entry["accuracy"], ref["accuracy"], atol=1 / mask.sum())

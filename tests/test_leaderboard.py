@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from seqbench import engine, leaderboard, leaderboard_html, leaderboard_read, results
+from seqbench import engine, leaderboard, leaderboard_html, leaderboard_read, logs, results
 
 TRAIN_LENGTH = 4
 FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
@@ -164,8 +164,8 @@ def board(tmp_path_factory):
     del broken["seed_status"]
     write_run(root / "b" / "no_status", broken)
     out = root / "out"
-    lines = []
-    return leaderboard.build(folders, str(out), log=lines.append), out, lines, folders
+    with logs.captured() as lines:
+        return leaderboard.build(folders, str(out)), out, lines, folders
 
 
 def rows_by_id(board):
@@ -277,7 +277,7 @@ def test_building_twice_gives_identical_bytes(board, tmp_path):
     names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "leaderboard.html",
              "plots/mqar.png", "plots/parity_check.png"]
     before = {name: (out / name).read_bytes() for name in names}
-    leaderboard.build(folders[::-1], str(out), log=lambda line: None)
+    leaderboard.build(folders[::-1], str(out))
     assert {name: (out / name).read_bytes() for name in names} == before
     assert not [p for p in out.rglob(".tmp-*")]
 
@@ -325,8 +325,8 @@ def test_a_run_repeating_another_s_hash_and_seed_counts_once(tmp_path):
     write_run(tmp_path / "runs" / "a", make_record(accuracy, seed=0))
     write_run(tmp_path / "runs" / "b", make_record(accuracy, seed=0))  # the same models again
     write_run(tmp_path / "runs" / "c", make_record({4: [1.0], 8: [0.7]}, seed=1))
-    lines = []
-    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=lines.append)
+    with logs.captured() as lines:
+        board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
     (row,) = board["rows"]
     assert row["seeds"] == 2 and row["score"]["mean"] == pytest.approx(0.6)
     assert len(lines) == 1 and "same config hash and seed as" in lines[0]
@@ -341,7 +341,7 @@ def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
                                 else 9)  # log_every is not a setting: never shown
         hashes[state] = write_run(tmp_path / "runs" / state, record) and record["config_hash"]
     write_run(tmp_path / "runs" / "lone", make_record(accuracy, cell="lru", family="ssm"))
-    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=print)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
     settings = {(row["cell"], row["config_hash"]): row["distinct_settings"]
                 for row in board["rows"]}
     assert settings == {("mamba", hashes["zero"]): {"initial_state": "zero"},
@@ -377,7 +377,7 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
         record = make_record(accuracy, cell="lstm", seed=0)
         record["config"].update(learning_rate=lr, label="lstm-bare")
         write_run(tmp_path / "runs" / f"lr{lr}", record)
-    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"), log=print)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
     (grid,) = board["grids"]
     assert grid["model"] == "lstm-bare" and sorted(grid["learning_rates"]) == [1e-3, 3e-3]
     assert grid["selected_learning_rate"] == 1e-3

@@ -21,7 +21,7 @@ sync_api = pytest.importorskip(
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = root / "out"
-    return leaderboard.build(example_runs(root), str(out), log=lambda line: None), out
+    return leaderboard.build(example_runs(root), str(out)), out
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_clicking_every_link_of_a_page_built_from_hostile_names_runs_no_script(p
     monkeypatch.chdir(tmp_path)
     for name in ("javascript:alert(1)", "data:text,x", "x onclick=alert(1)"):
         write_run(tmp_path / "runs" / name, make_record({4: [1.0], 8: [0.5]}, cell="lstm"))
-    leaderboard.build(["runs"], "runs", log=lambda line: None)  # links: "NAME", relative
+    leaderboard.build(["runs"], "runs")  # links: "NAME", relative
     tab = page.context.browser.new_page()  # the module's browser: one Playwright per thread
     try:
         dialogs = []

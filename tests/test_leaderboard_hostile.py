@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqbench import leaderboard, leaderboard_read
+from seqbench import leaderboard, leaderboard_read, logs
 from tests.test_leaderboard import make_record, write_run
 
 OWASP_CSV = ["=1+1", "+1+1", "-1+1", "@SUM(1+1)", "\t=1+1", "\r=1+1",
@@ -18,9 +18,8 @@ OWASP_CSV = ["=1+1", "+1+1", "-1+1", "@SUM(1+1)", "\t=1+1", "\r=1+1",
 
 
 def build(tmp_path, runs=None):
-    lines = []
-    board = leaderboard.build([str(runs or tmp_path / "runs")], str(tmp_path / "out"),
-                              log=lines.append)
+    with logs.captured() as lines:
+        board = leaderboard.build([str(runs or tmp_path / "runs")], str(tmp_path / "out"))
     return board, lines
 
 
@@ -44,7 +43,7 @@ def test_a_forged_config_hash_is_skipped_and_different_numbers_for_one_seed_conf
 def test_links_are_relative_encoded_paths_never_a_scheme(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative --runs and --out = --runs: the link is the name
     write_run(tmp_path / "runs" / "javascript:alert(1)", make_record({4: [1.0], 8: [0.5]}))
-    board = leaderboard.build(["runs"], "runs", log=print)
+    board = leaderboard.build(["runs"], "runs")
     (row,) = board["rows"]
     assert row["runs"] == ["javascript%3Aalert%281%29"]
     page = (tmp_path / "runs" / "leaderboard.html").read_text()
@@ -161,7 +160,7 @@ def test_an_out_path_that_is_a_file_is_one_line(tmp_path):
     write_run(tmp_path / "runs" / "a", make_record({4: [1.0], 8: [0.5]}))
     (tmp_path / "taken").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
-        leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "taken"), log=print)
+        leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "taken"))
     proc = subprocess.run([sys.executable, "-m", "seqbench.leaderboard",
                            f"--runs={tmp_path / 'runs'}", f"--out={tmp_path / 'taken'}"],
                           capture_output=True, text=True, timeout=120)

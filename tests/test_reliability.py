@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from seqbench import engine
+from seqbench import engine, logs
 from tests.test_train import tiny_config
 
 
@@ -80,21 +80,22 @@ def test_a_torn_last_metrics_line_and_a_stale_temporary_file_do_not_stop_a_resum
     assert not list(workdir.glob(".tmp-*"))
 
 
-def test_diverged_seeds_are_never_averaged(monkeypatch, tmp_path, capsys):
+def test_diverged_seeds_are_never_averaged(monkeypatch, tmp_path):
     from seqbench.engine import step as step_lib
     from tests.test_train import poison_seed_1
     init = step_lib.init_state
     monkeypatch.setattr(step_lib, "init_state", lambda *args: init(*args)._replace(
         params=poison_seed_1(init(*args).params)))
-    record = engine.run(tiny_config(steps=2, log_every=1), str(tmp_path))
+    with logs.captured() as lines:
+        record = engine.run(tiny_config(steps=2, log_every=1), str(tmp_path))
     assert record["seed_status"] == ["ok", "diverged"]
     assert record["score_mean"] == pytest.approx(record["score"][0])
-    out = capsys.readouterr().out
+    out = "\n".join(lines)
     assert f"score (mean accuracy beyond 6 over 1 seed that did not diverge): " \
            f"{record['score'][0]:.3f}" in out
 
 
-def test_an_all_diverged_run_has_no_score(monkeypatch, tmp_path, capsys):
+def test_an_all_diverged_run_has_no_score(monkeypatch, tmp_path):
     import jax.numpy as jnp
 
     from seqbench.engine import step as step_lib
@@ -106,9 +107,11 @@ def test_an_all_diverged_run_has_no_score(monkeypatch, tmp_path, capsys):
         return state._replace(params={**state.params, "head": head})
 
     monkeypatch.setattr(step_lib, "init_state", poisoned)
-    record = engine.run(tiny_config(steps=2, log_every=1), str(tmp_path))
+    with logs.captured() as lines:
+        record = engine.run(tiny_config(steps=2, log_every=1), str(tmp_path))
     assert record["seed_status"] == ["diverged", "diverged"] and record["score_mean"] is None
-    assert "no seed converged" in capsys.readouterr().out
+    assert "no seed converged" in lines[-1]
+    assert "every seed diverged; stopped at step 1" in lines
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from seqbench import engine, sweep
+from seqbench import engine, logs, sweep
 
 PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
                                         "configs", "*.py")))
@@ -63,8 +63,9 @@ TINY = """
 
 def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     runs = sweep.load(write_preset(tmp_path, TINY))
-    lines = []
-    records = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    with logs.captured() as lines:
+        records = sweep.sweep(runs, str(tmp_path / "runs"))
+    lines = [line for line in lines if line.startswith("[")]  # the sweep's line per run
     assert [r["cell"] for r in records] == ["lstm", "lru", "lstm"]
     assert lines[0].startswith("[1/3] lstm: score") and lines[1].startswith("[2/3] lru: score")
     for name, record in zip(("lstm", "lru", "lstm-noise"), records):
@@ -74,10 +75,10 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     post = records[2]["config"]
     assert post["init_from"] == os.path.join(str(tmp_path / "runs"), "lstm")
     assert post["post_trained_from"] == records[0]["config_hash"]
-    lines.clear()
     # A rerun skips every run, the post-training one included: the config it was checked with
     # before its source ran is the one it recorded.
-    again = sweep.sweep(runs, str(tmp_path / "runs"), log=lines.append)
+    with logs.captured() as lines:
+        again = sweep.sweep(runs, str(tmp_path / "runs"))
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
     assert len(lines) == 3 and all("skipped, already done" in line for line in lines)
     assert lines[2].endswith("(score n/a)")  # evaluated at its training length only: no score

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqbench import engine, evaluate, tasks
-from seqbench.engine import curricula
+from seqbench import engine, evaluate, logs, tasks
+from seqbench.engine import curricula, loop
 from seqbench.engine import step as step_lib
 
 
@@ -64,8 +64,7 @@ def test_seeds_train_independently_and_deterministically(tiny_run, tmp_path):
     assert other["config_hash"] == first["config_hash"]
 
 
-def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tiny_run, tmp_path,
-                                                                              capsys):
+def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tiny_run, tmp_path):
     """Post-training starts from the source's final parameters: with a learning rate of 0 the
     models stay the source's, so every per-length loss and accuracy equals the source's (fresh
     parameters would give other losses). Its hash names the source's config, not its folder;
@@ -85,9 +84,9 @@ def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tin
     # Crash after step 1: the rerun resumes from the post-training run's own checkpoint.
     shutil.rmtree(tmp_path / "post" / "checkpoints" / "2")
     os.remove(tmp_path / "post" / "result.json")
-    capsys.readouterr()
-    again = engine.run(post, str(tmp_path / "post"))
-    assert "resumed from the checkpoint at step 1" in capsys.readouterr().out
+    with logs.captured() as lines:
+        again = engine.run(post, str(tmp_path / "post"))
+    assert lines[0] == "resumed from the checkpoint at step 1"
     assert again["per_length"] == record["per_length"]
 
 
@@ -475,3 +474,20 @@ def test_a_learning_rate_grid_is_one_program_whose_members_are_the_single_rate_r
                                        rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(part["score"], single["score"], atol=1e-6)
     assert grid["per_length"]["12"]["loss"][0] != grid["per_length"]["12"]["loss"][2]
+
+
+def test_a_run_resumed_after_its_last_step_compiles_no_training_step(tiny_run, tmp_path,
+                                                                     monkeypatch):
+    """Killed during evaluation: the rerun restores the final checkpoint and only evaluates
+    (compiling the training steps again would cost minutes for nothing); the same result."""
+    record, source = tiny_run
+    workdir = tmp_path / "killed_in_eval"
+    shutil.copytree(source, workdir)
+    os.remove(workdir / "result.json")
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled a training step after the last step")
+
+    monkeypatch.setattr(loop, "make_train_step", no_compiling)
+    again = engine.run(tiny_config(), str(workdir))
+    assert again["per_length"] == record["per_length"] and again["steps_run"] == 4

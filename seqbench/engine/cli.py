@@ -13,11 +13,13 @@ compiles; a run stopped by SIGTERM/SIGINT saves a checkpoint and exits 143.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import app, flags
+from absl import logging as absl_logging
 
 from seqbench import cli, models
 from seqbench.checkpoint import CheckpointError
@@ -27,6 +29,8 @@ from seqbench.engine.post_train import check_post_train_start
 
 fail = functools.partial(cli.fail, "seqbench.train")
 BYTES_PER_PARAMETER = 16  # float32 parameters, gradients and AdamW's two moments
+
+logger = logging.getLogger(__name__)
 
 
 def check_memory(config: config_lib.Config, model: models.Model) -> None:
@@ -43,7 +47,7 @@ def check_memory(config: config_lib.Config, model: models.Model) -> None:
 
 def main(argv, values: flags.FlagValues = flags.FLAGS):
     """The command: `values` are the parsed flags (`config.define_flags`)."""
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
     workdir = values.workdir
@@ -64,8 +68,7 @@ def main(argv, values: flags.FlagValues = flags.FLAGS):
     except CheckpointError as e:
         fail(f"{e}; move {workdir}/checkpoints away (or use --overwrite) to start afresh")
     except KeyboardInterrupt:  # before the run could install its handler: nothing to save
-        print("seqbench.train: stopped before training started; nothing to save",
-              file=sys.stderr)
+        logger.warning("seqbench.train: stopped before training started; nothing to save")
         sys.exit(143)
     if record is None:
         sys.exit(143)  # stopped by a signal after saving: 128 + SIGTERM, as an unhandled kill

@@ -3,7 +3,8 @@
 1. `config.build`: cell, task and model, every check that can fail before anything compiles.
 2. `step.start_state`, or the newest readable checkpoint (resume), or `post_train.post_train_
    start` (post-training); one compiled `step.make_train_step` per curriculum bucket.
-3. The loop: every `log_every` steps a metrics line (stdout and `metrics.jsonl`); checkpoints
+3. The loop: every `log_every` steps a metrics line (`metrics.jsonl`, and a progress line on
+   the `seqbench` logger: `seqbench.logs`); checkpoints
    every `checkpoint_every` steps and on SIGTERM/SIGINT; a rerun resumes bit for bit.
 4. `evaluate.length_grid` scores every seed at every evaluation length from the zero state.
 5. `result.json` (atomic) with per-length metrics per seed, score, effective length, sizes,
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from typing import Any
@@ -28,6 +30,8 @@ from seqbench.engine import workdir as workdir_lib
 from seqbench.engine.config import Config, build, config_hash
 from seqbench.engine.post_train import config_json, post_train_start
 from seqbench.engine.step import cast_floats, make_train_step, optimizer, shard_state, start_state
+
+logger = logging.getLogger(__name__)
 
 
 def check_workdir(config: Config, workdir: str) -> None:
@@ -71,7 +75,7 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     tx = optimizer(config)
     mesh, state, seed_keys = start_state(config, model, tx)
     if mesh is not None:
-        print(f"devices: {dict(mesh.shape)} (seeds x batch rows)", flush=True)
+        logger.info(f"devices: {dict(mesh.shape)} (seeds x batch rows)")
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
     restored = checkpointer.restore(state)
     first_step = 1
@@ -79,10 +83,10 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         workdir_lib.drop_metrics_after(metrics_path, 0 if restored is None else restored[0])
     if restored is not None:
         first_step, state = restored[0] + 1, restored[1]
-        print(f"resumed from the checkpoint at step {restored[0]}", flush=True)
+        logger.info(f"resumed from the checkpoint at step {restored[0]}")
     elif config.init_from:
         state = post_train_start(config, state)
-        print(f"post-training from the final parameters of {config.init_from}", flush=True)
+        logger.info(f"post-training from the final parameters of {config.init_from}")
     if mesh is not None and (restored is not None or config.init_from):
         state = shard_state(state, mesh)
 
@@ -91,7 +95,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     low, high = config.min_train_length, config.train_length
     programs = {bucket: make_train_step(config, task, model, tx, mesh, bucket).lower(
                     state, seed_keys, jnp.int32(high)).compile()
-                for bucket in curricula.buckets(curriculum, low, high)}
+                for bucket in curricula.buckets(curriculum, low, high)
+                if first_step <= config.steps}  # resumed after the last step: evaluate only
     compile_s = time.perf_counter() - start
     tokens = 0  # padded tokens trained on since this process started
     train_start = time.perf_counter()
@@ -108,18 +113,18 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
             if writer:
                 results.append_jsonl(metrics_path, line)
             eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
-            print(_progress(line, config.steps, eta), flush=True)
+            logger.info(_progress(line, config.steps, eta))
             all_diverged = not any(line["alive"])
         if (step % config.checkpoint_every == 0 or step == config.steps or stop.requested
                 or all_diverged):
             checkpointer.save(step, state)
         if stop.requested:
-            print(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; rerun "
-                  f"the same command to resume", flush=True)
+            logger.warning(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; "
+                           f"rerun the same command to resume")
             checkpointer.close()
             return None
         if all_diverged:
-            print(f"every seed diverged; stopped at step {step}", flush=True)
+            logger.warning(f"every seed diverged; stopped at step {step}")
             break
     checkpointer.close()
     jax.block_until_ready(state)
@@ -135,11 +140,10 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
         eval_params = cast_floats(eval_params, jnp.bfloat16)
     per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
-                                      log=lambda text: print(text, flush=True),
                                       stop=lambda: stop.requested)
     if stop.requested:
-        print(f"stopped by signal {stop.signum} during evaluation; the checkpoint of step "
-              f"{step} is saved; rerun the same command to evaluate", flush=True)
+        logger.warning(f"stopped by signal {stop.signum} during evaluation; the checkpoint of "
+                       f"step {step} is saved; rerun the same command to evaluate")
         return None
     summary = evaluate.summarise(per_length, config.train_length,
                                  ok=[s < 0 for s in jax.device_get(state.diverged_at)])
@@ -175,7 +179,7 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     results.check_fields(record)
     if writer:
         results.write_json(os.path.join(workdir, "result.json"), record)
-    print(summary_table(per_length, summary, config.train_length, record["seed_status"]))
+    logger.info(summary_table(per_length, summary, config.train_length, record["seed_status"]))
     return record
 
 
