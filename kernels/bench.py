@@ -8,6 +8,7 @@ achieved GB/s counting the minimum bytes (forward reads a, b and writes h: 3 arr
 reads dh, a, h and writes da, db: 5 more), that bandwidth as a share of this machine's own copy
 bandwidth measured in the same run, compile seconds, and the time relative to the fastest
 implementation on the same shape and dtype. Only ratios within one run are comparable.
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Row:
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
+    """"BxTxD" (e.g. "8x4096x4096") -> (B, T, D) as ints; UsageError otherwise."""
     try:
         batch, steps, features = (int(x) for x in text.lower().split("x"))
     except ValueError:
@@ -80,6 +82,7 @@ def copy_bandwidth_gbs(repeats: int) -> float:
 
 
 def measure(impl: str, shape, dtype: str, repeats: int, copy_gbs: float) -> Row:
+    """One `Row`: `linear_scan(impl=impl)` timed on random a, b of shape (B, T, D) and `dtype`."""
     key_a, key_b, key_g = jax.random.split(jax.random.key(0), 3)
     a = jax.random.uniform(key_a, shape, jnp.float32, 0.9, 1.0).astype(dtype)
     b = jax.random.normal(key_b, shape, jnp.float32).astype(dtype)
@@ -140,6 +143,7 @@ def mark_best(rows: list[Row]) -> None:
 
 
 def run(shapes, dtypes, impls, repeats) -> tuple[list[Row], float]:
+    """Measures every shape (B, T, D) x dtype x impl; returns (rows, copy bandwidth GB/s)."""
     backend = jax.default_backend()
     unknown = sorted(set(impls) - {"auto", *IMPLS})
     if unknown:

@@ -9,8 +9,9 @@ implementation here computes the same function (Blelloch 1990; Martin & Cundy 20
 - ``"associative"``: `lax.associative_scan` with (a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2),
   O(log T) depth and about 2 log T passes over memory.
 - ``"chunked"``:     T split into chunks of C steps; every chunk is scanned from a zero state in
-  parallel while its cumulative decay is recorded; a short scan over the T/C chunk ends carries
-  the state across chunks; a last elementwise pass adds `decay_so_far * carry_in` back.
+  parallel while its cumulative decay is recorded; a short scan over the M = ceil(T / C) chunk
+  ends carries the state across chunks; a last elementwise pass adds `decay_so_far * carry_in`
+  back.
 - ``"pallas"``:      a Pallas kernel with the time loop inside and the state kept on chip (see
   `kernels.pallas_linear`).
 
@@ -22,6 +23,8 @@ itself a linear scan in the opposite direction,
 
 run by the same implementation, so memory stays O(T D). JAX's VJPs are transposes of the
 linearisation (not Hermitian adjoints), so no complex conjugates appear in these formulas.
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -307,7 +310,7 @@ def _chunked(a, b, h0, reverse, out_dtype, chunk_size):
     pad_width = [(0, 0)] * len(lead) + [(0, pad), (0, 0)]
     a = jnp.pad(a.astype(acc), pad_width, constant_values=1)
     b = jnp.pad(b.astype(acc), pad_width, constant_values=0)
-    # (..., N, C, D) -> time-in-chunk first: (C, ..., N, D)
+    # (..., M, C, D) -> time-in-chunk first: (C, ..., M, D)
     split = lambda x: jnp.moveaxis(x.reshape(*lead, num_chunks, chunk, features), -2, 0)
     a, b = split(a), split(b)
 
@@ -321,9 +324,9 @@ def _chunked(a, b, h0, reverse, out_dtype, chunk_size):
     (chunk_decay, chunk_h), (decay, h_local) = lax.scan(
         within_chunk, (jnp.ones_like(zeros), zeros), (a, b)
     )
-    # Carry across chunks: state entering chunk n is s_n = decay_{n-1} s_{n-1} + h_{n-1}.
+    # Carry across chunks: state entering chunk m is s_m = decay_{m-1} s_{m-1} + h_{m-1}.
     carry_in, h_last = _sequential(chunk_decay, chunk_h, h0, False, acc, 1)
     carry_in = jnp.concatenate([h0[..., None, :], carry_in[..., :-1, :]], axis=-2)
-    h = h_local + decay * carry_in[None]  # (C, ..., N, D)
+    h = h_local + decay * carry_in[None]  # (C, ..., M, D)
     h = jnp.moveaxis(h, 0, -2).reshape(*lead, num_chunks * chunk, features)
     return h[..., :steps, :].astype(out_dtype), h_last

@@ -22,6 +22,8 @@ Implementations:
   materialises a (C, C, K) decay tensor per chunk; scalar gates need only (C, C).
 
 Autodiff runs through the chunked form (matmuls and one linear scan with its custom VJP).
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def matrix_scan(
     """Runs S_t = diag(exp(log_a_t)) S_{t-1} + k_t v_tᵀ, y_t = S_tᵀ q_t over the time axis -2.
 
     Args:
-      q, k: queries and keys, shape (..., T, K).
+      q, k: queries and keys, shape (..., T, K); q, k and v share one real floating dtype.
       v: values, shape (..., T, V).
       log_a: log of the decay, <= 0: shape (..., T) (one gate per step) or (..., T, K) (one per
         key dimension); None for no decay.
@@ -61,7 +63,9 @@ def matrix_scan(
       chunk_size: steps per chunk of "chunked" (default 32).
 
     Returns:
-      y: (..., T, V) in q's dtype; s_last: (..., K, V) in the accumulation dtype (>= float32).
+      y: the outputs, shape (..., T, V), in q's dtype.
+      s_last: the state after the last step, shape (..., K, V), in the accumulation dtype
+        (>= float32).
     """
     q, k, v, log_a, s0 = _check_inputs(q, k, v, log_a, s0)
     if impl not in ("auto",) + MATRIX_IMPLS:
@@ -141,15 +145,17 @@ def _chunked(q, k, v, log_a, s0, chunk_size):
     num_chunks = math.ceil(steps / chunk)
     pad = num_chunks * chunk - steps
 
-    def split(x):  # (..., T, F) -> (..., N, C, F), zero-padded past the end (no decay, no input)
+    # (..., T, F) -> (..., M, C, F) for a last axis F of K, V or G; zero-padded past the end
+    # (no decay, no input)
+    def split(x):
         x = jnp.pad(x.astype(acc), [(0, 0)] * len(lead) + [(0, pad), (0, 0)])
         return x.reshape(*lead, num_chunks, chunk, x.shape[-1])
 
     q, k, v, log_a = split(q), split(k), split(v), split(log_a)
-    cum = jnp.cumsum(log_a, axis=-2)  # L_t, (..., N, C, G) with G = 1 or K
+    cum = jnp.cumsum(log_a, axis=-2)  # L_t, (..., M, C, G) with G = 1 or K gates per step
     causal = jnp.tril(jnp.ones((chunk, chunk), bool))
     # exp(L_t - L_s) for s <= t, 0 above the diagonal; the double `where` keeps gradients finite.
-    diff = cum[..., :, None, :] - cum[..., None, :, :]  # (..., N, C, C, G)
+    diff = cum[..., :, None, :] - cum[..., None, :, :]  # (..., M, C, C, G)
     diff = jnp.where(causal[:, :, None], diff, 0.0)
     decay_ts = jnp.where(causal[:, :, None], jnp.exp(diff), 0.0)
     if log_a.shape[-1] == 1:
@@ -158,11 +164,11 @@ def _chunked(q, k, v, log_a, s0, chunk_size):
         scores = jnp.einsum("...tk,...sk,...tsk->...ts", q, k, decay_ts)
     intra = jnp.einsum("...ts,...sv->...tv", scores, v)
 
-    to_end = jnp.exp(cum[..., -1:, :] - cum)  # exp(L_C - L_s) <= 1, (..., N, C, G)
-    updates = jnp.einsum("...sk,...sv->...kv", k * to_end, v)  # (..., N, K, V)
+    to_end = jnp.exp(cum[..., -1:, :] - cum)  # exp(L_C - L_s) <= 1, (..., M, C, G)
+    updates = jnp.einsum("...sk,...sv->...kv", k * to_end, v)  # (..., M, K, V)
     chunk_decay = jnp.broadcast_to(
         jnp.exp(cum[..., -1, :])[..., :, None], updates.shape
-    )  # (..., N, K, V)
+    )  # (..., M, K, V)
     flat = lambda x: x.reshape(*lead, num_chunks, key_dim * value_dim)
     s_after, s_last = linear_scan(
         flat(chunk_decay), flat(updates), s0.reshape(*lead, key_dim * value_dim), impl="sequential"

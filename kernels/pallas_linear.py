@@ -3,10 +3,10 @@
 Two lowerings share one inner loop (`_scan_rows`), which walks the rows of a (time, features)
 block and keeps the state in registers / VMEM as float32:
 
-- GPU (Triton): grid (N, D / block_d); each program owns one row of the batch and one block of
-  features and loops over all T steps, loading a_t and b_t one row at a time. The state never
-  leaves registers.
-- TPU (Mosaic): grid (N, D / block_d, T / block_t) with the time axis last and "arbitrary"
+- GPU (Triton): grid (B, D / block_d), B the batch axes flattened into rows; each program owns
+  one row of the batch and one block of features and loops over all T steps, loading a_t and
+  b_t one row at a time. The state never leaves registers.
+- TPU (Mosaic): grid (B, D / block_d, T / block_t) with the time axis last and "arbitrary"
   (sequential); the state crosses time blocks in a VMEM scratch buffer, so each (block_t, block_d)
   tile of a and b is DMA'd to VMEM once while the pipeline fetches the next.
 
@@ -16,6 +16,8 @@ Complex inputs are carried as separate real and imaginary planes (Pallas has no 
 Both kernels run in Pallas' interpreter on any backend (`interpret="gpu"` / `"tpu"`), which is
 how the CPU test suite checks them against the float64 reference. Performance on real GPUs and
 TPUs is the subject of the GPU/TPU kernel issue; see BUILD_NOTES.md for what has been measured.
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -36,10 +38,21 @@ def linear_scan(
     a, b, h0, *, reverse: bool, out_dtype, interpret: str | None,
     block_d: int = BLOCK_D, block_t: int = BLOCK_T,
 ):
-    """Forward scan with a Pallas kernel. a, b: (..., T, D); h0: (..., D) in the state dtype.
+    """Forward scan h_t = a_t * h_{t-1} + b_t with a Pallas kernel (no autodiff of its own).
 
-    Returns h (..., T, D) in `out_dtype` and h_last (..., D) in h0's dtype. `block_d` features
-    per program; `block_t` time steps per tile (TPU only: the GPU kernel loops over all of T).
+    Args:
+      a, b: decays and inputs, shape (..., T, D), one real or complex dtype.
+      h0: the state before the first step, shape (..., D), in the state (accumulation) dtype.
+      reverse: scan from the end.
+      out_dtype: dtype of the returned h.
+      interpret: None to compile for this backend, or "gpu" / "tpu" to run that kernel in
+        Pallas' interpreter.
+      block_d: features per program.
+      block_t: time steps per tile (TPU only: the GPU kernel loops over all of T).
+
+    Returns:
+      h: every state, shape (..., T, D), in `out_dtype`.
+      h_last: the state after the whole sequence, shape (..., D), in h0's dtype.
     """
     target = interpret or jax.default_backend()
     if target not in ("gpu", "tpu"):

@@ -28,9 +28,9 @@ bounded size):
   argmax = target (classification) or |output - target| < `REGRESSION_TOLERANCE` (regression,
   `vocab == 0`).
 - `loss` = Σ loss·mask / Σ mask: cross-entropy in nats, or the squared error for regression.
-- `per_position_accuracy` = {"bin_edges": e, "accuracy": a}: K = min(32, T) equal-width bins of
-  the steps; step t (0-based) falls in bin floor(t·K / T), i.e. bin b holds the steps
-  e[b] <= t < e[b+1] with e[b] = ceil(b·T / K). a[b] is the per-seed accuracy over the scored
+- `per_position_accuracy` = {"bin_edges": e, "accuracy": a}: nbins = min(32, T) equal-width bins
+  of the steps; step t (0-based) falls in bin floor(t·nbins / T), i.e. bin b holds the steps
+  e[b] <= t < e[b+1] with e[b] = ceil(b·T / nbins). a[b] is the per-seed accuracy over the scored
   positions of bin b, or null when the bin scores nothing (e.g. every bin but the last of a
   task scored at its final step only).
 - `state_norm` = {"positions": p, "norm": m}: m[i] is, per seed, the mean over the rows of
@@ -42,6 +42,8 @@ bounded size):
   so the slots < t are exactly the cache after t tokens).
 - `test_set_hash`; for a skipped length `"skipped": "<reason>"`, accuracy and loss lists of
   None, and no hash, per-position accuracy or norms.
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ def masked_loss_and_hits(outputs: jax.Array, targets: jax.Array, mask: jax.Array
     vocab > 0: outputs reshaped to targets.shape + (vocab,) are logits; loss = cross-entropy,
     hit = argmax == target. vocab == 0 (regression): outputs reshaped to targets.shape; loss =
     squared error, hit = |error| < REGRESSION_TOLERANCE.
+
+    Args:
+      outputs: the model's outputs, shape (B, T, O) with O = vocab·H (or H for regression),
+        H = 1 unless the task is multi-head.
+      targets: shape (B, T) or (B, T, H); int32 classes, or float32 for regression.
+      mask: bool, the shape of `targets`.
+      vocab: the task's output_vocab (0: regression).
+
+    Returns:
+      (loss, hits): float32 loss per position and bool hits (already and-ed with `mask`), both
+      the shape of `targets`.
     """
     if vocab == 0:
         error = outputs.reshape(targets.shape).astype(jnp.float32) - targets
@@ -109,7 +122,20 @@ def masked_loss_and_hits(outputs: jax.Array, targets: jax.Array, mask: jax.Array
 def loss_and_accuracy(model, vocab, params, batch, state=None):
     """(loss, (accuracy, final_state)) of one seed's parameters on a batch: means over the
     scored positions. `state=None` starts from the zero state. Differentiable and jittable: the
-    training loss (`jax.value_and_grad(..., has_aux=True)`) and the evaluation share it."""
+    training loss (`jax.value_and_grad(..., has_aux=True)`) and the evaluation share it.
+
+    Args:
+      model: a `models.Model`.
+      vocab: the task's output_vocab (0: regression).
+      params: one seed's parameters (no seed axis).
+      batch: a `tasks.Batch`: inputs (B, T) or (B, T, input_vocab), targets and mask (B, T) or
+        (B, T, H).
+      state: the model state to start from (leaves leading with (B,)), or None for zeros.
+
+    Returns:
+      (loss, (accuracy, final_state)): float32 scalars (mean loss and accuracy over the P
+      scored positions, mask True) and the model state after the last step.
+    """
     if state is None:
         state = model.initial_state(params, (batch.mask.shape[0],))
     final_state, outputs = model.apply(params, state, batch.inputs)
@@ -120,7 +146,10 @@ def loss_and_accuracy(model, vocab, params, batch, state=None):
 
 
 def state_norm(state) -> jax.Array:
-    """Mean over the leading (batch) axis of the L2 norm of all float leaves of `state`."""
+    """Mean over the leading (batch) axis of the L2 norm of all float leaves of `state`.
+
+    `state`: a pytree whose leaves are (B, ...); returns a float32 scalar.
+    """
     squares = sum(jnp.sum(jnp.abs(x).astype(jnp.float32) ** 2, axis=tuple(range(1, x.ndim)))
                   for x in _float_leaves(state))
     return jnp.mean(jnp.sqrt(squares))
@@ -129,11 +158,18 @@ def state_norm(state) -> jax.Array:
 def cache_prefix_norms(state, positions: jax.Array) -> jax.Array:
     """`state_norm` of a KV cache after each of `positions` tokens, from the final cache.
 
-    Every float leaf is (B, L, ...) with slot j written by token j only; the cache after t
+    Every float leaf is (B, S, ...) with slot j written by token j only; the cache after t
     tokens holds slots < t (the rest are still zero).
+
+    Args:
+      state: a KV-cache state whose float leaves are (B, S, ...).
+      positions: int32 token counts in 1..S, shape (P,).
+
+    Returns:
+      The mean over rows of the cache norm after each count, shape (P,), float32.
     """
     squares = sum(jnp.sum(jnp.abs(x).astype(jnp.float32) ** 2, axis=tuple(range(2, x.ndim)))
-                  for x in _float_leaves(state))  # (B, L)
+                  for x in _float_leaves(state))  # (B, S)
     prefix = jnp.cumsum(squares, axis=1)
     return jnp.mean(jnp.sqrt(prefix[:, positions - 1]), axis=0)
 
@@ -161,13 +197,14 @@ def schedule(steps: int, chunk_size: int) -> list[int]:
 
 
 def bin_edges(steps: int) -> list[int]:
-    """Edges of min(32, steps) equal-width bins of 0..steps-1: e[b] = ceil(b·steps / K)."""
+    """Edges of nbins = min(32, steps) equal-width bins of 0..steps-1:
+    e[b] = ceil(b·steps / nbins)."""
     bins = min(MAX_BINS, steps)
     return [-(-b * steps // bins) for b in range(bins + 1)]
 
 
 def _bin_of(start: int, stop: int, steps: int) -> np.ndarray:
-    """Bin index floor(t·K / T) of the steps start..stop-1 (int32 for the device)."""
+    """Bin index floor(t·nbins / T) of the steps start..stop-1 (int32 for the device)."""
     return (np.arange(start, stop, dtype=np.int64) * min(MAX_BINS, steps) // steps).astype(np.int32)
 
 
@@ -232,10 +269,10 @@ def attention_bucket(steps: int) -> int:
 def attention_eval_bytes(model, seeds: int, size: int, steps: int) -> int:
     """Estimated peak bytes of evaluating attention whole on `size` rows of `steps` steps.
 
-    P = attention_bucket(steps), H = width, N = heads, all seeds at once (vmap), float32:
-      KV cache     seeds·size·P·H·depth·2·4           (keys and values of every layer)
-      attention    seeds·size·N·P²·4·3                (scores, exponentials, weights; one layer)
-      activations  seeds·size·P·(16·H + output_dim)·4  (residual, q/k/v/o, MLP, logits)
+    S = attention_bucket(steps), D = width, H = heads, all seeds at once (vmap), float32:
+      KV cache     seeds·size·S·D·depth·2·4           (keys and values of every layer)
+      attention    seeds·size·H·S²·4·3                (scores, exponentials, weights; one layer)
+      activations  seeds·size·S·(16·D + output_dim)·4  (residual, q/k/v/o, MLP, logits)
     """
     bucket = attention_bucket(steps)
     heads = model.cell.hparams.get("num_heads", 1)
@@ -305,6 +342,21 @@ def length_grid(
     `chunk_size` steps; attention is evaluated whole, or recorded as skipped when its estimated
     memory exceeds `max_eval_bytes`. One line per length is logged (`seqbench.logs`); `stop`,
     when given and true before a length, ends the evaluation early (the lengths done so far).
+
+    Args:
+      model: a `models.Model`.
+      seed_params: parameters with a leading seed axis on every leaf.
+      task: the `Task` whose `test_set` is scored.
+      lengths: input lengths L to evaluate (each >= task.min_length).
+      size: test sequences B per length.
+      chunk_size: the longest streamed piece, in steps.
+      max_eval_bytes: attention's memory limit per length.
+      stop: optional callable checked before each length.
+
+    Returns:
+      {L: metrics}: per length, lists with one float per seed ("accuracy", "loss"), the
+      per-position accuracy of min(32, T) bins, the state norms at up to 32 positions, and the
+      test set's hash; or "skipped" with lists of None.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")

@@ -19,6 +19,8 @@ Truncated BPTT, the paper's fourth intervention, is `Config.tbptt` in `seqbench.
 Interventions apply during training only; evaluation always starts from zeros. Non-float state
 leaves (attention's int32 position) are never perturbed; the engine refuses interventions for
 attention, which has no recurrent state to perturb.
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -73,10 +75,12 @@ class Intervention(NamedTuple):
     """One initial-state intervention, as pure functions (optax's pattern): adding one is one
     `Intervention` in `INTERVENTIONS`.
 
-    init_carry(zero_state) -> carry: what it carries between steps, for a zero state of batch
-      shape (B,) (None when nothing).
-    initial_state(key, zero_state, carry, std) -> state: the state a training batch starts from.
-    update_carry(carry, final_state) -> carry: after a batch that ended in `final_state`.
+    init_carry(zero_state) -> carry: what it carries between steps, for a zero state whose
+      leaves are (B, ...) (None when nothing).
+    initial_state(key, zero_state, carry, std) -> state: the state a training batch starts from,
+      of zero_state's structure, shapes and dtypes.
+    update_carry(carry, final_state) -> carry: after a batch that ended in `final_state`
+      (leaves (B, ...)).
     """
 
     init_carry: Callable[[Any], Any]

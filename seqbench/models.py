@@ -1,6 +1,6 @@
 """Sequence models: a stack of one cell type, as pure functions.
 
-    inputs -> embed (tokens) or project (real-valued) -> L x block -> RMSNorm -> linear head
+    inputs -> embed (tokens) or project (real-valued) -> depth x block -> RMSNorm -> linear head
 
     block(x) = x + cell(RMSNorm(x));  x = x + MLP(RMSNorm(x))
     MLP(x)   = W_down (GeLU(W_gate x) ⊙ (W_up x))         (gated MLP, expansion `mlp_expand`)
@@ -17,6 +17,8 @@ be stepped token by token or scanned over a sequence, and the two agree.
 
 `width_for_param_budget` and `width_for_state_size` pick the width that gives a requested
 parameter count (LRA's equal-parameters rule) or state size (Zoology's equal-state rule).
+
+Shape letters: see `kernels/typing.py` (D = width, O = output_dim).
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ INPUT_ENCODINGS = ("embedding", "one_hot")
 
 
 class Model(NamedTuple):
-    """A sequence model. inputs: (B, T) int32 tokens or (B, T, input_dim) float32."""
+    """A sequence model. inputs: (B, T) int32 tokens or (B, T, input_dim) float32.
+
+    `apply(params, state, inputs)` -> (state, outputs (B, T, O)); `step(params, state, x_t)`
+    with x_t (B,) int32 or (B, input_dim) float32 -> (state, outputs (B, O)); the state is a
+    list with one cell state per layer, from `initial_state(params, (B,))`.
+    """
 
     cell: Cell
     depth: int
@@ -49,7 +56,15 @@ class Model(NamedTuple):
 
 
 def rms_norm(x, scale):
-    """x / sqrt(mean(x²) + eps) * scale (Zhang & Sennrich 2019)."""
+    """x / sqrt(mean(x²) + eps) * scale (Zhang & Sennrich 2019), over the last axis.
+
+    Args:
+      x: shape (..., D), any float dtype (normalised in float32).
+      scale: shape (D,).
+
+    Returns:
+      The normalised x, shape (..., D), in x's dtype.
+    """
     x32 = x.astype(jnp.float32)
     normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + RMS_EPS)
     return (normed * scale).astype(x.dtype)
@@ -87,8 +102,14 @@ def build(
         "one_hot" (one-hot tokens; real inputs: the raw features) fed to the first cell, whose
         input is then input_dim wide; needs residual=False (no skip across the widths).
 
-    Parameters: input (input_dim·W [+ W bias when real], none for one-hot) + depth·(cell + 2W
-    norms + 3·e·W² MLP) + W final norm + W·output_dim + output_dim head.
+    Parameters: input (input_dim·D [+ D bias when real], none for one-hot) + depth·(cell + 2D
+    norms + 3·e·D² MLP) + D final norm + D·O + O head (D = width, O = output_dim,
+    e = mlp_expand).
+
+    Returns:
+      A `Model` whose `apply` maps inputs (B, T) int32 tokens (or (B, T, input_dim) float32 with
+      `real_inputs`) to outputs (B, T, O), O = output_dim, and whose `step` does the
+      same for one step, (B,) or (B, input_dim) -> (B, O).
     """
     for name, value, low in (("depth", depth, 1), ("input_dim", input_dim, 1),
                              ("output_dim", output_dim, 1), ("mlp_expand", mlp_expand, 0)):

@@ -6,7 +6,8 @@
 
 Counts come from shapes alone (`jax.eval_shape`): nothing is allocated or compiled. `--speed`
 times, per cell and jitted: `scan` forward, a `lax.scan` over `step` (the recurrent mode), and
-`scan` forward+backward, median of --repeats calls after a warm-up.
+`scan` forward+backward, median of --repeats calls after a warm-up. Shape letters: see
+`kernels/typing.py`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ of `max_length` slots, slot j holding the (RoPE-rotated) key and the value of th
 absolute position j, plus a per-sequence position counter. `scan` writes a whole chunk into
 the cache and attends over it with a causal mask on absolute positions; `step` is `scan` on a
 chunk of one token, so stepping, scanning whole and scanning in pieces compute one function.
-Shape letters: see `kernels/typing.py` (L = max_length, N = num_heads, E = head_dim).
+Shape letters: see `kernels/typing.py` (here S = max_length, H = num_heads, K = V = head_dim,
+D = d_hidden = H·K).
 """
 
 from __future__ import annotations
@@ -23,20 +24,28 @@ ROPE_BASE = 10000.0
 
 
 class AttentionState(NamedTuple):
-    keys: jax.Array  # shape=(*B, L, N, E), dtype=float32: RoPE-rotated keys by absolute position
-    values: jax.Array  # shape=(*B, L, N, E), dtype=float32
+    keys: jax.Array  # shape=(*B, S, H, K), dtype=float32: RoPE-rotated keys by absolute position
+    values: jax.Array  # shape=(*B, S, H, V), dtype=float32
     position: jax.Array  # shape=(*B,), dtype=int32: tokens seen so far (the next write slot)
 
 
 def rope(x: jax.Array, positions: jax.Array, base: float = ROPE_BASE) -> jax.Array:
     """Rotary position embedding (Su et al. 2021), "rotate half" pairing (GPT-NeoX, LLaMA).
 
-    x (..., T, N, E) with E even; positions (..., T). Feature i < E/2 is paired with i + E/2 and
-    the pair is rotated by the angle positions · base^(−2i/E).
+    Feature i < K/2 is paired with i + K/2 and the pair is rotated by the angle
+    positions · base^(−2i/K).
+
+    Args:
+      x: queries or keys, shape (..., T, H, K) with K even.
+      positions: absolute positions, shape (..., T), integer or float.
+      base: the frequency base (10000).
+
+    Returns:
+      The rotated x, shape (..., T, H, K), in x's dtype promoted with float32.
     """
     half = x.shape[-1] // 2
     freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-    angles = positions.astype(jnp.float32)[..., None, None] * freqs  # (..., T, 1, E/2)
+    angles = positions.astype(jnp.float32)[..., None, None] * freqs  # (..., T, 1, K/2)
     cos, sin = jnp.cos(angles), jnp.sin(angles)
     x1, x2 = x[..., :half], x[..., half:]
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
@@ -47,6 +56,13 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
 
     Subtracts the row maximum first. A row with no True entry comes out all zeros (not NaN),
     and its gradient is zero.
+
+    Args:
+      scores: float array, shape (..., S).
+      mask: bool array broadcastable to scores' shape.
+
+    Returns:
+      The weights, shape of `scores` broadcast with `mask`, summing to 1 (or 0) over the last axis.
     """
     scores = jnp.where(mask, scores, -jnp.inf)
     row_max = jnp.max(scores, axis=-1, keepdims=True)
@@ -57,8 +73,8 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def _write(cache: jax.Array, new: jax.Array, position: jax.Array) -> jax.Array:
-    """cache (*B, L, N, E) with new (*B, T, N, E) written at slots position..position+T-1 of each
-    row (position (*B,), may differ per row); writes past slot L-1 are dropped."""
+    """cache (*B, S, H, K) with new (*B, T, H, K) written at slots position..position+T-1 of each
+    row (position (*B,), may differ per row); writes past slot S-1 are dropped."""
     batch_shape, length = position.shape, new.shape[-3]
     rows = math.prod(batch_shape)
     flat_cache = cache.reshape(rows, *cache.shape[-3:])
@@ -78,25 +94,25 @@ def make_attention(
 ) -> base.Cell:
     """Causal multi-head softmax self-attention (Vaswani et al. 2017) with a KV cache.
 
-        q_t = W_q x_t,  k_t = W_k x_t,  v_t = W_v x_t        (split into N heads of E = H/N)
+        q_t = W_q x_t,  k_t = W_k x_t,  v_t = W_v x_t        (split into H heads of K = D/H)
         q_t, k_t ← RoPE(q_t, t), RoPE(k_t, t)               (absolute position t; if "rope")
-        o_t = Σ_{s ≤ t} softmax_s(q_t · k_s / sqrt(E)) v_s    (per head)
-        y_t = W_o [o_t^1; …; o_t^N]
+        o_t = Σ_{s ≤ t} softmax_s(q_t · k_s / sqrt(K)) v_s    (per head)
+        y_t = W_o [o_t^1; …; o_t^H]
 
     No biases, no normalisation, no MLP: those belong to the model around the cell.
     RoPE (Su et al. 2021) uses the "rotate half" pairing and base 10000; "none" uses no
     positional information at all (a causal Transformer can still infer position).
 
-    State: the cache of keys and values for up to `max_length` tokens, each (*B, L, N, E), and
-    the position counter (*B,) int32. A chunk of T tokens costs O(T·L·H) whatever the position,
-    so pick `max_length` as the longest sequence the cell will see (the parameters do not
-    depend on it: evaluate longer sequences by rebuilding the cell with a larger max_length).
-    A chunk longer than max_length raises ValueError; tokens written past slot L − 1 are
+    State: the cache of keys and values for up to S = `max_length` tokens, each (*B, S, H, K),
+    and the position counter (*B,) int32. A chunk of T tokens costs O(T·S·D) whatever the
+    position, so pick `max_length` as the longest sequence the cell will see (the parameters do
+    not depend on it: evaluate longer sequences by rebuilding the cell with a larger max_length).
+    A chunk longer than max_length raises ValueError; tokens written past slot S − 1 are
     dropped, so queries past max_length see only the first max_length tokens.
-    `state_size(params, T)` = 2·T·H floats (the keys and values of T tokens).
+    `state_size(params, T)` = 2·T·D floats (the keys and values of T tokens).
 
-    Init: W_q, W_k, W_v ~ N(0, 1/d_in), W_o ~ N(0, 1/H) (LeCun normal).
-    Parameters: 3·d_in·H + H².
+    Init: W_q, W_k, W_v ~ N(0, 1/d_in), W_o ~ N(0, 1/D) (LeCun normal).
+    Parameters: 3·d_in·D + D².
     """
     name = "attention"
     for field, value in (("d_hidden", d_hidden), ("num_heads", num_heads),
@@ -142,14 +158,14 @@ def make_attention(
                 f"max_length={max_length}; rebuild the cell with max_length >= {length}"
             )
         positions = state.position[..., None] + jnp.arange(length, dtype=jnp.int32)  # (*B, T)
-        q, k, v = (heads(params, xs, w) for w in ("w_q", "w_k", "w_v"))  # (*B, T, N, E)
+        q, k, v = (heads(params, xs, w) for w in ("w_q", "w_k", "w_v"))  # (*B, T, H, K)
         if positional == "rope":
             q, k = rope(q, positions), rope(k, positions)
         keys = _write(state.keys, k, state.position)
         values = _write(state.values, v, state.position)
         scores = jnp.einsum("...tne,...sne->...nts", q, keys) / math.sqrt(head_dim)
-        visible = jnp.arange(max_length) <= positions[..., None]  # (*B, T, L)
-        weights = masked_softmax(scores, visible[..., None, :, :])  # (*B, N, T, L)
+        visible = jnp.arange(max_length) <= positions[..., None]  # (*B, T, S)
+        weights = masked_softmax(scores, visible[..., None, :, :])  # (*B, H, T, S)
         out = jnp.einsum("...nts,...sne->...tne", weights, values)
         ys = base.dense(out.reshape(*xs.shape[:-1], d_hidden), params["w_o"])
         return AttentionState(keys, values, state.position + length), ys

@@ -1,12 +1,12 @@
 """The cell contract: a NamedTuple of pure functions built by a factory (optax's pattern).
 
-Shape legend (see kernels/typing.py): B batch (any leading axes, `*batch`), T time, D features.
+Shape letters: see `kernels/typing.py`.
 
     cell = seqbench.cells.get("lru", d_hidden=64)
     params = cell.init(key, d_in)
-    state = cell.initial_state(params, batch_shape)          # e.g. (B,)
-    state, y_t = cell.step(params, state, x_t)               # x_t: (*batch, d_in)
-    state, ys = cell.scan(params, state, xs)                 # xs: (*batch, T, d_in)
+    state = cell.initial_state(params, batch_shape)     # batch_shape = *B, e.g. (32,)
+    state, y_t = cell.step(params, state, x_t)          # x_t: (*B, d_in) -> y_t: (*B, d_out)
+    state, ys = cell.scan(params, state, xs)            # xs: (*B, T, d_in) -> ys: (*B, T, d_out)
 
 `step` and `scan` compute the same function: stepping T times equals one scan, and scanning two
 halves with the carried state equals scanning the whole (streaming evaluation depends on it).
@@ -27,13 +27,18 @@ from jax import lax
 from seqbench import kernels
 
 Params = Any  # a pytree of arrays
-State = Any  # a pytree of arrays with leading axes *batch
+State = Any  # a pytree of arrays with leading axes *B
 
 FAMILIES = ("classic", "ssm", "gated", "matrix", "attention")
 
 
 class Cell(NamedTuple):
-    """A recurrent cell: hyperparameters are closed over; everything else is explicit."""
+    """A recurrent cell: hyperparameters are closed over; everything else is explicit.
+
+    `init(key, d_in)` -> params; `initial_state(params, batch_shape)` -> a state whose leaves
+    lead with the axes *B = batch_shape; `step(params, state, x_t)`: x_t (*B, d_in) -> (state,
+    y_t (*B, d_out)); `scan(params, state, xs)`: xs (*B, T, d_in) -> (state, ys (*B, T, d_out)).
+    """
 
     name: str
     family: str  # one of FAMILIES
@@ -58,22 +63,29 @@ class Cell(NamedTuple):
 
 
 def param_count(params: Params) -> int:
-    """Real parameters in a pytree (a complex entry counts as two)."""
+    """Real parameters in a pytree of arrays (a complex entry counts as two); returns an int."""
     return sum(
         x.size * (2 if jnp.iscomplexobj(x) else 1) for x in jax.tree_util.tree_leaves(params)
     )
 
 
 def state_floats(state: State) -> int:
-    """Real numbers in one sequence's state (leading batch axes of size 1 assumed)."""
+    """Real numbers in one sequence's state: a pytree whose leading *B axes have size 1 (or
+    are absent, batch_shape = ()); a complex entry counts as two. Returns an int."""
     return sum(
         x.size * (2 if jnp.iscomplexobj(x) else 1) for x in jax.tree_util.tree_leaves(state)
     )
 
 
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
-    """x @ w over the last axis, computed as one 2-D matmul: (..., d_in) @ (d_in, d_out) ->
-    (..., d_out).
+    """x @ w over the last axis, computed as one 2-D matmul.
+
+    Args:
+      x: shape (..., d_in).
+      w: shape (d_in, d_out).
+
+    Returns:
+      x @ w, shape (..., d_out), in the dtype `x @ w` has.
 
     The same numbers as `x @ w`; the reason is speed. On a (B, T, d_in) input, `x @ w` is a
     dot_general whose weight gradient contracts two axes (B and T), which XLA:CPU lays out with
@@ -85,12 +97,21 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
 
 def complex64(real: jax.Array, imag: jax.Array) -> jax.Array:
     """real + i·imag as complex64, whatever the real dtype (bf16 parameters under mixed
-    precision included): complex recurrences are always computed in single precision."""
+    precision included): complex recurrences are always computed in single precision.
+
+    `real` and `imag` broadcast against each other; the result has their broadcast shape."""
     return lax.complex(jnp.asarray(real, jnp.float32), jnp.asarray(imag, jnp.float32))
 
 
 def scan_with_steps(step):
-    """`scan` for cells with no parallel form: `lax.scan` over `step` on the time axis -2."""
+    """`scan` for cells with no parallel form: `lax.scan` over `step` on the time axis -2.
+
+    Args:
+      step: `step(params, state, x_t)` with x_t (*B, d_in), returning (state, y_t (*B, d_out)).
+
+    Returns:
+      `scan(params, state, xs)` with xs (*B, T, d_in), returning (state, ys (*B, T, d_out)).
+    """
 
     def scan(params, state, xs):
         def body(carry, x_t):
@@ -121,7 +142,10 @@ def make_cell(
     `input_dim(params) -> d_in` reads d_in off a weight (e.g. `lambda p: p["w_x"].shape[0]`).
     `state_size(params, length)` defaults to the floats in `initial_state(params, ())`, right
     for every cell whose state does not grow with time. Every leaf of a state has the leading
-    axes *batch. `sized_for(T) -> Cell`: for cells whose state grows with time (see `Cell`).
+    axes *B. `sized_for(T) -> Cell`: for cells whose state grows with time (see `Cell`).
+    The raw `step` and `scan` take and return the shapes of `Cell.step` and `Cell.scan`; the
+    checked ones raise ValueError on an x whose last axis is not d_in or whose *B does not
+    match the state's.
     """
     if family not in FAMILIES:
         raise ValueError(f"cell {name!r}: family must be one of {FAMILIES}; got {family!r}")
@@ -169,13 +193,14 @@ def _check_input(name, d_in, state, x, *, time_axis: bool):
 
 
 def uniform_init(key, shape, fan_in, dtype=jnp.float32):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for RNN and linear weights."""
+    """An array of `shape` and `dtype` drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's
+    default for RNN and linear weights."""
     bound = 1.0 / math.sqrt(fan_in)
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
 def lecun_normal(key, shape, fan_in, dtype=jnp.float32):
-    """N(0, 1/fan_in)."""
+    """An array of `shape` and `dtype` drawn from N(0, 1/fan_in) (LeCun normal)."""
     return jax.random.normal(key, shape, dtype) / math.sqrt(fan_in)
 
 

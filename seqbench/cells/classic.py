@@ -6,17 +6,18 @@ Every cell here is written as two pure functions:
     recur(params, state, u_t) -> (state, y_t)   the part that needs the previous state
 
 `step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs:
-the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·H) matmul
+the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
 before the scan, as cuDNN does) made the LSTM's forward and backward pass 1.5x slower on
-XLA:CPU: the projected (T, B, G·H) array round-trips through memory (BUILD_NOTES, "Cells and
+XLA:CPU: the projected (T, B, G·D) array round-trips through memory (BUILD_NOTES, "Cells and
 models"). None of these cells has a parallel form in general (the one exception, `bilinear`
 with block_size=1 and normalize=False, is a diagonal linear recurrence; it too runs
 sequentially here).
 
 Initialisation: PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` default, every weight and bias
 U(-1/sqrt(d_hidden), 1/sqrt(d_hidden)) (`base.uniform_init` with fan_in = d_hidden), except
-where a factory's docstring says otherwise. Shape letters: see `kernels/typing.py`
-(H = d_hidden, R = rank, b = block size).
+where a factory's docstring says otherwise. Shape letters: see `kernels/typing.py` (here
+D = d_hidden, R = rank; G is the number of gate/candidate blocks of a cell and b the bilinear
+cell's block size).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _uniform_all(key, shapes: dict, fan_in: int) -> dict:
 
 
 def _zeros_state(state_type, batch_shape, d_hidden: int):
-    """A `state_type` NamedTuple whose every field is zeros of shape (*batch, d_hidden)."""
+    """A `state_type` NamedTuple whose every field is float32 zeros of shape (*B, D)."""
     zeros = jnp.zeros((*batch_shape, d_hidden), jnp.float32)
     return state_type(*([zeros] * len(state_type._fields)))
 
@@ -65,12 +66,12 @@ def _build(*, name, d_hidden, hparams, init, state_type, project, recur, input_d
 
 
 def _affine_projection(params, x):
-    """x W_x + b: (..., d_in) -> (..., G·H) for the G gate/candidate blocks of a cell."""
+    """x W_x + b: (..., d_in) -> (..., G·D) for the G gate/candidate blocks of a cell."""
     return base.dense(x, params["w_x"]) + params["b"]
 
 
 def _gated_params(key, d_in: int, d_hidden: int, blocks: int) -> dict:
-    """w_x (d_in, G·H), w_h (H, G·H), b (G·H): PyTorch's U(±1/sqrt(H)) for all three."""
+    """w_x (d_in, G·D), w_h (D, G·D), b (G·D): PyTorch's U(±1/sqrt(D)) for all three."""
     gh = blocks * d_hidden
     return _uniform_all(key, {"w_x": (d_in, gh), "w_h": (d_hidden, gh), "b": (gh,)}, d_hidden)
 
@@ -80,7 +81,7 @@ def _gated_params(key, d_in: int, d_hidden: int, blocks: int) -> dict:
 
 
 class ElmanState(NamedTuple):
-    h: jax.Array  # shape=(*B, H), dtype=float32
+    h: jax.Array  # shape=(*B, D), dtype=float32
 
 
 def make_elman(*, d_hidden: int = 64) -> base.Cell:
@@ -89,8 +90,8 @@ def make_elman(*, d_hidden: int = 64) -> base.Cell:
         h_t = tanh(W_x x_t + W_h h_{t-1} + b),      y_t = h_t
 
     One bias (PyTorch's b_ih + b_hh is the same function with a redundant parameter).
-    Init: every weight and bias U(±1/sqrt(H)) (PyTorch `nn.RNN`).
-    Parameters: H·(d_in + H + 1).
+    Init: every weight and bias U(±1/sqrt(D)) (PyTorch `nn.RNN`).
+    Parameters: D·(d_in + D + 1).
     """
     base.check_int("elman", "d_hidden", d_hidden)
 
@@ -113,21 +114,21 @@ def make_elman(*, d_hidden: int = 64) -> base.Cell:
 
 
 class LSTMState(NamedTuple):
-    c: jax.Array  # shape=(*B, H), dtype=float32: the memory cell
-    h: jax.Array  # shape=(*B, H), dtype=float32: the output
+    c: jax.Array  # shape=(*B, D), dtype=float32: the memory cell
+    h: jax.Array  # shape=(*B, D), dtype=float32: the output
 
 
 def make_lstm(*, d_hidden: int = 64) -> base.Cell:
     """LSTM with a forget gate (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
 
-        [i, f, g, o] = W_x x_t + W_h h_{t-1} + b        (four blocks of H, in this order)
+        [i, f, g, o] = W_x x_t + W_h h_{t-1} + b        (four blocks of D, in this order)
         c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)
         h_t = σ(o) ⊙ tanh(c_t),                         y_t = h_t;   state (c, h)
 
     No peepholes; one bias per gate.
-    Init: weights and the i, g, o biases U(±1/sqrt(H)) (PyTorch `nn.LSTM`); the forget-gate bias
+    Init: weights and the i, g, o biases U(±1/sqrt(D)) (PyTorch `nn.LSTM`); the forget-gate bias
     is 1 (Gers et al. 2000; Jozefowicz et al. 2015), so the cell starts out remembering.
-    Parameters: 4H·(d_in + H + 1).
+    Parameters: 4D·(d_in + D + 1).
     """
     base.check_int("lstm", "d_hidden", d_hidden)
     h_ = d_hidden
@@ -155,13 +156,13 @@ def make_lstm(*, d_hidden: int = 64) -> base.Cell:
 
 
 class GRUState(NamedTuple):
-    h: jax.Array  # shape=(*B, H), dtype=float32
+    h: jax.Array  # shape=(*B, D), dtype=float32
 
 
 def make_gru(*, d_hidden: int = 64) -> base.Cell:
     """GRU (Cho et al. 2014), in the "reset after" form of cuDNN, PyTorch and Keras 2.
 
-        [r̂, ẑ, n̂] = W_x x_t + b                          (three blocks of H, in this order)
+        [r̂, ẑ, n̂] = W_x x_t + b                          (three blocks of D, in this order)
         r = σ(r̂ + W_hr h_{t-1}),   z = σ(ẑ + W_hz h_{t-1})
         n = tanh(n̂ + r ⊙ (W_hn h_{t-1} + b_hn))
         h_t = (1 − z) ⊙ n + z ⊙ h_{t-1},                  y_t = h_t
@@ -170,8 +171,8 @@ def make_gru(*, d_hidden: int = 64) -> base.Cell:
     PyTorch do, not its input (Cho et al. 2014 wrote W (r ⊙ h)); the two forms are equally
     expressive in practice and this one lets all three recurrent matmuls run as one. It needs
     the separate recurrent bias b_hn (b_hr, b_hz would be redundant and are folded into b).
-    Init: every weight and bias U(±1/sqrt(H)) (PyTorch `nn.GRU`).
-    Parameters: 3H·(d_in + H + 1) + H.
+    Init: every weight and bias U(±1/sqrt(D)) (PyTorch `nn.GRU`).
+    Parameters: 3D·(d_in + D + 1) + D.
     """
     base.check_int("gru", "d_hidden", d_hidden)
 
@@ -202,8 +203,8 @@ def make_gru(*, d_hidden: int = 64) -> base.Cell:
 
 
 class LEMState(NamedTuple):
-    y: jax.Array  # shape=(*B, H), dtype=float32: the fast, output state
-    z: jax.Array  # shape=(*B, H), dtype=float32: the slow state
+    y: jax.Array  # shape=(*B, D), dtype=float32: the fast, output state
+    z: jax.Array  # shape=(*B, D), dtype=float32: the slow state
 
 
 def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
@@ -216,11 +217,11 @@ def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
         output y_n;  state (y, z)
 
     Note y_n reads the new z_n (the paper's IMEX discretisation). Parameters are stored as
-    w_x = [V_1 V_2 V_z V_y] (d_in, 4H), b = [b_1 b_2 b_z b_y] (4H), w_h = [W_1 W_2 W_z] (H, 3H)
-    and w_zy = W_y (H, H); the authors' code has the same function with the bias of W_y
+    w_x = [V_1 V_2 V_z V_y] (d_in, 4D), b = [b_1 b_2 b_z b_y] (4D), w_h = [W_1 W_2 W_z] (D, 3D)
+    and w_zy = W_y (D, D); the authors' code has the same function with the bias of W_y
     separate. `dt` must lie in (0, 1] so every update is a convex combination.
-    Init: every weight and bias U(±1/sqrt(H)), as the authors' code does.
-    Parameters: 4H·(d_in + H + 1).
+    Init: every weight and bias U(±1/sqrt(D)), as the authors' code does.
+    Parameters: 4D·(d_in + D + 1).
     """
     base.check_int("lem", "d_hidden", d_hidden)
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0.0 < dt <= 1.0:
@@ -252,7 +253,7 @@ def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
 
 
 class BilinearState(NamedTuple):
-    h: jax.Array  # shape=(*B, H), dtype=float32
+    h: jax.Array  # shape=(*B, D), dtype=float32
 
 
 _RMS_EPS = 1e-6
@@ -268,17 +269,17 @@ def make_bilinear(
     """Bilinear RNN (Ebrahimi & Memisevic 2025, "Revisiting Bi-Linear State Transitions in
     Recurrent Neural Networks", arXiv:2505.21749).
 
-        A(x)_ij = Σ_k x_k W_kij                       (a 3-tensor W: d_in × H × H)
+        A(x)_ij = Σ_k x_k W_kij                       (a 3-tensor W: d_in × D × D)
         ĥ_t = A(x_t) h_{t-1} + B x_t
         h_t = ĥ_t / sqrt(mean(ĥ_t²) + 1e-6)   if normalize,  else  h_t = ĥ_t;      y_t = h_t
 
     Structure of W (at most one of `rank`, `block_size`):
-    - full (both None): W is d_in·H² free numbers.
+    - full (both None): W is d_in·D² free numbers.
     - `rank=R`: the paper's factorised (CP) form W_kij = Σ_r X_kr U_ri V_jr, i.e.
-      A(x) h = Uᵀ((Xᵀx) ⊙ (Vᵀh)) with X (d_in, R), V (H, R), U (R, H).
-    - `block_size=b` (must divide H): A(x) block-diagonal with H/b blocks of b × b, each bilinear
+      A(x) h = Uᵀ((Xᵀx) ⊙ (Vᵀh)) with X (d_in, R), V (D, R), U (R, D).
+    - `block_size=b` (must divide D): A(x) block-diagonal with D/b blocks of b × b, each bilinear
       in x as above; b = 1 is a diagonal, input-dependent (Mamba-like) transition, the bottom of
-      the paper's hierarchy; b = H is the full model. (The paper's rotation-only 2×2 blocks are
+      the paper's hierarchy; b = D is the full model. (The paper's rotation-only 2×2 blocks are
       not offered.)
 
     Choices the paper leaves to us / deviations:
@@ -287,14 +288,14 @@ def make_bilinear(
       from which that model would stay at zero forever, so the input also enters additively
       (the paper discusses when such additive terms help or hurt). No bias.
     - Normalisation: the paper normalises the hidden state (harmless there, as its update is
-      scale-invariant in h); we rescale ĥ_t to unit RMS (norm sqrt(H), so y_t has O(1)
+      scale-invariant in h); we rescale ĥ_t to unit RMS (norm sqrt(D), so y_t has O(1)
       entries), with ε = 1e-6 so a zero ĥ_t maps to 0 rather than NaN. With the additive term
       this makes the cell nonlinear. `normalize=False` gives the plain linear recurrence.
     - Init (so the state neither explodes nor vanishes at init): every transition is
       norm-preserving in expectation for inputs of unit RMS, E‖A(x)h‖² = (‖x‖²/d_in)·‖h‖²:
-      full W_kij ~ N(0, 1/(d_in·H)); block W ~ N(0, 1/(d_in·b)); rank R: X ~ N(0, 1/d_in),
-      V ~ N(0, 1/H), U ~ N(0, 1/R). B ~ N(0, 1/d_in) (LeCun normal).
-    Parameters: full d_in·H² + d_in·H;  block d_in·H·b + d_in·H;  rank R·(d_in + 2H) + d_in·H.
+      full W_kij ~ N(0, 1/(d_in·D)); block W ~ N(0, 1/(d_in·b)); rank R: X ~ N(0, 1/d_in),
+      V ~ N(0, 1/D), U ~ N(0, 1/R). B ~ N(0, 1/d_in) (LeCun normal).
+    Parameters: full d_in·D² + d_in·D;  block d_in·D·b + d_in·D;  rank R·(d_in + 2D) + d_in·D.
     """
     name = "bilinear"
     base.check_int(name, "d_hidden", d_hidden)
@@ -333,7 +334,7 @@ def make_bilinear(
         return u
 
     def transition(params, x, h):
-        """A(x) h for x (..., d_in) (or Xᵀx (..., R) in the low-rank form) and h (..., H)."""
+        """A(x) h for x (..., d_in) (or Xᵀx (..., R) in the low-rank form) and h (..., D)."""
         if rank is not None:
             return base.dense(x * base.dense(h, params["w_hr"]), params["w_rh"])
         n_blocks, b = params["w"].shape[1], params["w"].shape[2]

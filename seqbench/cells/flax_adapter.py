@@ -14,7 +14,7 @@ Any `flax.linen.RNNCellBase` works, i.e. a module with `initialize_carry(rng, in
 initialiser that draws random numbers gets a fixed key: the contract's initial state is a
 function of the parameters only). The wrapped cell passes the same contract tests as the
 built-in ones and trains, evaluates and reaches the leaderboard like them
-(`tests/cells/test_flax_adapter.py`).
+(`tests/cells/test_flax_adapter.py`). Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations

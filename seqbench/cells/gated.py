@@ -14,8 +14,7 @@ GateLoop: its magnitude), leaving the input term unchanged; this is the recipe o
 Mamba code (`deltaA = exp(delta * A) * 2 - 1`, input `delta * B * x` as before). With it a
 diagonal linear RNN can flip the sign of its state, which parity needs.
 
-Shapes: B batch (any leading axes), T time, E channels, N state per channel, H heads,
-K key and V value dimension per head.
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -70,9 +69,10 @@ def _signed(a: jax.Array, negative_eigenvalues: bool) -> jax.Array:
 
 
 def _scan_features(a, b, h0, feature_ndim: int, impl: str):
-    """`kernels.linear_scan` over a state with `feature_ndim` trailing feature axes.
+    """`kernels.linear_scan` over a state with `feature_ndim` trailing feature axes *F.
 
-    a broadcasts against b (..., T, *F); h0 is (..., *F). Returns (h (..., T, *F), h_last).
+    a broadcasts against b (..., T, *F); h0 is (..., *F). Returns (h (..., T, *F), h_last
+    (..., *F)).
     """
     a = jnp.broadcast_to(a, b.shape)
     lead = b.shape[: b.ndim - feature_ndim]  # (..., T)
@@ -132,9 +132,9 @@ def make_mamba(
 ):
     """Mamba's selective state-space model S6 (Gu & Dao 2023), optionally inside the Mamba block.
 
-    S6 on E channels u_t (E = d_hidden; E = expand * d_hidden with `block`), N = d_state each:
+    S6 on E channels u_t (E = D = d_hidden; E = expand·D with `block`), N = d_state each:
 
-        Δ_t = softplus(W_Δ (W_r u_t) + b_Δ)            (E,)   low rank R = ceil(d_hidden / 16)
+        Δ_t = softplus(W_Δ (W_r u_t) + b_Δ)            (E,)   low rank R = ceil(D / 16)
         B_t = W_B u_t,  C_t = W_C u_t                  (N,)
         A   = -exp(A_log)                              (E, N)
         h_t = Ā_t ⊙ h_{t-1} + Δ_t B_t u_t,   Ā_t = exp(Δ_t A)    (B̄ u ≈ Δ B u, as in Mamba)
@@ -143,7 +143,7 @@ def make_mamba(
     Without `block`, u_t = W_in x_t (d_in -> d_hidden, no bias) and y_t is the output. With
     `block` (Mamba's block, minus the residual and norm): [x'; z] = W_in x_t (d_in -> 2E),
     u = SiLU(causal depthwise conv_{d_conv}(x') + conv bias), output = W_out (y_t ⊙ SiLU(z))
-    (E -> d_hidden). The conv's last d_conv - 1 inputs x' are carried in the state, so stepping
+    (E -> D). The conv's last d_conv - 1 inputs x' are carried in the state, so stepping
     and scanning (in pieces) agree; `expand` and `d_conv` are used with `block` only.
     `negative_eigenvalues`: Ā_t = 2 exp(Δ_t A) - 1 (Grazzi et al. 2025's Mamba code), the input
     term unchanged. Runs `kernels.linear_scan` over E * N features (memory O(T E N)).
@@ -153,9 +153,11 @@ def make_mamba(
     W_Δ ~ U(±R^-1/2); every other weight and the conv bias ~ U(±1/sqrt(fan_in)) (PyTorch's
     default; the conv's fan_in is d_conv). Projections have no bias.
 
-    Parameters (E as above, R = ceil(d_hidden / 16), N = d_state):
+    Here B_t, C_t, A and D are S6's parameters (the paper's names), not shape letters.
+
+    Parameters (E as above, R = ceil(D / 16), N = d_state):
         without block:  d_in*E + E*(R + 2N) + R*E + E + E*N + E
-        with block:     d_in*2E + (d_conv*E + E) + E*(R + 2N) + R*E + E + E*N + E + E*d_hidden
+        with block:     d_in*2E + (d_conv*E + E) + E*(R + 2N) + R*E + E + E*N + E + E*D
     """
     name = "mamba"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
@@ -200,7 +202,7 @@ def make_mamba(
         return MambaState(ssm, conv)
 
     def inputs(params, conv, xs):
-        """xs (*B, T, d_in) -> u (*B, T, E), gate z or None, new conv buffer."""
+        """xs (*B, T, d_in) -> u (*B, T, E), gate z (*B, T, E) or None, new conv buffer."""
         if not block:
             return dense(xs, params["w_in"]), None, None
         x, z = jnp.split(dense(xs, params["w_in"]), 2, axis=-1)
@@ -241,10 +243,11 @@ def _selective_ssm(params, u, negative_eigenvalues):
 
 
 def _causal_conv(w, bias, buffer, x):
-    """Depthwise causal conv: w (K, E), buffer (*B, K-1, E) earlier inputs, x (*B, T, E).
+    """Depthwise causal conv: w (d_conv, E), buffer (*B, d_conv-1, E) earlier inputs, x (*B, T, E).
 
-    out_t = bias + sum_k w[k] * x_{t-K+1+k} (w[K-1] weighs the current input, PyTorch's
-    cross-correlation with K-1 zeros of left padding); returns (out, the last K-1 inputs).
+    With k = d_conv: out_t = bias + sum_i w[i] * x_{t-k+1+i} (w[k-1] weighs the current input,
+    PyTorch's cross-correlation with k-1 zeros of left padding); returns (out (*B, T, E), the
+    last k-1 inputs (*B, d_conv-1, E)).
     """
     k, steps = w.shape[0], x.shape[-2]
     full = jnp.concatenate([buffer.astype(x.dtype), x], axis=-2)  # (*B, K-1+T, E)
@@ -264,7 +267,7 @@ def make_rg_lru(
 ):
     """The Real-Gated Linear Recurrent Unit of Griffin/Hawk (De et al. 2024; RecurrentGemma).
 
-        x̃_t = W_in x_t                                   (d_in -> d_hidden, no bias)
+        x̃_t = W_in x_t                                   (d_in -> D = d_hidden, no bias)
         r_t = σ(W_a x_t + b_a),   i_t = σ(W_x x_t + b_x)   (recurrence and input gates)
         log a_t = c · r_t · log σ(Λ) = -c · r_t · softplus(-Λ)          (c = 8)
         h_t = a_t ⊙ h_{t-1} + sqrt(1 - a_t²) ⊙ (i_t ⊙ x̃_t),   y_t = h_t
@@ -272,7 +275,7 @@ def make_rg_lru(
     In Griffin the RG-LRU sits after a linear layer and a conv inside the recurrent block and
     its gates read the same (d_rnn-wide) input as the recurrence; here the cell is the RG-LRU
     with its own input projection x̃ = W_in x, and the gates read x itself (a linear map of x
-    either way, without capping their rank at d_hidden). sqrt(1 - a²) is computed as
+    either way, without capping their rank at D). sqrt(1 - a²) is computed as
     sqrt(-expm1(2 log a)) (exact near a = 1), with RecurrentGemma's square-root whose gradient
     is clipped at 1000 near 0. `negative_eigenvalues`: a_t -> 2 a_t - 1 in (-1, 1), and the
     normaliser stays sqrt(1 - (2a - 1)²) = 2 sqrt(a (1 - a)). Runs on `kernels.linear_scan`.
@@ -282,7 +285,7 @@ def make_rg_lru(
     a^c in [0.43, 0.992]); W_in, W_a, W_x ~ N(0, 1/d_in) (LeCun normal, RecurrentGemma's
     choice), b_a = b_x = 0.
 
-    Parameters: 3*d_in*d_hidden + 3*d_hidden (W_in, W_a, W_x; b_a, b_x, Λ).
+    Parameters: 3*d_in*D + 3*D (W_in, W_a, W_x; b_a, b_x, Λ).
     """
     name = "rg_lru"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
@@ -349,23 +352,23 @@ def make_gateloop(
     """GateLoop (Katsch 2023, "GateLoop: Fully Data-Controlled Linear Recurrence for Sequence
     Modeling"): data-controlled complex transitions on an outer-product state, per head.
 
-    With H = num_heads heads of K = V = d_hidden / H dimensions, per head h:
+    With H = num_heads heads of K = V = D / H dimensions (D = d_hidden), per head h:
 
         q_t, k_t = W_q x_t, W_k x_t  (K,)     v_t = W_v x_t  (V,)      (real)
         a_t = σ(W_m x_t) · exp(i · W_θ x_t)   (K,) complex
         S_t = a_t ⊙ S_{t-1} + k_t v_tᵀ        (K, V) complex, a_t broadcast over V
         o_t = Re(q_tᵀ S_t) = q_tᵀ Re(S_t)     (V,)
-        y_t = W_o [o_t^1; ...; o_t^H]         (H V -> d_hidden)
+        y_t = W_o [o_t^1; ...; o_t^H]         (H·V -> D)
 
     The complex output is made real by taking its real part (q is real, so this is q against
     Re(S)); the phases still act through the rotations S carries forward. The paper's model
     also gates the output (RetNet-style) and normalises; here the cell is the GateLoop operator
     with its projections only. `negative_eigenvalues`: the magnitude σ(W_m x) -> 2σ(W_m x) - 1
     in (-1, 1). As `kernels.matrix_scan` takes real gates only, this runs `kernels.linear_scan`
-    on the H*K*V complex entries of S (a broadcast over V): memory O(T H K V).
+    on the H·K·V complex entries of S (a broadcast over V): memory O(T·H·K·V).
 
     Initialisation: every weight ~ U(±1/sqrt(fan_in)) (PyTorch's default); no biases.
-    Parameters: 5*d_in*d_hidden + d_hidden² (W_q, W_k, W_v, W_m, W_θ; W_o).
+    Parameters: 5*d_in*D + D² (W_q, W_k, W_v, W_m, W_θ; W_o).
     """
     name = "gateloop"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
@@ -424,7 +427,7 @@ def make_mingru(
     a = 2(1 - z) - 1 = 1 - 2z in (-1, 1), the input term z ⊙ h̃ unchanged.
 
     Initialisation: weights and biases ~ U(±1/sqrt(d_in)) (PyTorch's nn.Linear, the paper's).
-    Parameters: 2*(d_in*d_hidden + d_hidden).
+    Parameters: 2*(d_in*D + D) (D = d_hidden).
     """
     name = "mingru"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
@@ -454,7 +457,7 @@ def make_minlstm(
     (-1, 1), the input term i' ⊙ h̃ unchanged.
 
     Initialisation: weights and biases ~ U(±1/sqrt(d_in)) (PyTorch's nn.Linear, the paper's).
-    Parameters: 3*(d_in*d_hidden + d_hidden).
+    Parameters: 3*(d_in*D + D) (D = d_hidden).
     """
     name = "minlstm"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
@@ -472,7 +475,7 @@ def make_minlstm(
 
 
 def _min_rnn(name, hparams, gates, coefficients):
-    """minGRU/minLSTM: one linear map d_in -> d_hidden (weight w_<g>, bias b_<g>) per gate."""
+    """minGRU/minLSTM: one linear map d_in -> D (weight w_<g>, bias b_<g>) per gate."""
     d_hidden = hparams["d_hidden"]
 
     def init(key, d_in):

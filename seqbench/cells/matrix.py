@@ -12,7 +12,7 @@ each head runs one matrix-state recurrence whose state keeps keys on the rows,
 
 (the layout of `kernels.matrix_scan`; papers that write S as V×K, like DeltaNet's, have the
 transpose), and y_t = [o_t of all heads] W_o maps H·V features to d_hidden. The state of a
-sequence is `MatrixState.s` of shape (*batch, H, K, V) (linear attention adds its normaliser).
+sequence is `MatrixState.s` of shape (*B, H, K, V) (linear attention adds its normaliser).
 
 `scan` runs all heads at once on `kernels.matrix_scan` (impl = the `scan_impl` hparam, chunked by
 default) except DeltaNet, whose transition is not diagonal: it has its own chunkwise form (the
@@ -32,6 +32,8 @@ linear layers). RetNet, GLA and DeltaNet normalise each head's V outputs before 
   are close (step and chunked scan then disagree by ~1e-4 in gradients); at V = 1 it is 0.
 
 Neither has an affine part: a per-feature scale would be redundant with W_o.
+
+Shape letters: see `kernels/typing.py` (D = d_hidden).
 """
 
 from __future__ import annotations
@@ -54,12 +56,12 @@ ROTARY_BASE = 10000.0  # RetNet's θ_i = 1 / 10000^(i / (K/2 - 1)), i = 0..K/2-1
 
 
 class MatrixState(NamedTuple):
-    s: jax.Array  # shape=(*batch, H, K, V), dtype=float32
+    s: jax.Array  # shape=(*B, H, K, V), dtype=float32
 
 
 class NormalisedState(NamedTuple):
-    s: jax.Array  # shape=(*batch, H, K, V), dtype=float32: sum of φ(k_t) v_tᵀ
-    z: jax.Array  # shape=(*batch, H, K), dtype=float32: sum of φ(k_t)
+    s: jax.Array  # shape=(*B, H, K, V), dtype=float32: sum of φ(k_t) v_tᵀ
+    z: jax.Array  # shape=(*B, H, K), dtype=float32: sum of φ(k_t)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -90,7 +92,7 @@ def _head_dims(name, d_hidden, num_heads, d_key, d_value):
 
 
 def _init_projections(key, d_in, d_hidden, num_heads, d_key, d_value):
-    """W_q, W_k (d_in, H·K), W_v (d_in, H·V), W_o (H·V, d_hidden)."""
+    """W_q, W_k (d_in, H·K), W_v (d_in, H·V), W_o (H·V, D)."""
     kq, kk, kv, ko = jax.random.split(key, 4)
     hk, hv = num_heads * d_key, num_heads * d_value
     return {
@@ -108,12 +110,12 @@ def _heads(x, w, num_heads):
 
 
 def _head_major(x):
-    """(*batch, T, H, F) -> (*batch, H, T, F), the layout matrix_scan runs on (and back)."""
+    """(*B, T, H, F) -> (*B, H, T, F), the layout matrix_scan runs on (and back)."""
     return jnp.swapaxes(x, -2, -3)
 
 
 def _merge_heads(o, w_o):
-    """(..., H, V) -> (..., d_hidden)."""
+    """(..., H, V) -> (..., D)."""
     return base.dense(o.reshape(o.shape[:-2] + (-1,)), w_o)
 
 
@@ -178,7 +180,7 @@ def make_linear_attention(
 
     `scan` runs S and the normaliser z in one `kernels.matrix_scan` call: the values get an extra
     column of ones, so the state (K, V+1) is [S | z] and the last output column is φ(q_t)·z_t.
-    State: `NormalisedState(s (*batch, H, K, V), z (*batch, H, K))`. K = d_key and V = d_value
+    State: `NormalisedState(s (*B, H, K, V), z (*B, H, K))`. K = d_key and V = d_value
     default to d_hidden // num_heads.
 
     Init: W_q, W_k, W_v ~ N(0, 1/d_in), W_o ~ N(0, 1/(H·V)), no biases.
@@ -237,18 +239,20 @@ def make_linear_attention(
 
 
 def retnet_decays(num_heads: int) -> np.ndarray:
-    """RetNet's per-head decays γ_h = 1 − 2^(−5−h), h = 0..H−1 (float64)."""
+    """RetNet's per-head decays γ_h = 1 − 2^(−5−h), h = 0..H−1: shape (H,), float64."""
     return 1.0 - 2.0 ** (-5.0 - np.arange(num_heads))
 
 
 def rotary_frequencies(key_dim: int) -> np.ndarray:
-    """RetNet's θ per key dimension (K,): pairs (2i, 2i+1) share θ_i = 10000^(−i/(K/2−1))."""
+    """RetNet's θ per key dimension, shape (K,) float64: pairs (2i, 2i+1) share
+    θ_i = 10000^(−i/(K/2−1)) (K = key_dim, even)."""
     theta = 1.0 / ROTARY_BASE ** np.linspace(0.0, 1.0, key_dim // 2)
     return np.repeat(theta, 2)
 
 
 def _rotation(positions, theta):
-    """cos, sin of positions ⊗ θ, (P, K) float32; the angles are formed in float64 NumPy."""
+    """cos, sin of positions ⊗ θ, each (len(positions), K) float32; the angles are formed in
+    float64 NumPy."""
     angles = np.outer(np.asarray(positions, np.float64), theta)
     return jnp.asarray(np.cos(angles), jnp.float32), jnp.asarray(np.sin(angles), jnp.float32)
 
@@ -296,7 +300,7 @@ def make_retnet(
         S_n = γ R(−1) S_{n−1} + k_n v_nᵀ,           o_n = S_nᵀ q_n,
 
     (R(−1) turns the key axis of S back by one step); no position counter is carried, so the
-    state is only S (*batch, H, K, V) and streaming in pieces equals the whole. `scan` rotates
+    state is only S (*B, H, K, V) and streaming in pieces equals the whole. `scan` rotates
     q, k by their position within the call, enters with R(−1) S and returns R(−(T−1)) S_last,
     with the decay log γ_h as matrix_scan's scalar per-step log_a; the rotation angles are
     computed in float64 at trace time, exact at any length.
@@ -539,7 +543,7 @@ def _delta_chunked(q, k, v, beta, s0, chunk_size):
     num_chunks = math.ceil(steps / chunk)
     pad = num_chunks * chunk - steps
 
-    def split(x):  # (..., T, F) -> (..., N, C, F); padded steps have k = v = β = 0: S unchanged
+    def split(x):  # (..., T, F) -> (..., M, C, F); padded steps have k = v = β = 0: S unchanged
         x = jnp.pad(x, [(0, 0)] * len(lead) + [(0, pad), (0, 0)])
         return x.reshape(*lead, num_chunks, chunk, x.shape[-1])
 
@@ -555,7 +559,7 @@ def _delta_chunked(q, k, v, beta, s0, chunk_size):
         return s + mT(k_c) @ (u_c - w_c @ s), s
 
     s_last, s_enter = lax.scan(carry, s0, tuple(jnp.moveaxis(x, -3, 0) for x in (k, w, u)))
-    s_enter = jnp.moveaxis(s_enter, 0, -3)  # (..., N, K, V): the state entering each chunk
+    s_enter = jnp.moveaxis(s_enter, 0, -3)  # (..., M, K, V): the state entering each chunk
     u = u - w @ s_enter
     causal = jnp.tril(jnp.ones((chunk, chunk), bool))
     y = q @ s_enter + jnp.where(causal, q @ mT(k), 0.0) @ u
@@ -635,7 +639,7 @@ def make_deltanet(
     def scan(params, state, xs):
         q, k, v, beta = features(params, xs)
         q, k, v = _head_major(q), _head_major(k), _head_major(v)
-        beta = jnp.swapaxes(beta, -1, -2)  # (*batch, H, T)
+        beta = jnp.swapaxes(beta, -1, -2)  # (*B, H, T)
         if chunked:
             y, s_last = _delta_chunked(q, k, v, beta, state.s, chunk_size)
         else:

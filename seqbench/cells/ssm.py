@@ -1,13 +1,14 @@
 """State-space cells: S4D, S5 and LRU, diagonal linear recurrences run by `kernels.linear_scan`.
 
 Every cell here has the same form. A (learned, input-independent) diagonal transition `a` acts
-on a state of D features (complex modes, or real ones for the real-eigenvalue variants):
+on a state of `state_dim` features (complex modes, or real ones for the real-eigenvalue
+variants; S4D: D·N/2 or D·N, S5: N/2, LRU: N):
 
     h_t = a ⊙ h_{t-1} + b(x_t),        y_t = readout(h_t, x_t)
 
 so `scan` is one `kernels.linear_scan(broadcast(a), b(xs), h0)` and `step` is one line of the
 same recurrence. The state is the complex (complex64) or real (float32) vector h of shape
-(*batch, D); the parameters are float32 arrays, complex numbers stored as `_re`/`_im` pairs.
+(*B, state_dim); the parameters are float32 arrays, complex numbers stored as `_re`/`_im` pairs.
 
 The input feeds the state through the paper's B; the skip term `D` of S5 and LRU (a diagonal
 d_in = d_hidden matrix in the papers) is a dense (d_in, d_hidden) matrix here, so the cells
@@ -22,6 +23,9 @@ the map would not change the set of reachable eigenvalues. The flag is therefore
 exactly where the eigenvalues are real: S4D with init="real" (S4D-Real) and LRU with
 theta_max=0 (no phase), and raises ValueError elsewhere (complex S4D, S5, the "stable" LRU
 whose map already spans [−1, 1)) rather than being a silent no-op.
+
+Shape letters: see `kernels/typing.py` (here D = d_hidden, N = d_state). The papers' A, B, C, D
+(the SSM's matrices, `D` the skip term) keep their names in formulas; they are not sizes.
 """
 
 from __future__ import annotations
@@ -89,14 +93,14 @@ def _diagonal_cell(
 ) -> base.Cell:
     """Builds a Cell for h_t = a ⊙ h_{t−1} + b_t, y_t = readout(h_t, u_t).
 
-    discretize(params) -> (a (D,), aux); drive(params, aux, x) -> (b (..., D), u);
-    readout(params, h (..., D), u) -> y (..., d_hidden). `u` is whatever the readout needs of the
-    input (x itself, or its projection), computed once for both uses.
+    With F = state_dim(params): discretize(params) -> (a (F,), aux); drive(params, aux, x) ->
+    (b (..., F), u); readout(params, h (..., F), u) -> y (..., D). `u` is whatever the readout
+    needs of the input (x itself, or its projection), computed once for both uses.
     """
     dtype = jnp.complex64 if complex_state else jnp.float32
 
     def initial_state(params, batch_shape):
-        return jnp.zeros(tuple(batch_shape) + (state_dim(params),), dtype)  # (*batch, D)
+        return jnp.zeros(tuple(batch_shape) + (state_dim(params),), dtype)  # (*B, F)
 
     def step(params, h, x_t):
         a, aux = discretize(params)
@@ -123,15 +127,23 @@ S4D_SCAN_IMPLS = ("conv",) + base.SCAN_IMPLS  # "conv": the convolution view (`_
 
 
 def causal_conv(u: jax.Array, kernel: jax.Array) -> jax.Array:
-    """y_t = Σ_{s ≤ t} K_{t−s} u_s per channel, by FFT: u (..., T, H) real, kernel (H, T) real.
+    """y_t = Σ_{s ≤ t} K_{t−s} u_s per channel, by FFT.
 
     Zero-padding both to n = 2T makes the circular convolution of the FFT a linear one, whose
     first T outputs are the causal ones. Computed in float32 (error about eps·log n relative
-    to |u|·|K|)."""
+    to |u|·|K|).
+
+    Args:
+      u: real inputs, shape (..., T, D).
+      kernel: the real kernel K, shape (D, T).
+
+    Returns:
+      y, shape (..., T, D), float32.
+    """
     steps = u.shape[-2]
     n = 2 * steps
-    u_f = jnp.fft.rfft(u.astype(jnp.float32), n, axis=-2)  # (..., n/2 + 1, H)
-    k_f = jnp.fft.rfft(kernel.astype(jnp.float32), n, axis=-1).T  # (n/2 + 1, H)
+    u_f = jnp.fft.rfft(u.astype(jnp.float32), n, axis=-2)  # (..., n/2 + 1, D)
+    k_f = jnp.fft.rfft(kernel.astype(jnp.float32), n, axis=-1).T  # (n/2 + 1, D)
     return jnp.fft.irfft(u_f * k_f, n, axis=-2)[..., :steps, :]
 
 
@@ -146,17 +158,17 @@ def _s4d_conv_scan(a, b_scale, c, factor, d, h0, u):
         y_t = Σ_{s ≤ t} K_{t−s} u_s  +  factor·Re(Σ_n C_n a_n^{t+1} h_{−1,n})  +  D u_t,
         h_{T−1} = a^T h_{−1} + B̄ Σ_s a^{T−1−s} u_s.
     The convolution is an FFT (`causal_conv`), the other two are matmuls over time, so the
-    (B, T, H, modes) states are never formed: the recurrent scan forms and stores them for the
+    (B, T, D, modes) states are never formed: the recurrent scan forms and stores them for the
     backward pass, which made S4D the slowest cell, 1.8× behind the next (BUILD_NOTES "Cells:
     scan vs step speed").
     The powers a^1..a^T are a cumulative product, as exact as the recurrence's multiplications.
 
-    a, b_scale, c: (H, modes); factor: 2 (conjugate pairs) or 1 (real modes); d: (H,);
-    h0: (..., H, modes); u: (..., T, H). Returns (h_last (..., H, modes), y (..., T, H))."""
+    a, b_scale, c: (D, modes); factor: 2 (conjugate pairs) or 1 (real modes); d: (D,);
+    h0: (..., D, modes); u: (..., T, D). Returns (h_last (..., D, modes), y (..., T, D))."""
     steps = u.shape[-2]
     powers = jnp.cumprod(jnp.broadcast_to(a[..., None], a.shape + (steps,)), axis=-1)  # a^1..a^T
     before = jnp.concatenate([jnp.ones_like(powers[..., :1]), powers[..., :-1]], axis=-1)
-    kernel = factor * jnp.real(jnp.einsum("hn,hnl->hl", c * b_scale, before))  # (H, T)
+    kernel = factor * jnp.real(jnp.einsum("hn,hnl->hl", c * b_scale, before))  # (D, T)
     from_h0 = factor * jnp.real(jnp.einsum("hn,hnt,...hn->...th", c, powers, h0))
     y = causal_conv(u, kernel) + from_h0 + d * u
     h_last = powers[..., -1] * h0 + b_scale * jnp.einsum("...sh,hns->...hn", u,
@@ -177,8 +189,8 @@ def make_s4d(
     """S4D: a bank of d_hidden independent single-input diagonal SSMs (Gu, Gupta, Goel, Ré 2022,
     "On the Parameterization and Initialization of Diagonal State Space Models").
 
-    Input projection (a choice of this benchmark: S4D maps H channels to H channels, so a cell
-    that accepts any d_in needs one; no bias): u_t = x_t W_in ∈ R^H, H = d_hidden. Then per
+    Input projection (a choice of this benchmark: S4D maps D channels to D channels, so a cell
+    that accepts any d_in needs one; no bias): u_t = x_t W_in ∈ R^D, D = d_hidden. Then per
     channel c and mode n, with Δ_c = exp(log_dt_c), A = −exp(log_A_real) + i·A_imag, B = 1:
 
         Ā = exp(Δ A),   B̄ = (Ā − 1)/A · B                         (zero-order hold)
@@ -209,10 +221,10 @@ def make_s4d(
     as the S4 papers train), any other value runs the recurrence on that `kernels.linear_scan`
     implementation; `step` is always the recurrence. Same numbers up to float32 rounding.
 
-    Parameters (d_in inputs, H = d_hidden, N = d_state; the same count for every init):
-        d_in·H + 2·H·(N + 1)
-      = W_in (d_in·H) + log_dt (H) + log_A_real, A_imag, C_re, C_im (H·N/2 each) + D (H);
-      "real": log_A_real and C are H·N each and there is no A_imag.
+    Parameters (d_in inputs, D = d_hidden, N = d_state; the same count for every init):
+        d_in·D + 2·D·(N + 1)
+      = W_in (d_in·D) + log_dt (D) + log_A_real, A_imag, C_re, C_im (D·N/2 each) + the skip D (D);
+      "real": log_A_real and C are D·N each and there is no A_imag.
     """
     cell = "s4d"
     base.check_int(cell, "d_hidden", d_hidden)
@@ -236,7 +248,7 @@ def make_s4d(
         d_hidden=d_hidden, d_state=d_state, init=init, dt_min=dt_min, dt_max=dt_max,
         negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl,
     )
-    H, N = d_hidden, d_state
+    H, N = d_hidden, d_state  # the legend's D and N
     modes = N // 2 if complex_modes else N
 
     def init_fn(key, d_in):
@@ -264,7 +276,7 @@ def make_s4d(
         return params
 
     def discretize(params):
-        A = -jnp.exp(params["log_A_real"])  # (H, modes)
+        A = -jnp.exp(params["log_A_real"])  # (D, modes)
         if complex_modes:
             A = base.complex64(A, params["A_imag"])
         a, b_scale = _zoh(A, jnp.exp(params["log_dt"])[:, None])
@@ -273,8 +285,8 @@ def make_s4d(
         return a.reshape(-1), b_scale
 
     def drive(params, b_scale, x):
-        u = base.dense(x, params["W_in"])  # (..., H)
-        b = b_scale * u[..., None]  # (..., H, modes)
+        u = base.dense(x, params["W_in"])  # (..., D)
+        b = b_scale * u[..., None]  # (..., D, modes)
         return b.reshape(u.shape[:-1] + (-1,)), u
 
     def readout(params, h, u):
@@ -322,7 +334,13 @@ def hippo_n_eigs(size: int) -> tuple[np.ndarray, np.ndarray]:
     p pᵀ with p_n = sqrt(n + 1/2) leaves S = −I/2 + K with K skew-symmetric (normal), whose
     eigenvalues are −1/2 + iω with iω the eigenvalues of K. As S5 does, ω and the unitary
     eigenvectors come from `eigh(−iK)`; of each conjugate pair the one with ω < 0 is kept.
-    Returns (λ (size/2,) complex128, V (size, size/2) complex128).
+
+    Args:
+      size: the state size N of the HiPPO matrix (even).
+
+    Returns:
+      λ: the kept eigenvalues, shape (N/2,), complex128.
+      V: their unit eigenvectors as columns, shape (N, N/2), complex128.
     """
     n = np.arange(size)
     q = np.sqrt(2 * n + 1.0)
@@ -346,24 +364,24 @@ def make_s5(
     """S5: one multi-input multi-output diagonal SSM (Smith, Warrington, Linderman 2023,
     "Simplified State Space Layers for Sequence Modeling").
 
-    With P = d_state, the continuous system x' = Ax + Bu, y = Cx + Du with A = HiPPO-N is
+    With N = d_state, the continuous system x' = Ax + Bu, y = Cx + Du with A = HiPPO-N is
     diagonalised, A = VΛV⁻¹, B̃ = V⁻¹B, C̃ = CV, and discretised by zero-order hold with a
-    learnable step Δ_p = exp(log_step_p) per state:
+    learnable step Δ_n = exp(log_step_n) per state:
 
         Λ̄ = exp(ΔΛ),   B̄ = ((Λ̄ − 1)/Λ) ⊙ B̃
         h_t = Λ̄ ⊙ h_{t−1} + B̄ u_t
         y_t = 2·Re(C̃ h_t) + D u_t
 
-    Conjugate symmetry as S5's `conj_sym`: the P eigenvalues come in conjugate pairs, P/2 are
-    kept and the output takes 2·Re, so the state is P/2 complex numbers. Re Λ is clipped to
+    Conjugate symmetry as S5's `conj_sym`: the N eigenvalues come in conjugate pairs, N/2 are
+    kept and the output takes 2·Re, so the state is N/2 complex numbers. Re Λ is clipped to
     <= −1e-4 (S5's `clip_eigs`) so every mode stays strictly stable in training. D is a dense
     (d_in, d_hidden) matrix (S5's is diagonal with d_in = d_hidden).
 
     Initialisation (S5 Sec. 4 and its code): Λ = the eigenvalues −1/2 + iω of HiPPO-N, computed
     in NumPy (`hippo_n_eigs`); with `blocks` = J > 1 the block-diagonal init: J copies of the
-    HiPPO-N of size P/J on the diagonal (Λ tiled J times, V block-diagonal). B ~ N(0, 1/d_in)
-    of shape (P, d_in) then B̃ = V⁻¹B (V unitary, so V⁻¹ = Vᴴ restricted to the kept modes);
-    C complex (d_hidden, P) with real and imaginary parts N(0, 1/P) (S5's
+    HiPPO-N of size N/J on the diagonal (Λ tiled J times, V block-diagonal). B ~ N(0, 1/d_in)
+    of shape (N, d_in) then B̃ = V⁻¹B (V unitary, so V⁻¹ = Vᴴ restricted to the kept modes);
+    C complex (D, N) with real and imaginary parts N(0, 1/N) (S5's
     "trunc_standard_normal" without the truncation) then C̃ = CV; Δ log-uniform in
     [dt_min, dt_max]; D ~ N(0, 1/d_in).
 
@@ -371,10 +389,10 @@ def make_s5(
     already reaches the negative real axis (phase π), so Grazzi et al.'s map of a real gate
     [0, 1] -> [−1, 1] has nothing to extend (asking for it is an unknown-hyperparameter error).
 
-    Parameters (d_in inputs, H = d_hidden, P = d_state):
-        3·P/2 + P·(d_in + H) + d_in·H
-      = Lambda_re, Lambda_im, log_step (P/2 each) + B̃ (P/2·d_in complex) + C̃ (P/2·H complex)
-        + D (d_in·H).
+    Parameters (d_in inputs, D = d_hidden, N = d_state):
+        3·N/2 + N·(d_in + D) + d_in·D
+      = Lambda_re, Lambda_im, log_step (N/2 each) + B̃ (N/2·d_in complex) + C̃ (N/2·D complex)
+        + the skip D (d_in·D).
     """
     cell = "s5"
     base.check_int(cell, "d_hidden", d_hidden)
@@ -391,18 +409,18 @@ def make_s5(
         d_hidden=d_hidden, d_state=d_state, blocks=blocks, dt_min=dt_min, dt_max=dt_max,
         scan_impl=scan_impl,
     )
-    H, P = d_hidden, d_state
+    H, P = d_hidden, d_state  # the legend's D and N
     lam_block, v_block = hippo_n_eigs(P // blocks)
-    lam = np.tile(lam_block, blocks)  # (P/2,)
-    v = np.kron(np.eye(blocks), v_block)  # (P, P/2), block-diagonal
-    v_inv = v.conj().T  # (P/2, P)
+    lam = np.tile(lam_block, blocks)  # (N/2,)
+    v = np.kron(np.eye(blocks), v_block)  # (N, N/2), block-diagonal
+    v_inv = v.conj().T  # (N/2, N)
 
     def init_fn(key, d_in):
         k_b, k_c, k_d, k_dt = jax.random.split(key, 4)
         b = jax.random.normal(k_b, (P, d_in), jnp.float32) / math.sqrt(d_in)
         c = jax.random.normal(k_c, (2, H, P), jnp.float32) / math.sqrt(P)
-        b_tilde = jnp.matmul(v_inv.astype(np.complex64), b).T  # (d_in, P/2)
-        c_tilde = jnp.matmul(base.complex64(c[0], c[1]), v.astype(np.complex64)).T  # (P/2, H)
+        b_tilde = jnp.matmul(v_inv.astype(np.complex64), b).T  # (d_in, N/2)
+        c_tilde = jnp.matmul(base.complex64(c[0], c[1]), v.astype(np.complex64)).T  # (N/2, D)
         return {
             "Lambda_re": jnp.asarray(lam.real, jnp.float32),  # −1/2
             "Lambda_im": jnp.asarray(lam.imag, jnp.float32),
@@ -419,7 +437,7 @@ def make_s5(
             jnp.minimum(params["Lambda_re"], _S5_MAX_REAL), params["Lambda_im"]
         )
         a, b_scale = _zoh(eig, jnp.exp(params["log_step"]))
-        return a, _complex(params, "B") * b_scale  # B̄: (d_in, P/2)
+        return a, _complex(params, "B") * b_scale  # B̄: (d_in, N/2)
 
     def drive(params, b_bar, x):
         return base.dense(x, b_bar), x
@@ -441,7 +459,10 @@ LRU_PARAMETERIZATIONS = ("exp", "stable")
 
 
 def lru_magnitude(nu: jax.Array, parameterization: str) -> jax.Array:
-    """The (signed) radius f(ν) of λ: "exp" exp(−exp(ν)) ∈ (0, 1); "stable" 1 − 1/(ν² + 1/2)."""
+    """The (signed) radius f(ν) of λ: "exp" exp(−exp(ν)) ∈ (0, 1); "stable" 1 − 1/(ν² + 1/2).
+
+    `nu`: an array of any shape ((N,) in the LRU); the result has its shape and dtype.
+    """
     if parameterization == "exp":
         return jnp.exp(-jnp.exp(nu))
     return 1 - 1 / (nu**2 + 0.5)
@@ -496,10 +517,10 @@ def make_lru(
     phase, λ already reaches the negative real axis (θ = π); the "stable" map already spans
     [−1, 1).
 
-    Parameters (d_in inputs, H = d_hidden, N = d_state):
-        N·(3 if theta_max > 0 else 2) + 2·N·(d_in + H) + d_in·H
+    Parameters (d_in inputs, D = d_hidden, N = d_state):
+        N·(3 if theta_max > 0 else 2) + 2·N·(d_in + D) + d_in·D
       = ν, θ_log, γ_log (N each; no θ_log when theta_max = 0) + B (N·d_in complex)
-        + C (N·H complex) + D (d_in·H).
+        + C (N·D complex) + the skip D (d_in·D).
     """
     cell = "lru"
     base.check_int(cell, "d_hidden", d_hidden)
@@ -532,7 +553,7 @@ def make_lru(
         parameterization=parameterization, negative_eigenvalues=negative_eigenvalues,
         scan_impl=scan_impl,
     )
-    H, N = d_hidden, d_state
+    H, N = d_hidden, d_state  # the legend's D and N
     has_phase = theta_max > 0
 
     def init_fn(key, d_in):

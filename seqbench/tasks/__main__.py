@@ -6,8 +6,9 @@
 
 Prints a table (name, group, input and output vocabularies, minimum length, chance) and then,
 per task, one sequence at length max(min_length, 8) with its inputs, targets and mask, one
-column per step. Works for any registered task: token or real-valued inputs (B, T, D), targets
-(B, T) or with a head axis (B, T, H). Exit status 1 if some task could not be built or sampled.
+column per step. Works for any registered task: token or real-valued inputs (B, T) or
+(B, T, input_vocab), targets (B, T) or with a head axis (B, T, H). Exit status 1 if some task
+could not be built or sampled. Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations

@@ -7,14 +7,15 @@ at the one blank step right after the input (not at the last input token). The p
 encodes `input_size` symbols plus one extra dimension for the blank, so here
 `input_vocab = input_size + 1` and the blank token is `input_size`.
 
-Layout of row i, input length L_i, output length O_i = output_length(L_i):
+Layout of row i, input length L_i, output length n_i = output_length(L_i):
 
     t <  L_i               input token      target 0          mask False
-    L_i <= t < L_i + O_i   blank            out[t - L_i]      scored[t - L_i]
-    t >= L_i + O_i         0 (padding)      0                 False
+    L_i <= t < L_i + n_i   blank            out[t - L_i]      scored[t - L_i]
+    t >= L_i + n_i         0 (padding)      0                 False
 
 and T = seq_len(max_length) = max_length + output_length(max_length). Every task's
 `output_length` is non-decreasing, so any shorter row fits the bucket of its maximum.
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ class Tape(NamedTuple):
     """What a task's core computes; `chomsky_task` lays it out on the time axis."""
 
     inputs: jax.Array  # shape=(B, max_length) int32; entries at or after the row's length ignored
-    outputs: jax.Array  # shape=(B, O) int32: targets of the output steps, O = output_length(L_max)
-    scored: jax.Array | None = None  # shape=(B, O) bool; None: every output step of the row
+    outputs: jax.Array  # shape=(B, output_length(max_length)) int32: targets of the output steps
+    scored: jax.Array | None = None  # shape=outputs.shape bool; None: every output step of the row
     lengths: jax.Array | None = None  # shape=(B,) int32 input length used; None: as requested
 
 
@@ -110,7 +111,14 @@ def one_step(length: Any) -> Any:
 
 
 def uniform_tokens(key: jax.Array, lengths: jax.Array, max_length: int, vocab: int) -> jax.Array:
-    """(B, max_length) int32: uniform tokens in [0, vocab) before each row's length, 0 after."""
+    """(B, max_length) int32: uniform tokens in [0, vocab) before each row's length, 0 after.
+
+    Args:
+      key: a PRNG key.
+      lengths: int32 input lengths, shape (B,).
+      max_length: the static width of the result.
+      vocab: the number of tokens.
+    """
     pos = positions(lengths.shape[0], max_length)
     tokens = jax.random.randint(key, pos.shape, 0, vocab, jnp.int32)
     return jnp.where(pos < lengths[:, None], tokens, 0)

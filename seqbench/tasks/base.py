@@ -1,6 +1,7 @@
 """The task contract: a `Task` turns a key and lengths into a padded, masked `Batch`.
 
-Shape legend: B batch, T steps of the padded sequence, L input length (steps of the question).
+Shape letters: see `kernels/typing.py` (B batch, T steps of the padded sequence, L input
+length; here B is one axis of rows).
 
 A task generates its data inside `jax.jit`, on the device. Every generator is written once,
 for a whole *bucket*: the batch has a static padded length while each row's input length is a
@@ -63,7 +64,18 @@ class Task(NamedTuple):
             )
 
     def sample(self, key: jax.Array, batch_size: int, length: int) -> Batch:
-        """A batch of `batch_size` sequences, every one of input length `length`. Jittable."""
+        """A batch of `batch_size` sequences, every one of input length `length`. Jittable.
+
+        Args:
+          key: a PRNG key.
+          batch_size: B, the rows.
+          length: L, the input length (a Python int >= `min_length`).
+
+        Returns:
+          A `Batch` with T = `seq_len(L)` steps: inputs (B, T) int32 (or (B, T, input_vocab)
+          float32 when `real_inputs`), targets (B, T) (or (B, T, H) when num_heads = H > 1),
+          and a bool mask of the targets' shape.
+        """
         self.check_length(length)
         lengths = jnp.full((batch_size,), length, jnp.int32)
         return self.generate(key, lengths, int(length))
@@ -73,8 +85,16 @@ class Task(NamedTuple):
     ) -> Batch:
         """A batch whose rows have the (traced) input lengths `lengths`, padded to `bucket`.
 
-        `lengths`: int32 of shape (B,), each in [min_length, bucket]. One compilation serves
-        every length in the bucket.
+        One compilation serves every length in the bucket.
+
+        Args:
+          key: a PRNG key.
+          lengths: int32 of shape (B,), each in [min_length, bucket] (clipped into it).
+          bucket: the static input length the batch is laid out for.
+
+        Returns:
+          A `Batch` as `sample` returns, with T = `seq_len(bucket)` steps; a row's steps after
+          its own sequence are padding (mask False).
         """
         self.check_length(bucket)
         lengths = jnp.asarray(lengths, jnp.int32)
@@ -89,6 +109,15 @@ class Task(NamedTuple):
         in the bucket `test_bucket(length)` (one compilation per bucket, not per length: the
         Chomsky protocol's 460 test lengths cost 4) and cut to `seq_len(length)` steps; every
         row has input length `length`, so the cut drops padding only.
+
+        Args:
+          length: L, the input length of every row.
+          size: B, the rows.
+          seed: the base seed (the key is `fold_in(key(seed), length)`).
+
+        Returns:
+          (batch, hash): a `Batch` of NumPy arrays, inputs (B, T) or (B, T, input_vocab), targets
+          and mask (B, T) or (B, T, H), with T = `seq_len(L)`; and its `content_hash`.
         """
         self.check_length(length)
         key = jax.random.fold_in(jax.random.key(seed), length)
@@ -134,5 +163,5 @@ def content_hash(batch: Batch) -> str:
 
 
 def positions(batch_size: int, steps: int) -> jax.Array:
-    """int32 positions 0..steps-1 broadcast to (batch_size, steps)."""
+    """int32 positions 0..steps-1 broadcast to (B, T) = (batch_size, steps)."""
     return jnp.broadcast_to(jnp.arange(steps, dtype=jnp.int32), (batch_size, steps))

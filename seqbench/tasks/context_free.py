@@ -8,7 +8,7 @@ each task needs a stack whose depth grows with L.
 
 The two bracket tasks sample the paper's recursive grammar (`generate_one_expression_and_result`)
 without recursion: a per-row stack machine emits one token per step, so any length in a bucket
-compiles once.
+compiles once. Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations

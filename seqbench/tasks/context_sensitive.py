@@ -12,6 +12,7 @@ last lower bit that generates or kills a carry), products shift-and-add column s
 bit planes are then added, square roots the digit-by-digit method.
 Answers whose length depends on the data (sums, products) are written as the paper does: the
 bits, a terminator 2, then 0s up to the fixed output length; scored up to the terminator.
+Shape letters: see `kernels/typing.py`; a bit vector's length is spelled `width`.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def make_odds_first(*, vocab_size: int = 2) -> Task:
 
 
 def _add_bits(a: jax.Array, b: jax.Array, carry_in: int = 0) -> tuple[jax.Array, jax.Array]:
-    """Little-endian (..., W) 0/1 int32 vectors: (a + b + carry_in mod 2^W, carry out (...,)).
+    """Little-endian (..., width) 0/1 int32 vectors: (a + b + carry_in mod 2^width, carry out
+    (...,)).
 
     Carry-lookahead: the carry into bit i is decided by the last bit below i that generates
     (a = b = 1) or kills (a = b = 0) a carry; carry_in when there is none. A running max of
@@ -138,9 +140,9 @@ def _add_bits(a: jax.Array, b: jax.Array, carry_in: int = 0) -> tuple[jax.Array,
 
 
 def _multiply_bits(a: jax.Array, b: jax.Array) -> jax.Array:
-    """(B, W) x (B, W) little-endian bits -> (B, 2W) bits of the product.
+    """(B, width) x (B, width) little-endian bits -> (B, 2·width) bits of the product.
 
-    Column sums c_k = sum_i a_i b_(k-i) (shift-and-add, exact in int32 since c_k <= W), then
+    Column sums c_k = sum_i a_i b_(k-i) (shift-and-add, exact in int32 since c_k <= width), then
     the columns' bit planes are added: sum_k c_k 2^k = sum_p (plane p of c) 2^p.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
@@ -161,13 +163,13 @@ def _multiply_bits(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _isqrt_bits(number: jax.Array) -> jax.Array:
-    """(B, 2H) little-endian bits of n -> (B, H) little-endian bits of floor(sqrt(n)).
+    """(B, 2·half) little-endian bits of n -> (B, half) little-endian bits of floor(sqrt(n)).
 
     Digit by digit: bring down the next pair of bits, rem = 4 rem + pair; if rem >= 4 root + 1
     subtract it and append a 1 to root, else append a 0.
     """
     batch, half = number.shape[0], number.shape[1] // 2
-    width = half + 4  # rem <= 2 root < 2^(H+1), so 4 rem + 3 fits
+    width = half + 4  # rem <= 2 root < 2^(half+1), so 4 rem + 3 fits
     one_zero = jnp.tile(jnp.array([[1, 0]], jnp.int32), (batch, 1))
 
     def step(k, carry):

@@ -13,6 +13,8 @@ n" use Gumbel top-k over a masked row, so one compilation serves every length in
 Each generator makes ONE `jax.random.uniform` draw and derives every random quantity from its
 columns (integers by `floor(u * n)`, Gumbel noise by `-log(-log u)`): on CPU every separate
 PRNG call adds about half a second of compile time.
+
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _randint(u: jax.Array, low, high) -> jax.Array:
 
 
 def _gumbel_top_k(u: jax.Array, logits: jax.Array, k: int) -> jax.Array:
-    """k distinct indices per row of `logits` (B, N), drawn one after another, each with
+    """k distinct indices per row of `logits` (B, n), drawn one after another, each with
     probability proportional to exp(logit) among those not yet drawn (successive sampling without
     replacement, as `np.random.choice(replace=False, p=...)`); -inf logits are never drawn while
     k finite ones remain. `u`: uniforms shaped like `logits`. Returns int32 (B, k) in drawing
@@ -206,10 +208,10 @@ def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float =
     """Multi-query associative recall (Arora, Eyuboglu et al. 2023, "Zoology"), as Zoology's
     `multiquery_ar` generator defines it.
 
-    A length-L input starts with K = num_kv_pairs key-value pairs `k1 v1 k2 v2 ...`: keys are
+    A length-L input starts with n = num_kv_pairs key-value pairs `k1 v1 k2 v2 ...`: keys are
     distinct, uniform over {1..vocab_size//2 - 1}; values distinct, uniform over
-    {vocab_size//2..vocab_size-1} (disjoint halves). The rest, positions 2K..L-1, holds
-    S = (L - 2K)//2 query slots at offsets 0, 2, 4, ... from 2K. Pair i is queried once: its key
+    {vocab_size//2..vocab_size-1} (disjoint halves). The rest, positions 2n..L-1, holds
+    s = (L - 2n)//2 query slots at offsets 0, 2, 4, ... from 2n. Pair i is queried once: its key
     is written into slot g_i, where g_1, g_2, ... are drawn one after another without replacement
     with P(g) proportional to (g+1)^(power_a - 1) (Zoology's power law, power_a=0.01 puts most
     queries right after the pairs; power_a=1 is uniform). The target at a query position is the
@@ -217,17 +219,17 @@ def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float =
     the WHOLE vocabulary (Zoology's `random_non_queries=True`), so noise may repeat a key; it is
     never scored.
 
-    Example (vocab_size=8, K=2, L=9; keys from {1,2,3}, values from {4..7}):
+    Example (vocab_size=8, n=2, L=9; keys from {1,2,3}, values from {4..7}):
         inputs   3 6 1 4 1 5 3 2 7
         targets  0 0 0 0 4 0 6 0 0
         mask     . . . . x . x . .
     (slots at positions 4, 6, 8; key 1 in slot 0, key 3 in slot 1; positions 5, 7, 8 noise.)
 
-    Difficulty: num_kv_pairs is FIXED at every L (Zoology sweeps K and L separately); longer
+    Difficulty: num_kv_pairs is FIXED at every L (Zoology sweeps n and L separately); longer
     inputs add query slots, so the power law spreads queries further from their pairs
     (`difficulty(L)`). Differences from Zoology: odd L is allowed (its last step is noise) and
-    vocab_size need not exceed L. Needs L >= 4K (as Zoology's assertion: >= K query slots) and
-    vocab_size >= 2K + 2 (K distinct keys in {1..V//2-1}).
+    vocab_size need not exceed L. Needs L >= 4n (as Zoology's assertion: >= n query slots) and
+    vocab_size >= 2n + 2 (n distinct keys in {1..vocab_size//2-1}).
     Chance: 1/(vocab_size - vocab_size//2) per query (values are uniform over their half).
     """
     _require(
@@ -416,9 +418,9 @@ def make_passkey(*, num_digits: int = 5, filler_period: int = 3) -> Task:
     Tokens: 0 blank, 1 query, 2 key marker ("The pass key is"), 3..12 the digits 0..9,
     13..13+filler_period-1 filler. A length-L input is periodic filler (token 13 + t mod
     filler_period at position t, standing for the repeated "The grass is green. The sky is
-    blue. ..." sentences) with the block `marker d1 .. dD` (D = num_digits uniform digits)
-    overwriting it at a start position uniform over {0..L-D-1}. Then the query `1` and D blank
-    steps, whose targets are the digit tokens d1..dD in order (T = L + 1 + D).
+    blue. ..." sentences) with the block `marker d1 .. dn` (n = num_digits uniform digits)
+    overwriting it at a start position uniform over {0..L-n-1}. Then the query `1` and n blank
+    steps, whose targets are the digit tokens d1..dn in order (T = L + 1 + n).
 
     Example (L=6, num_digits=2, filler_period=2; digits 4, 7 are tokens 7, 10):
         inputs   13 2 7 10 13 14 1 0  0
@@ -426,7 +428,7 @@ def make_passkey(*, num_digits: int = 5, filler_period: int = 3) -> Task:
         mask     .  . . .  .  .  . x  x
 
     Difficulty: num_digits FIXED; the key sits anywhere, so the recall distance (key marker to
-    query) is uniform over {D+1..L} and grows with L.
+    query) is uniform over {n+1..L} and grows with L.
     Chance: 0.1 per scored digit.
     """
     _require(

@@ -2,6 +2,7 @@
 
 scikit-learn is an optional dependency (`pip install 'seqbench[real]'`): it is imported only
 when a task of this module is built, and the data it ships is read from disk, never downloaded.
+Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _require_sklearn() -> None:
 
 @functools.lru_cache(maxsize=None)
 def _digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 64) float32 in [0, 1], labels (N,) int32) of one deterministic split."""
+    """(images (rows, 64) float32 in [0, 1], labels (rows,) int32) of one deterministic split."""
     from sklearn.datasets import load_digits
 
     data = load_digits()

@@ -6,7 +6,7 @@ one blank step at which the class is scored (the paper's code appends output_len
 token and reads the output there; see `_chomsky.py` for the tape). Protocol: train on lengths
 1..40, test on 41..500. Length is the only difficulty knob, as in the paper: a finite automaton
 solves every length, so long lengths are neither trivial nor impossible, they test whether the
-state is tracked exactly.
+state is tracked exactly. Shape letters: see `kernels/typing.py`.
 """
 
 from __future__ import annotations

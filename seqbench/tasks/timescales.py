@@ -2,6 +2,8 @@
 
 Every generator works on a whole bucket: `lengths` (B,) is traced, `max_length` is static, and
 each row's steps at or after its own length are padding (inputs 0, targets 0, mask False).
+Shape letters: see `kernels/typing.py`; the hyperparameter n of N-parity and N-DMS (the tasks'
+names in their paper) is the window or lag, not a shape.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ def _shift_right(x: jax.Array, k: int) -> jax.Array:
 
 
 def _take(x: jax.Array, idx: jax.Array) -> jax.Array:
-    """Row-wise gather x[b, idx[b, t]] with idx clipped into range; x: (B, N), idx: (B, T)."""
+    """Row-wise gather x[b, idx[b, t]] with idx clipped into range; x: (B, n), idx: (B, T)."""
     return jnp.take_along_axis(x, jnp.clip(idx, 0, x.shape[1] - 1), axis=1)
 
 
 def _first_index(ids: jax.Array) -> jax.Array:
-    """(B, P) int32: the first p' with ids[b, p'] == ids[b, p] (p itself on a first occurrence)."""
+    """(B, n) int32 for ids (B, n): the first p' with ids[b, p'] == ids[b, p] (p itself on a
+    first occurrence)."""
     rows, slot = jnp.arange(ids.shape[0])[:, None], jnp.arange(ids.shape[1])
     order = jnp.argsort(ids, axis=1, stable=True)
     ranked = ids[rows, order]
@@ -133,19 +136,19 @@ def _dms_target(bits: jax.Array, lag: int) -> jax.Array:
 
 
 def make_n_parity(*, n: int = 4, heads: Any = None) -> Task:
-    """N-parity: at step t output x_{t-N+1} xor ... xor x_t, the parity of the last N bits.
+    """N-parity: at step t output x_{t-n+1} xor ... xor x_t, the parity of the last n bits.
 
-    Inputs are i.i.d. fair bits (tokens 0/1); the target is scored at every t >= N-1 (the first
-    N-1 steps have no full window). `heads=None` asks for one N (targets (B, T)); `heads="all"`
-    asks for every n' in 1..N at once and `heads=(2, 5)` for the listed n' (the paper's
+    Inputs are i.i.d. fair bits (tokens 0/1); the target is scored at every t >= n-1 (the first
+    n-1 steps have no full window). `heads=None` asks for one n (targets (B, T)); `heads="all"`
+    asks for every n' in 1..n at once and `heads=(2, 5)` for the listed n' (the paper's
     multi-head setting): targets and mask are then (B, T, H), head h scored from t >= n'_h - 1,
     and `Task.num_heads = H` marks the extra axis.
 
-    Example, N=2:
+    Example, n=2:
         inputs   1 0 0 1 1
         targets  0 1 0 1 0
         mask     F T T T T
-    Chance 0.5 (every window parity is a fair coin). Difficulty does not grow with length: N is
+    Chance 0.5 (every window parity is a fair coin). Difficulty does not grow with length: n is
     the memory asked for; longer sequences test that the mechanism stays stable.
     Paper: "Emergent mechanisms for long timescales depend on training curriculum and affect
     performance in memory tasks" (Khajehabdollahi et al., ICLR 2024).
@@ -154,17 +157,17 @@ def make_n_parity(*, n: int = 4, heads: Any = None) -> Task:
 
 
 def make_n_dms(*, n: int = 4, heads: Any = None) -> Task:
-    """N-DMS (delayed match to sample): at step t output 1 if x_{t-N} == x_t, else 0.
+    """N-DMS (delayed match to sample): at step t output 1 if x_{t-n} == x_t, else 0.
 
-    Inputs are i.i.d. fair bits (tokens 0/1); scored at every t >= N. `heads` as in n_parity:
-    None (targets (B, T)), "all" (every n' in 1..N) or a tuple of lags (targets and mask
+    Inputs are i.i.d. fair bits (tokens 0/1); scored at every t >= n. `heads` as in n_parity:
+    None (targets (B, T)), "all" (every n' in 1..n) or a tuple of lags (targets and mask
     (B, T, H), head h scored from t >= n'_h, `Task.num_heads = H`).
 
-    Example, N=2:
+    Example, n=2:
         inputs   1 0 1 0 0
         targets  0 0 1 1 0
         mask     F F T T T
-    Chance 0.5. Difficulty does not grow with length (the delay N is fixed).
+    Chance 0.5. Difficulty does not grow with length (the delay n is fixed).
     Paper: "Emergent mechanisms for long timescales depend on training curriculum and affect
     performance in memory tasks" (Khajehabdollahi et al., ICLR 2024).
     """
@@ -389,7 +392,7 @@ def make_noisy_recall(
 ) -> Task:
     """MAD noisy in-context recall: key-value pairs with noise pairs in between; recall values.
 
-    Tokens: keys 0..K-1 and values K..2K-1 with K = (vocab_size - noise_vocab_size) // 2, noise
+    Tokens: keys 0..k-1 and values k..2k-1 with k = (vocab_size - noise_vocab_size) // 2, noise
     tokens vocab_size - noise_vocab_size .. vocab_size - 1. Each row fixes a random value per
     key (values may repeat across keys). The row is a stream of 2-token segments: with
     probability frac_noise two noise tokens, else a uniform key and its value. Following MAD's
@@ -403,9 +406,9 @@ def make_noisy_recall(
         inputs   0 3 7 6 1 2 0 3 1
         targets  0 0 0 0 0 0 3 0 2
         mask     F F F F F F T F T
-    Chance 1/K (the value of a repeated key is uniform over the K value tokens).
+    Chance 1/k (the value of a repeated key is uniform over the k value tokens).
     Difficulty: a fixed key vocabulary, so longer rows hold more pairs and repeats while the
-    memory needed stays K key-value bindings; raise vocab_size (MAD: 48, 80, 144) or
+    memory needed stays k key-value bindings; raise vocab_size (MAD: 48, 80, 144) or
     frac_noise (MAD: 0.4-0.8) to make it harder.
     Paper: Poli et al. 2024, "Mechanistic Design and Scaling of Hybrid Architectures" (MAD;
     baseline vocab 32, noise vocab 16, frac_noise 0.2).
@@ -442,7 +445,7 @@ def make_fuzzy_recall(
 ) -> Task:
     """MAD fuzzy in-context recall: keys and values are runs of several tokens.
 
-    Tokens: keys 0..K-1 with K = (vocab_size - 1) // 2, values K..vocab_size-2, pad
+    Tokens: keys 0..k-1 with k = (vocab_size - 1) // 2, values k..vocab_size-2, pad
     vocab_size - 1. A key is 1..k_motif_size distinct key tokens (always k_motif_size with
     `max_size_keys=True`, MAD's test-time setting); each row maps every key (as a tuple) to a
     fixed value of 1..v_motif_size distinct value tokens. Segments key+value follow each other;
@@ -456,7 +459,7 @@ def make_fuzzy_recall(
         inputs   15 4 9 8 0 1 11 4 9 8 4 9
         targets   0 0 0 0 0 0  0 9 8 0 9 8
         mask      F F F F F F  F T T F T T
-    Chance 1/(vocab_size - 1 - K) (a value token is uniform over the value vocabulary).
+    Chance 1/(vocab_size - 1 - k) (a value token is uniform over the value vocabulary).
     Difficulty: fixed vocabulary, so the key space and memory needed are bounded; raise
     vocab_size (MAD: 32, 64, 128) or the motif sizes to make it harder.
     Paper: Poli et al. 2024, "Mechanistic Design and Scaling of Hybrid Architectures" (MAD;
