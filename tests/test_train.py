@@ -491,3 +491,21 @@ def test_a_run_resumed_after_its_last_step_compiles_no_training_step(tiny_run, t
     monkeypatch.setattr(loop, "make_train_step", no_compiling)
     again = engine.run(tiny_config(), str(workdir))
     assert again["per_length"] == record["per_length"] and again["steps_run"] == 4
+
+
+def test_clip_norm_0_is_plain_adamw_and_warmup_0_is_cosine_alone():
+    """Zoology's optimiser: AdamW with cosine decay from the first step, no clipping. Updates
+    equal optax's own chain exactly, over steps where the gradient norm is far above 1."""
+    import optax
+
+    config = tiny_config(clip_norm=0.0, warmup_steps=0, steps=10, learning_rate=1e-2)
+    ours = step_lib.optimizer(config)
+    reference = optax.adamw(optax.cosine_decay_schedule(1e-2, 10), weight_decay=0.01)
+    params = {"w": jnp.arange(3.0)}
+    state_a, state_b = ours.init(params), reference.init(params)
+    for scale in (100.0, -50.0, 300.0):
+        grads = {"w": scale * jnp.array([1.0, -2.0, 0.5])}
+        update_a, state_a = ours.update(grads, state_a, params)
+        update_b, state_b = reference.update(grads, state_b, params)
+        np.testing.assert_array_equal(update_a["w"], update_b["w"])
+    assert len(step_lib.optimizer(tiny_config()).init(params)) == 2  # clipping, then AdamW

@@ -109,7 +109,8 @@ class Config:
                               choices=LR_SCHEDULES)
     warmup_steps: int = option(50, "Linear warm-up steps of warmup_cosine.", low=0)
     weight_decay: float = option(0.01, "AdamW decoupled weight decay.", low=0.0)
-    clip_norm: float = option(1.0, "Global gradient-norm clipping threshold.", above=0.0)
+    clip_norm: float = option(1.0, "Global gradient-norm clipping threshold (0: no clipping, "
+                              "as Zoology).", low=0.0)
     initial_state: str = option("zero", "Training-time initial-state intervention (Buitrago & "
                                 "Gu 2025).", choices=interventions.INITIAL_STATES)
     initial_state_std: float = option(1.0, "Standard deviation of the 'noise' intervention.",

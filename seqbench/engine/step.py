@@ -41,11 +41,12 @@ class TrainState(NamedTuple):
 
 def optimizer(config: Config, learning_rate: float | jax.Array | None = None,
               ) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW (Loshchilov & Hutter 2019) at the learning rate of
-    `config.lr_schedule`: "warmup_cosine" (linear from 0 over `warmup_steps`, cosine to 0 at
-    `steps`) or "constant" (Delétang et al. 2023: Adam at a constant rate, with
-    `weight_decay=0`). Peak rate: `learning_rate` (a grid member's, traced) or
-    `config.learning_rate`; the optimiser state does not depend on it."""
+    """Global-norm clipping at `clip_norm` (none when 0, as Zoology), then AdamW (Loshchilov &
+    Hutter 2019) at the learning rate of `config.lr_schedule`: "warmup_cosine" (linear from 0
+    over `warmup_steps`, cosine to 0 at `steps`; `warmup_steps=0`: cosine alone) or "constant"
+    (Delétang et al. 2023: Adam at a constant rate, with `weight_decay=0`). Peak rate:
+    `learning_rate` (a grid member's, traced) or `config.learning_rate`; the optimiser state
+    does not depend on it."""
     def shape(peak: float):
         if config.lr_schedule == "constant":
             return optax.constant_schedule(peak)
@@ -57,8 +58,10 @@ def optimizer(config: Config, learning_rate: float | jax.Array | None = None,
     else:  # a traced peak: optax's schedules need a Python number, so scale the unit schedule
         unit = shape(1.0)
         schedule = lambda count: learning_rate * unit(count)
-    return optax.chain(optax.clip_by_global_norm(config.clip_norm),
-                       optax.adamw(schedule, weight_decay=config.weight_decay))
+    adamw = optax.adamw(schedule, weight_decay=config.weight_decay)
+    if config.clip_norm == 0:
+        return adamw
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), adamw)
 
 
 def member_keys(key: jax.Array, config: Config) -> jax.Array:

@@ -204,7 +204,8 @@ def make_selective_copy(*, vocab_size: int = 16, num_tokens: int = 16) -> Task:
 # --- MQAR -----------------------------------------------------------------------------------------
 
 
-def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float = 0.01) -> Task:
+def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float = 0.01,
+              random_non_queries: bool = True) -> Task:
     """Multi-query associative recall (Arora, Eyuboglu et al. 2023, "Zoology"), as Zoology's
     `multiquery_ar` generator defines it.
 
@@ -217,7 +218,8 @@ def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float =
     queries right after the pairs; power_a=1 is uniform). The target at a query position is the
     paired value; only query positions are scored. Every other position is noise, uniform over
     the WHOLE vocabulary (Zoology's `random_non_queries=True`), so noise may repeat a key; it is
-    never scored.
+    never scored. With `random_non_queries=False` (the setting of Zoology's Figure 2 configs)
+    those positions hold token 0 instead.
 
     Example (vocab_size=8, n=2, L=9; keys from {1,2,3}, values from {4..7}):
         inputs   3 6 1 4 1 5 3 2 7
@@ -244,6 +246,10 @@ def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float =
     _require(
         isinstance(power_a, (int, float)) and power_a > 0,
         f"mqar: power_a must be > 0 (P(slot g) ~ (g+1)^(power_a-1)); got {power_a!r}",
+    )
+    _require(
+        isinstance(random_non_queries, bool),
+        f"mqar: random_non_queries must be true or false; got {random_non_queries!r}",
     )
     num_pairs, half = int(num_kv_pairs), vocab_size // 2
     context = 2 * num_pairs
@@ -274,7 +280,7 @@ def make_mqar(*, vocab_size: int = 8192, num_kv_pairs: int = 8, power_a: float =
         pair_c = jnp.clip(pair, 0, num_pairs - 1)
         query_key = jnp.take_along_axis(keys, pair_c, axis=1)
         kv = jnp.stack([keys, values], axis=-1).reshape(batch, context)
-        noise = _randint(u_noise, 0, vocab_size)
+        noise = _randint(u_noise, 0, vocab_size) if random_non_queries else 0
         inputs = jnp.where(offset < 0, _pad_time(kv, max_length), jnp.where(mask, query_key, noise))
         inputs = jnp.where(pos < lengths[:, None], inputs, 0).astype(jnp.int32)
         targets = jnp.where(mask, jnp.take_along_axis(values, pair_c, axis=1), 0)

@@ -77,7 +77,7 @@ def ref_selective_copy(x, length, vocab_size, num_tokens):
     return targets, mask
 
 
-def ref_mqar(x, length, vocab_size, num_kv_pairs, mask):
+def ref_mqar(x, length, vocab_size, num_kv_pairs, mask, random_non_queries=True):
     """Recomputes the targets at the scored positions and checks where they may be.
 
     Noise may repeat a key, so the query positions cannot be read off the inputs alone: the
@@ -95,6 +95,9 @@ def ref_mqar(x, length, vocab_size, num_kv_pairs, mask):
     slots = [2 * k + 2 * g for g in range((length - 2 * k) // 2)]
     assert set(scored.tolist()) <= set(slots)
     assert sorted(x[scored].tolist()) == sorted(keys.tolist())
+    if not random_non_queries:  # every position after the pairs but the queries holds 0
+        others = np.setdiff1d(np.arange(2 * k, length), scored)
+        assert not np.any(x[others])
     targets = np.zeros(n, np.int64)
     for t in scored:
         targets[t] = table[int(x[t])]
@@ -159,7 +162,8 @@ def reference(name, kwargs, x, length, mask):
     if name == "selective_copy":
         return ref_selective_copy(x, length, kwargs["vocab_size"], kwargs["num_tokens"])
     if name == "mqar":
-        return ref_mqar(x, length, kwargs["vocab_size"], kwargs["num_kv_pairs"], mask)
+        return ref_mqar(x, length, kwargs["vocab_size"], kwargs["num_kv_pairs"], mask,
+                        kwargs.get("random_non_queries", True))
     if name == "induction_heads":
         return ref_induction_heads(x, length, kwargs["vocab_size"])
     if name == "adding":
@@ -177,6 +181,7 @@ CONFIGS = [
     ("selective_copy", {"vocab_size": 16, "num_tokens": 1}, 9),
     ("mqar", {"vocab_size": 10, "num_kv_pairs": 3, "power_a": 0.01}, 19),
     ("mqar", {"vocab_size": 64, "num_kv_pairs": 1, "power_a": 1.0}, 13),
+    ("mqar", {"vocab_size": 16, "num_kv_pairs": 2, "random_non_queries": False}, 16),
     ("induction_heads", {"vocab_size": 3}, 9),
     ("induction_heads", {"vocab_size": 16}, 16),
     ("adding", {}, 13),
