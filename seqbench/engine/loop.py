@@ -4,8 +4,8 @@
 2. `step.start_state`, or the newest readable checkpoint (resume), or `post_train.post_train_
    start` (post-training); one compiled `step.make_train_step` per curriculum bucket.
 3. The loop: every `log_every` steps a metrics line (`metrics.jsonl`, and a progress line on
-   the `seqbench` logger: `seqbench.logs`); checkpoints
-   every `checkpoint_every` steps and on SIGTERM/SIGINT; a rerun resumes bit for bit.
+   the `seqbench` logger: `seqbench.logs`); checkpoints every `checkpoint_every` steps and on
+   SIGTERM/SIGINT; a rerun resumes bit for bit.
 4. `evaluate.length_grid` scores every seed at every evaluation length from the zero state.
 5. `result.json` (atomic) with per-length metrics per seed, score, effective length, sizes,
    throughput and versions.
