@@ -54,6 +54,10 @@ class Task(NamedTuple):
     hparams: dict[str, Any]  # exactly the factory's kwargs: get(name, **hparams) rebuilds it
     real_inputs: bool = False  # True when inputs are (B, T, input_vocab) floats, not tokens
     num_heads: int = 1  # H > 1: targets and mask are (B, T, H), one output_vocab head each
+    # Real-data tasks: a GenerateFn drawing from data that `generate` never draws from (held-out
+    # images or documents); `test_set` uses it, so runs are scored on unseen data. None: the
+    # synthetic tasks, whose test sets come from `generate` under a fixed seed.
+    held_out: GenerateFn | None = None
 
     def check_length(self, length: int) -> None:
         """Raise a ValueError naming the limit when `length` is too short for this task."""
@@ -104,7 +108,9 @@ class Task(NamedTuple):
     def test_set(self, length: int, size: int, seed: int = 0) -> tuple[Batch, str]:
         """The fixed evaluation set at `length`: `size` sequences and their content hash.
 
-        Derived from (seed, length) alone, so two runs or two machines score on identical data;
+        Drawn by `held_out` when the task has one (real data never trained on), else by
+        `generate`. Derived from (seed, length) alone, so two runs or two machines score on
+        identical data;
         the sha256 over inputs, targets and mask is recorded in results to prove it. Generated
         in the bucket `test_bucket(length)` (one compilation per bucket, not per length: the
         Chomsky protocol's 460 test lengths cost 4) and cut to `seq_len(length)` steps; every
@@ -139,14 +145,14 @@ _JITTED: "collections.OrderedDict[tuple[str, str], Callable]" = collections.Orde
 
 
 def _jitted(task: "Task"):
-    """One jitted `generate` per task *configuration* (name, hparams), so a sweep that builds
-    the same task anew for every run reuses the compilations, and at most `MAX_JITTED` are
-    kept alive (each holds its executables)."""
+    """One jitted test-set generator (`held_out`, else `generate`) per task *configuration*
+    (name, hparams), so a sweep that builds the same task anew for every run reuses the
+    compilations, and at most `MAX_JITTED` are kept alive (each holds its executables)."""
     key = (task.name, json.dumps(task.hparams, sort_keys=True, default=str))
     if key in _JITTED:
         _JITTED.move_to_end(key)
     else:
-        _JITTED[key] = jax.jit(task.generate, static_argnums=2)
+        _JITTED[key] = jax.jit(task.held_out or task.generate, static_argnums=2)
         if len(_JITTED) > MAX_JITTED:
             _JITTED.popitem(last=False)
     return _JITTED[key]

@@ -44,35 +44,9 @@ def _digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, data.target[rows].astype(np.int32)
 
 
-def make_digits(*, split: str = "train") -> Task:
-    """Sequential digits: classify an 8x8 handwritten digit read one pixel per step.
-
-    Inputs are float32 (B, T, 1): the 64 pixels of a scikit-learn digit (row by row, scaled
-    from 0..16 to [0, 1]); the target is its class 0..9, scored only at the last real step.
-    The natural length is 64 (`min_length`); a longer length L puts L - 64 blank (zero) steps
-    BEFORE the image, so the image still ends on the row's last step and the answer is asked
-    right after the last pixel: length generalization probes whether the model's state stays
-    usable after a long blank lead-in. Examples are drawn uniformly, with replacement, inside
-    jit from the split held as a device constant. `split` is "train" (80%) or "test" (20%) of
-    the 1797 images, split once by a fixed permutation, so evaluation images are never trained
-    on.
-
-    Example, L = 66 (two blank steps, pixels p_0..p_63 of a "3"):
-        inputs   0 0 p_0 p_1 ... p_63
-        targets  0 0 0   0   ... 3
-        mask     F F F   F   ... T
-    Chance: the frequency of the most common class in the split (about 0.10; the best
-    input-blind guess). Difficulty does not grow with the image; only the blank lead-in grows.
-    Data: the UCI optical recognition of handwritten digits test set, as shipped with
-    scikit-learn (`sklearn.datasets.load_digits`); sequential reading as in pixel-by-pixel
-    MNIST (Le, Jaitly, Hinton 2015).
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"digits: split must be 'train' or 'test', got {split!r}")
-    _require_sklearn()
-    images_np, labels_np = _digits_split(split)
+def _digits_generate(images_np: np.ndarray, labels_np: np.ndarray):
+    """A GenerateFn drawing, with replacement, the images of one split (see `make_digits`)."""
     images, labels = jnp.asarray(images_np), jnp.asarray(labels_np)
-    chance = float(np.bincount(labels_np, minlength=10).max() / len(labels_np))
 
     def generate(key: jax.Array, lengths: jax.Array, max_length: int) -> Batch:
         batch = lengths.shape[0]
@@ -86,21 +60,52 @@ def make_digits(*, split: str = "train") -> Task:
         targets = jnp.where(mask, labels[pick][:, None], 0)
         return Batch(inputs, targets, mask)
 
+    return generate
+
+
+def make_digits() -> Task:
+    """Sequential digits: classify an 8x8 handwritten digit read one pixel per step.
+
+    Inputs are float32 (B, T, 1): the 64 pixels of a scikit-learn digit (row by row, scaled
+    from 0..16 to [0, 1]); the target is its class 0..9, scored only at the last real step.
+    The natural length is 64 (`min_length`); a longer length L puts L - 64 blank (zero) steps
+    BEFORE the image, so the image still ends on the row's last step and the answer is asked
+    right after the last pixel: length generalization probes whether the model's state stays
+    usable after a long blank lead-in. Examples are drawn uniformly, with replacement, inside
+    jit from a split held as a device constant: training batches (`generate`) from 80% of the
+    1797 images, test sets (`held_out`) from the other 20%, split once by a fixed permutation,
+    so evaluation images are never trained on.
+
+    Example, L = 66 (two blank steps, pixels p_0..p_63 of a "3"):
+        inputs   0 0 p_0 p_1 ... p_63
+        targets  0 0 0   0   ... 3
+        mask     F F F   F   ... T
+    Chance: the frequency of the most common class among the held-out images (about 0.10; the
+    best input-blind guess). Difficulty does not grow with the image; only the blank lead-in
+    grows. Data: the UCI optical recognition of handwritten digits test set, as shipped with
+    scikit-learn (`sklearn.datasets.load_digits`); sequential reading as in pixel-by-pixel
+    MNIST (Le, Jaitly, Hinton 2015).
+    """
+    _require_sklearn()
+    test_labels = _digits_split("test")[1]
+    chance = float(np.bincount(test_labels, minlength=10).max() / len(test_labels))
+
     def difficulty(length: int) -> dict[str, Any]:
         return {"pixels": DIGITS_PIXELS, "blank_steps_before_image": length - DIGITS_PIXELS}
 
     return Task(
         name="digits",
         group="real",
-        generate=generate,
+        generate=_digits_generate(*_digits_split("train")),
         seq_len=lambda length: length,
         input_vocab=1,
         output_vocab=10,
         min_length=DIGITS_PIXELS,
         chance=chance,
         difficulty=difficulty,
-        hparams={"split": split},
+        hparams={},
         real_inputs=True,
+        held_out=_digits_generate(*_digits_split("test")),
     )
 
 

@@ -36,12 +36,14 @@ def _raw_digits():
 
 @functools.lru_cache(maxsize=None)
 def _compiled(split: str):
-    task = tasks.get("digits", split=split)
+    """The task and its jitted training ("train") or held-out ("test") generator."""
+    task = tasks.get("digits")
+    draw = task.generate if split == "train" else task.held_out
     traces = []
 
     def generate(key, lengths, max_length):
         traces.append(max_length)
-        return task.generate(key, lengths, max_length)
+        return draw(key, lengths, max_length)
 
     return task, jax.jit(generate, static_argnums=2), traces
 
@@ -89,12 +91,12 @@ def _images_seen(split: str, draws: int = 6) -> set[bytes]:
 
 @needs_sklearn
 def test_splits_are_disjoint_and_sized():
-    train, test = tasks.get("digits", split="train"), tasks.get("digits", split="test")
+    task = tasks.get("digits")
     assert not _images_seen("train") & _images_seen("test")
-    # 20% of the 1797 images are held out; each split's chance is its majority-class rate
-    assert 0.09 < test.chance < 0.13 and 0.09 < train.chance < 0.12
-    assert train.real_inputs and train.group == "real" and train.output_vocab == 10
-    assert train.difficulty(100) == {"pixels": 64, "blank_steps_before_image": 36}
+    # 20% of the 1797 images are held out; chance is their majority-class rate
+    assert 0.09 < task.chance < 0.13
+    assert task.real_inputs and task.group == "real" and task.output_vocab == 10
+    assert task.difficulty(100) == {"pixels": 64, "blank_steps_before_image": 36}
 
 
 @needs_sklearn
@@ -108,8 +110,8 @@ def test_test_split_covers_its_images():
 
 @needs_sklearn
 def test_digits_errors():
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
-        tasks.get("digits", split="val")
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['split'\]"):
+        tasks.get("digits", split="test")  # the split is not a choice: test sets are held out
     with pytest.raises(ValueError, match="needs length >= 64"):
         tasks.get("digits").sample(jax.random.key(0), 2, 63)
 
@@ -118,3 +120,15 @@ def test_digits_without_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'seqbench\[real\]'"):
         tasks.get("digits")
+
+
+@needs_sklearn
+def test_the_test_sets_runs_are_scored_on_hold_only_held_out_images():
+    """`Task.test_set` is what every run is scored on: it must draw from the 20% of images that
+    training never samples, or a run's "test accuracy" is its training accuracy."""
+    task = tasks.get("digits")
+    batch, _ = task.test_set(64, 256, seed=1234)
+    scored = {batch.inputs[row, :64, 0].tobytes() for row in range(256)}
+    trained = _images_seen("train", draws=40)
+    assert not scored & trained
+    assert len(scored) > 150  # 256 draws from the 359 held-out images
