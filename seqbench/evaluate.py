@@ -79,7 +79,7 @@ MIN_ATTENTION_BUCKET = 64
 
 def default_lengths(task: Task, train_length: int, max_factor: int = 64) -> list[int]:
     """train_length x {1, 2, 4, ..., max_factor}, plus every length 41..500 for formal-language
-    tasks (`CHOMSKY_GROUPS`), never below the task's minimum length.
+    tasks (`CHOMSKY_GROUPS`), never below the task's minimum length nor above its `max_length`.
 
     The 41..500 range is the Chomsky protocol's fixed test range, whatever `train_length` is:
     trained at 40 it is exactly "every length beyond training"; trained longer, its lengths
@@ -88,7 +88,8 @@ def default_lengths(task: Task, train_length: int, max_factor: int = 64) -> list
     lengths = {train_length * 2**k for k in range(int(math.log2(max_factor)) + 1)}
     if task.group in CHOMSKY_GROUPS:
         lengths |= set(CHOMSKY_TEST_LENGTHS)
-    return sorted({max(task.min_length, n) for n in lengths})
+    lengths = {max(task.min_length, n) for n in lengths}
+    return sorted(n for n in lengths if task.max_length is None or n <= task.max_length)
 
 
 def masked_loss_and_hits(outputs: jax.Array, targets: jax.Array, mask: jax.Array, vocab: int):

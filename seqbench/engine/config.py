@@ -392,7 +392,7 @@ def build(config: Config):
             f"training lengths [{low}, {config.train_length}] must lie within "
             f"[task min_length={task.min_length}, train_length]"
         )
-    for length in config.eval_lengths:
+    for length in (config.train_length, *config.eval_lengths):
         task.check_length(length)
     cell = cells.get(config.cell, d_hidden=config.width, **dict(config.cell_hparams))
     if not cell.recurrent:  # a state sized for the training sequences (evaluation: the longest)

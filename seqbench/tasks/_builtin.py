@@ -8,8 +8,10 @@ from seqbench.tasks import (
     real,
     regular,
     state_tracking,
+    text,
     timescales,
 )
 
-for _module in (memory, timescales, state_tracking, regular, context_free, context_sensitive, real):
+for _module in (memory, timescales, state_tracking, regular, context_free, context_sensitive, real,
+                text):
     _REGISTRY.register_all(_module.TASKS)

@@ -58,12 +58,19 @@ class Task(NamedTuple):
     # images or documents); `test_set` uses it, so runs are scored on unseen data. None: the
     # synthetic tasks, whose test sets come from `generate` under a fixed seed.
     held_out: GenerateFn | None = None
+    max_length: int | None = None  # the longest input length it can produce (None: any)
 
     def check_length(self, length: int) -> None:
-        """Raise a ValueError naming the limit when `length` is too short for this task."""
+        """Raise a ValueError naming the limit when `length` is too short for this task, or
+        longer than its `max_length`."""
         if int(length) < self.min_length:
             raise ValueError(
                 f"task {self.name!r} needs length >= {self.min_length} "
+                f"(with {self.hparams}); got length={length}"
+            )
+        if self.max_length is not None and int(length) > self.max_length:
+            raise ValueError(
+                f"task {self.name!r} can produce lengths up to {self.max_length} "
                 f"(with {self.hparams}); got length={length}"
             )
 
