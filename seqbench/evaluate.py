@@ -33,6 +33,11 @@ bounded size):
   e[b] <= t < e[b+1] with e[b] = ceil(b·T / nbins). a[b] is the per-seed accuracy over the scored
   positions of bin b, or null when the bin scores nothing (e.g. every bin but the last of a
   task scored at its final step only).
+- `loss_by_position` = {"bin_edges": e, "loss": l}: log-spaced bins of the steps, step t in bin
+  bit_length(t) (0 | 1 | 2-3 | 4-7 | ...), so e = [0, 1, 2, 4, ..., T]; l[k] is the per-seed
+  mean loss over the scored positions of bin k, or null when it scores nothing. For a language
+  model (every step scored) it is the loss as a function of the context length, the figure of
+  Buitrago Ruiz & Gu 2025.
 - `state_norm` = {"positions": p, "norm": m}: m[i] is, per seed, the mean over the rows of
   sqrt(Σ |s|²) over every entry s of every float leaf of every layer's state after p[i] steps
   (complex entries by modulus; integer leaves such as attention's position counter skipped).
@@ -74,6 +79,7 @@ CHUNK_SIZE = 256  # streaming piece: on the CPU ~2x the throughput of 1024 or 40
 MAX_EVAL_BYTES = 8 * 2**30  # attention lengths whose estimate exceeds this are skipped
 MAX_BINS = 32  # per-position accuracy bins
 MAX_NORM_POSITIONS = 32  # state-norm positions per length
+MAX_LOSS_BINS = 32  # log-spaced loss bins: steps up to 2^31
 MIN_ATTENTION_BUCKET = 64
 
 
@@ -209,6 +215,17 @@ def _bin_of(start: int, stop: int, steps: int) -> np.ndarray:
     return (np.arange(start, stop, dtype=np.int64) * min(MAX_BINS, steps) // steps).astype(np.int32)
 
 
+def loss_bin_edges(steps: int) -> list[int]:
+    """Edges of the log-spaced loss bins of 0..steps-1: [0, 1, 2, 4, ..., steps]."""
+    return [0] + [1 << k for k in range((steps - 1).bit_length())] + [steps]
+
+
+def _loss_bin_of(start: int, stop: int) -> np.ndarray:
+    """Loss bin bit_length(t) of the steps start..stop-1 (int32 for the device)."""
+    steps = np.arange(start, stop, dtype=np.int64)
+    return np.where(steps > 0, np.floor(np.log2(np.maximum(steps, 1))) + 1, 0).astype(np.int32)
+
+
 def _log_spaced(candidates: list[int]) -> list[int]:
     """At most MAX_NORM_POSITIONS of the increasing `candidates`: the first candidate at or
     beyond each of MAX_NORM_POSITIONS log-spaced targets in [first, last]; the last always."""
@@ -219,47 +236,52 @@ def _log_spaced(candidates: list[int]) -> list[int]:
     return [candidates[i] for i in sorted(set(index.tolist()) | {len(candidates) - 1})]
 
 
-def _score(vocab, outputs, targets, mask, bins):
-    """(Σ loss·mask, hits per bin) of one seed on one piece."""
+def _score(vocab, outputs, targets, mask, bins, loss_bins):
+    """(Σ loss·mask, hits per bin, Σ loss·mask per loss bin) of one seed on one piece."""
     loss, hits = masked_loss_and_hits(outputs, targets, mask, vocab)
-    loss_sum = jnp.sum(jnp.where(mask, loss, 0.0))
-    hits_per_step = hits.reshape(*hits.shape[:2], -1).sum(axis=(0, 2))
-    return loss_sum, jax.ops.segment_sum(hits_per_step, bins, num_segments=MAX_BINS)
+    masked = jnp.where(mask, loss, 0.0)
+    per_step = lambda x: x.reshape(*x.shape[:2], -1).sum(axis=(0, 2))
+    return (jnp.sum(masked), jax.ops.segment_sum(per_step(hits), bins, num_segments=MAX_BINS),
+            jax.ops.segment_sum(per_step(masked), loss_bins, num_segments=MAX_LOSS_BINS))
 
 
 @functools.lru_cache(maxsize=8)
 def _streamer(apply, vocab):
     """The jitted piece function of a model's `apply`, vmapped over seeds: (params, state,
-    inputs, targets, mask, bins) -> (state, (Σ loss·mask, hits per bin, state norm)). One
-    program per piece size, kept across calls (a model evaluated again compiles nothing)."""
+    inputs, targets, mask, bins, loss_bins) -> (state, (Σ loss·mask, hits per bin, loss per
+    loss bin, state norm)). One program per piece size, kept across calls (a model evaluated
+    again compiles nothing)."""
 
-    def piece(params, state, inputs, targets, mask, bins):
+    def piece(params, state, inputs, targets, mask, bins, loss_bins):
         state, outputs = apply(params, state, inputs)
-        return state, (*_score(vocab, outputs, targets, mask, bins), state_norm(state))
+        return state, (*_score(vocab, outputs, targets, mask, bins, loss_bins),
+                       state_norm(state))
 
-    return jax.jit(jax.vmap(piece, in_axes=(0, 0, None, None, None, None)))
+    return jax.jit(jax.vmap(piece, in_axes=(0, 0, None, None, None, None, None)))
 
 
 def _streamed(model, run, seed_params, batch, chunk_size):
-    """Per-seed (Σ loss·mask, hits per bin, norm positions, norms) of a recurrent model."""
+    """Per-seed (Σ loss·mask, hits per bin, loss per loss bin, norm positions, norms) of a
+    recurrent model."""
     steps = batch.mask.shape[1]
     pieces = schedule(steps, chunk_size)
     ends = np.cumsum(pieces).tolist()
     keep = set(_log_spaced(ends))
     state = jax.vmap(lambda p: model.initial_state(p, (batch.mask.shape[0],)))(seed_params)
-    start, sums, hits, norms = 0, [], [], []
+    start, sums, hits, losses, norms = 0, [], [], [], []
     for stop in ends:
-        state, (loss_sum, bin_hits, norm) = run(
+        state, (loss_sum, bin_hits, bin_loss, norm) = run(
             seed_params, state, *(jnp.asarray(x[:, start:stop]) for x in batch),
-            _bin_of(start, stop, steps))
+            _bin_of(start, stop, steps), _loss_bin_of(start, stop))
         sums.append(loss_sum)
         hits.append(bin_hits)
+        losses.append(bin_loss)
         if stop in keep:
             norms.append(norm)
         start = stop
-    sums, hits, norms = jax.device_get((sums, hits, norms))
+    sums, hits, losses, norms = jax.device_get((sums, hits, losses, norms))
     return (np.sum(np.asarray(sums, np.float64), axis=0), np.sum(hits, axis=0, dtype=np.int64),
-            sorted(keep), np.asarray(norms).T)
+            np.sum(np.asarray(losses, np.float64), axis=0), sorted(keep), np.asarray(norms).T)
 
 
 def attention_bucket(steps: int) -> int:
@@ -284,33 +306,38 @@ def attention_eval_bytes(model, seeds: int, size: int, steps: int) -> int:
 
 
 def _whole(model, vocab, seed_params, batch, task, compiled):
-    """Per-seed (Σ loss·mask, hits per bin, norm positions, norms) of attention, whole."""
+    """Per-seed (Σ loss·mask, hits per bin, loss per loss bin, norm positions, norms) of
+    attention, whole."""
     size, steps = batch.mask.shape[:2]
     bucket = attention_bucket(steps)
     if bucket not in compiled:
         wide = model.with_cell(model.cell.sized_for(bucket))  # same parameters, longer state
 
-        def whole(params, inputs, targets, mask, bins, positions):
+        def whole(params, inputs, targets, mask, bins, loss_bins, positions):
             state, outputs = wide.apply(params, wide.initial_state(params, (size,)), inputs)
-            return (*_score(vocab, outputs, targets, mask, bins),
+            return (*_score(vocab, outputs, targets, mask, bins, loss_bins),
                     cache_prefix_norms(state, positions))
 
-        compiled[bucket] = jax.jit(jax.vmap(whole, in_axes=(0, None, None, None, None, None)))
+        compiled[bucket] = jax.jit(jax.vmap(whole, in_axes=(0,) + (None,) * 6))
     padded = [np.pad(x, [(0, 0), (0, bucket - steps)] + [(0, 0)] * (x.ndim - 2)) for x in batch]
     bins = np.minimum(_bin_of(0, bucket, steps), min(MAX_BINS, steps) - 1)  # padding: mask False
     keep = _log_spaced(list(range(1, steps + 1)))
     positions = np.asarray(keep + [steps] * (MAX_NORM_POSITIONS - len(keep)), np.int32)
-    loss_sum, hits, norms = jax.device_get(compiled[bucket](seed_params, *padded, bins, positions))
-    return (np.asarray(loss_sum, np.float64), np.asarray(hits, np.int64), keep,
-            np.asarray(norms)[:, :len(keep)])
+    loss_bins = _loss_bin_of(0, bucket)  # the padding's bins score nothing (mask False)
+    loss_sum, hits, bin_loss, norms = jax.device_get(
+        compiled[bucket](seed_params, *padded, bins, loss_bins, positions))
+    return (np.asarray(loss_sum, np.float64), np.asarray(hits, np.int64),
+            np.asarray(bin_loss, np.float64), keep, np.asarray(norms)[:, :len(keep)])
 
 
-def _metrics(batch, loss_sum, hits, positions, norms) -> dict[str, Any]:
+def _metrics(batch, loss_sum, hits, bin_loss, positions, norms) -> dict[str, Any]:
     """The JSON entry of one length from the per-seed sums (definitions: module docstring)."""
     mask = np.asarray(batch.mask)
     steps = mask.shape[1]
     per_step = mask.reshape(*mask.shape[:2], -1).sum(axis=(0, 2))
     scored = np.bincount(_bin_of(0, steps, steps), weights=per_step, minlength=MAX_BINS)
+    loss_scored = np.bincount(_loss_bin_of(0, steps), weights=per_step, minlength=MAX_LOSS_BINS)
+    edges = loss_bin_edges(steps)
     count = max(per_step.sum(), 1)
     bins = min(MAX_BINS, steps)
     return {
@@ -320,6 +347,11 @@ def _metrics(batch, loss_sum, hits, positions, norms) -> dict[str, Any]:
             "bin_edges": bin_edges(steps),
             "accuracy": [[float(h) for h in hits[:, b] / scored[b]] if scored[b] else None
                          for b in range(bins)],
+        },
+        "loss_by_position": {
+            "bin_edges": edges,
+            "loss": [[float(v) for v in bin_loss[:, k] / loss_scored[k]] if loss_scored[k]
+                     else None for k in range(len(edges) - 1)],
         },
         "state_norm": {"positions": [int(p) for p in positions],
                        "norm": [[float(v) for v in column] for column in norms.T]},

@@ -215,6 +215,18 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
         return interval([v for v, alive in zip(values, ok) if alive and finite(v)])
 
     train_length = first["config"]["train_length"]
+    profiled = [n for n in sorted(eval_set_hashes(first)) if all(
+        r["per_length"][str(n)].get("loss_by_position") for _, r in members)]
+    loss_by_position = None
+    if profiled:  # the longest length every run scored: the whole curve in one profile
+        n = profiled[-1]
+        profiles = [r["per_length"][str(n)]["loss_by_position"] for _, r in members]
+        per_seed = [[None if b is None else b[s] for b in p["loss"]]  # seeds in `ok`'s order
+                    for (_, r), p in zip(members, profiles) for s in range(len(r["seed_status"]))]
+        loss_by_position = {"length": n, "bin_edges": profiles[0]["bin_edges"], "loss": [
+            interval([seed[k] for seed, alive in zip(per_seed, ok)
+                      if alive and finite(seed[k])])
+            for k in range(len(profiles[0]["loss"]))]}
     per_length = []
     for n in sorted(eval_set_hashes(first)):
         entries = [r["per_length"][str(n)] for _, r in members]
@@ -239,6 +251,7 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
         "seeds": len(status), "seeds_used": sum(ok), "seeds_diverged": len(ok) - sum(ok),
         **{name: over_seeds(lambda r, name=name: r[name]) for name in SUMMARY_METRICS},
         "per_length": per_length,
+        "loss_by_position": loss_by_position,
         "param_count": first["param_count"], "state_size": first["state_size"],
         "tokens_per_s": interval([r["tokens_per_s"] for _, r in members
                                   if finite(r["tokens_per_s"])]),

@@ -15,6 +15,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import os
 import pathlib
 import re
@@ -173,24 +174,62 @@ def tick_labels(lengths: list[int], min_ratio: float = 1.2) -> list[str]:
     return labels
 
 
+def _profiled(row: dict) -> list[tuple[float, dict]]:
+    """(bin midpoint, loss interval) of a row's loss-by-position bins that scored something."""
+    profile = row.get("loss_by_position")
+    if not profile:
+        return []
+    edges = profile["bin_edges"]
+    return [(max(math.sqrt(lo * hi), 0.5 * hi), stats)  # geometric midpoint; bin 0: 0.5
+            for lo, hi, stats in zip(edges, edges[1:], profile["loss"]) if stats["n"]]
+
+
+def plot_loss_by_position(ax, rows: list[dict], colors: list) -> None:
+    """Loss against position (log x; mean, band = seed min..max), one line per row in its
+    colour, at each row's longest evaluated length: a language model's loss as its context
+    grows."""
+    for row, color in zip(rows, colors):
+        points = _profiled(row)
+        xs = [x for x, _ in points]
+        ax.plot(xs, [p["mean"] for _, p in points], marker="o", markersize=3, linewidth=1.5,
+                color=color)
+        ax.fill_between(xs, [p["min"] for _, p in points], [p["max"] for _, p in points],
+                        color=color, alpha=0.15, linewidth=0)
+    for train_length in sorted({row["train_length"] for row in rows}):
+        ax.axvline(train_length, color="0.5", linestyle="--", linewidth=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("position in the sequence (log scale)")
+    ax.set_ylabel("loss")
+    ax.set_title("loss by position (longest length)", fontsize=10)
+    ax.grid(alpha=0.3)
+
+
 def plot(task: str, rows: list[dict]) -> Plot:
+    """Accuracy against length, and beside it loss against position when some row scored
+    positions in at least two loss bins (tasks with a target at every step)."""
     # The legend goes below the axes (labels can be long), so the figure grows with the rows.
-    fig = Figure(figsize=(8, 3.4 + 0.17 * (len(rows) + 1)), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    if len(rows) > 10:  # the default cycle has 10 colours: no two curves share one up to 20
-        ax.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)
+    profiled = any(len(_profiled(row)) >= 2 for row in rows)
+    fig = Figure(figsize=(12 if profiled else 8, 3.4 + 0.17 * (len(rows) + 1)), dpi=100,
+                 layout="constrained")
+    ax, loss_ax = fig.subplots(1, 2, width_ratios=[3, 2]) if profiled else (fig.add_subplot(),
+                                                                              None)
+    # One colour per row on both panels; tab10 has 10 colours, tab20 keeps 20 curves apart.
+    palette = matplotlib.colormaps["tab20" if len(rows) > 10 else "tab10"].colors
+    colors = [palette[i % len(palette)] for i in range(len(rows))]
+    if loss_ax is not None:
+        plot_loss_by_position(loss_ax, rows, colors)
     lengths = set()
-    for row in rows:
+    for row, color in zip(rows, colors):
         points = [e for e in row["per_length"] if e["accuracy"]["n"]]
         if not points:
             continue
         xs = [e["length"] for e in points]
         lengths.update(xs)
-        line, = ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
-                        linewidth=1.5, label=plain_text(row_label(row)))
+        ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
+                linewidth=1.5, label=plain_text(row_label(row)), color=color)
         ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
-                        [e["accuracy"]["max"] for e in points], color=line.get_color(),
-                        alpha=0.15, linewidth=0)
+                        [e["accuracy"]["max"] for e in points], color=color, alpha=0.15,
+                        linewidth=0)
     for i, train_length in enumerate(sorted({row["train_length"] for row in rows})):
         ax.axvline(train_length, color="0.5", linestyle="--", linewidth=1,
                    label="training length" if i == 0 else None)

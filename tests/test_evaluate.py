@@ -73,7 +73,10 @@ def step_by_step(model, seed_params, length):
     inputs, targets, mask = (np.asarray(x) for x in batch)
     steps = mask.shape[1]
     step = jax.jit(model.step)
-    out = {"accuracy": [], "loss": [], "bins": [], "norms": []}
+    out = {"accuracy": [], "loss": [], "bins": [], "loss_bins": [], "norms": []}
+    edges = [0, 1]  # log-spaced: 0 | 1 | 2-3 | 4-7 | ... (written out, not evaluate's helper)
+    while edges[-1] < steps:
+        edges.append(min(2 * edges[-1], steps))
     bins = min(32, steps)
     bin_of = np.array([t * bins // steps for t in range(steps)])
     for seed in range(SEEDS):
@@ -93,7 +96,10 @@ def step_by_step(model, seed_params, length):
         out["loss"].append(nll[mask].mean())
         out["bins"].append([hits[:, bin_of == b].sum() / mask[:, bin_of == b].sum()
                             for b in range(bins)])
+        out["loss_bins"].append([nll[:, lo:hi][mask[:, lo:hi]].mean()
+                                 for lo, hi in zip(edges, edges[1:])])
         out["norms"].append(norms)
+    out["loss_edges"] = edges
     return out, mask
 
 
@@ -121,6 +127,10 @@ def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
     # one hit of a bin of 3 or 6 scored positions
     np.testing.assert_allclose(np.array(entry["per_position_accuracy"]["accuracy"]).T, ref["bins"],
                                atol=1 / 3)
+    assert entry["loss_by_position"]["bin_edges"] == ref["loss_edges"] == [0, 1, 2, 4, 8, 16,
+                                                                           32, 45]
+    np.testing.assert_allclose(np.array(entry["loss_by_position"]["loss"]).T, ref["loss_bins"],
+                               rtol=1e-4)
     positions = entry["state_norm"]["positions"]
     if attention:  # log-spaced in 1..45, read off the final KV cache
         assert len(positions) <= 32 and positions[:3] == [1, 2, 3] and positions[-1] == LENGTH

@@ -392,3 +392,35 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
     assert "| task | lstm-bare |" in overview
     assert "| parity_check | 0.750 ± 0.635 (best 1.000) |" in overview
     assert 'id="overview"' in (tmp_path / "out" / "leaderboard.html").read_text()
+
+
+def test_loss_by_position_is_the_seeds_interval_at_the_longest_length(tmp_path):
+    """Two runs of one configuration (2 seeds and 1): each bin's interval over all 3 seeds of
+    the longest length; an empty bin has n = 0; the shorter length's profile is not used. The
+    task's plot gains the loss-by-position panel."""
+    edges = [0, 1, 2, 4, 8]
+    a = make_record({4: [1.0, 1.0], 8: [0.5, 0.7]}, seed=0)
+    a["per_length"]["8"]["loss_by_position"] = {
+        "bin_edges": edges, "loss": [[1.0, 2.0], None, [3.0, 5.0], [4.0, 4.0]]}
+    a["per_length"]["4"]["loss_by_position"] = {"bin_edges": [0, 1, 2, 4],
+                                                "loss": [[9.0, 9.0]] * 3}
+    b = make_record({4: [1.0], 8: [0.6]}, seed=1)
+    b["per_length"]["8"]["loss_by_position"] = {"bin_edges": edges,
+                                                "loss": [[3.0], None, [1.0], [2.0]]}
+    b["per_length"]["4"]["loss_by_position"] = {"bin_edges": [0, 1, 2, 4],
+                                                "loss": [[9.0]] * 3}
+    write_run(tmp_path / "runs" / "a", a)
+    write_run(tmp_path / "runs" / "b", b)
+    write_run(tmp_path / "runs" / "old", make_record({4: [1.0], 8: [0.6]}, label="b"))
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    by_label = {label: next(row for row in board["rows"] if row["config_hash"] == hash_of(
+        label=label)) for label in ("a", "b")}
+    profile = by_label["a"]["loss_by_position"]
+    assert profile["length"] == 8 and profile["bin_edges"] == edges
+    assert [p["n"] for p in profile["loss"]] == [3, 0, 3, 3]
+    assert [p["mean"] for p in profile["loss"]] == pytest.approx([2.0, None, 3.0, 10 / 3])
+    assert profile["loss"][2]["min"] == 1.0 and profile["loss"][2]["max"] == 5.0
+    assert by_label["b"]["loss_by_position"] is None  # a record without profiles
+    svg = leaderboard_html.plot("parity_check", board["rows"]).svg
+    assert "loss by position" in svg
+    assert "loss by position" not in leaderboard_html.plot("parity_check", [by_label["b"]]).svg
