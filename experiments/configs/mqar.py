@@ -1,0 +1,123 @@
+"""MQAR at Zoology strength: recall accuracy against state size, attention against recurrences.
+
+    python -m seqbench.sweep --config=experiments/configs/mqar.py --runs=experiments/runs/mqar
+    python -m seqbench.sweep --config=experiments/configs/mqar.py:smoke --runs=/tmp/smoke   # seconds
+
+Published (Arora, Eyuboglu et al., "Zoology: Measuring and Improving Recall in Efficient
+Language Models", ICLR 2024, Figure 2): on multi-query associative recall, attention reaches
+~100% at every model width, while recurrent and gated-convolution models need a width (hence a
+state) that grows with the number of key-value pairs: accuracy rises with the state size, from
+near chance at small widths. Protocol, read from the authors' code (HazyResearch/zoology,
+zoology/experiments/paper_configs/iclr24_zoology_figure2/configs.py, zoology/data/
+multiquery_ar.py, zoology/model.py, zoology/train.py): vocabulary 8,192, keys and values from
+disjoint halves; four panels (sequence length, pairs) = (64, 4), (128, 8), (256, 16),
+(512, 64), each with 100,000 training and 3,000 test sequences and the filler token 0
+(`random_non_queries=False`); queries placed by a power law (a = 0.01); loss on the query
+positions only. Model: 2 blocks of LayerNorm -> sequence mixer, residual, no MLP, LayerNorm and
+a readout tied to the embedding; attention with 1 head and learned absolute positions; widths
+64, 128, 256, 512. AdamW (weight decay 0.1), cosine decay per epoch, no warm-up, no clipping,
+64 epochs (batch 512 at lengths 64 and 128, 256 at 256, 128 at 512), early stop at 0.99;
+learning rates logspace(-4, -2, 4); the plotted point is the best over the four rates, one seed.
+
+Differences that seqbench keeps (its model body and data path): RMSNorm instead of LayerNorm,
+rotary instead of learned absolute positions, an untied readout, fresh sequences every step
+instead of 64 epochs over a fixed 100,000 (an endless training set can only help), a cosine per
+step instead of per epoch, no early stopping, and its own recurrent cells (Zoology's figure
+shows Hyena, H3, RWKV and BaseConv; seqbench has none of these exactly: mamba, gla and lru
+stand for the selective, matrix-state and diagonal families). The x-axis is the state size the
+run records (`state_size`: floats carried per sequence, every layer), not the width.
+
+seqbench got: nothing yet at this strength (the sweep runs in the background and resumes; see
+BUILD_NOTES.md, "mqar at Zoology strength", for the pilots: 2026-12-01, width 64, 2,000 steps
+of batch 64 at vocabulary 512, length 64, 4 pairs: attention 0.999, mamba 0.24 on both seeds).
+
+Variants:
+- "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
+  64..512 x cells, the four learning rates as one grid program (`learning_rates`), 3 seeds,
+  steps = 64 epochs of 100,000 sequences at Zoology's batch sizes, 3,000 test sequences.
+- "full" (this 2-core CPU, runs across sittings): the first panel (length 64, 4 pairs) with a
+  vocabulary of 512 (8,192 makes the readout most of a CPU step), 10,000 steps of batch 64
+  (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3) as one grid
+  program, 2 seeds; attention at widths 16, 32, 64; gla and mamba at widths 16, 32, 64, 128.
+- "smoke": every cell at toy size (3 steps), for the tests.
+"""
+
+import numpy as np
+
+VARIANTS = ("full", "smoke", "paper")
+ZOOLOGY_RATES = tuple(float(rate) for rate in np.logspace(-4, -2, 4))  # 1e-4 .. 1e-2
+# (length, pairs, batch) of Zoology's four panels; steps = 64 epochs of 100,000 sequences
+PANELS = ((64, 4, 512), (128, 8, 512), (256, 16, 256), (512, 64, 128))
+EPOCH = 100_000
+CELLS = {
+    # Zoology's attention: 1 head
+    "attention": {"num_heads": 1},
+    # Zoology's Mamba block (expand 2, conv 4, d_state 16): state 2·D·16 a layer
+    "mamba": {"block": True},
+    # gated linear attention, one head: a D x D matrix state a layer
+    "gla": {"num_heads": 1},
+    # a diagonal recurrence whose state follows the width (d_state = width, set per run)
+    "lru": {},
+}
+WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
+          "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
+                   "mamba": (16, 32, 64, 128)},
+          "smoke": {cell: (8,) for cell in CELLS}}
+
+
+def get_config(arg="full"):
+    """Fields shared by every run (alone: attention at width 64 on the first panel)."""
+    if arg not in VARIANTS:
+        raise ValueError(f"mqar: unknown variant {arg!r}; valid: {list(VARIANTS)}")
+    length, pairs, batch = PANELS[0]
+    config = dict(
+        cell="attention",
+        cell_hparams=CELLS["attention"],
+        task="mqar",
+        task_hparams={"vocab_size": 8192, "num_kv_pairs": pairs, "random_non_queries": False},
+        width=64,
+        depth=2,
+        mlp_expand=0,  # Zoology's blocks have no MLP (state mixer: Identity)
+        train_length=length,  # capacity at a fixed length, not length generalisation
+        curriculum="fixed",
+        steps=64 * EPOCH // batch,
+        batch_size=batch,
+        seeds=3,
+        learning_rates=ZOOLOGY_RATES,
+        lr_schedule="warmup_cosine",
+        warmup_steps=0,  # cosine from the first step
+        weight_decay=0.1,
+        clip_norm=0.0,  # no clipping
+        eval_lengths=(length,),
+        eval_size=3000,
+        log_every=500,
+        checkpoint_every=2000,
+    )
+    if arg == "full":
+        config.update(task_hparams={**config["task_hparams"], "vocab_size": 512}, steps=10_000,
+                      batch_size=64, seeds=2, learning_rates=ZOOLOGY_RATES[1:3], eval_size=512)
+    if arg == "smoke":
+        config.update(task_hparams={"vocab_size": 16, "num_kv_pairs": 2,
+                                    "random_non_queries": False}, train_length=16, steps=3,
+                      batch_size=4, seeds=2, learning_rates=(1e-2, 1e-3), eval_lengths=(16,),
+                      eval_size=8, log_every=3)
+    return config
+
+
+def get_sweep(arg="full"):
+    get_config(arg)  # checks the variant
+    panels = PANELS if arg == "paper" else PANELS[:1]
+    runs = []
+    for length, pairs, batch in panels:
+        panel = {} if (length, pairs) == PANELS[0][:2] or arg != "paper" else dict(
+            train_length=length, eval_lengths=(length,), batch_size=batch,
+            steps=64 * EPOCH // batch,
+            task_hparams={"vocab_size": 8192, "num_kv_pairs": pairs,
+                          "random_non_queries": False})
+        prefix = "" if arg != "paper" else f"L{length}-kv{pairs}-"
+        for cell, widths in WIDTHS[arg].items():
+            for width in widths:
+                hparams = {**CELLS[cell], **({"d_state": width} if cell == "lru" else {})}
+                runs.append(dict(name=f"{prefix}{cell}-w{width}", label=cell, cell=cell,
+                                 width=width, cell_hparams=hparams, **panel))
+    return runs
