@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from .linear_recurrence import AUTO_IMPL, IMPLS, linear_scan
+from .linear_recurrence import IMPLS, auto_impl, linear_scan
 from .timing import median_ms
 
 FLAGS = flags.FLAGS
@@ -106,7 +106,7 @@ def measure(impl: str, shape, dtype: str, repeats: int, copy_gbs: float) -> Row:
     forward_gbs = 3 * elements / (forward_ms * 1e-3) / 1e9
     train_gbs = 8 * elements / (train_ms * 1e-3) / 1e9
     return Row(
-        impl=impl if impl != "auto" else f"auto={AUTO_IMPL.get(jax.default_backend())}",
+        impl=impl if impl != "auto" else f"auto={auto_impl(jax.default_backend())}",
         shape="x".join(map(str, shape)),
         dtype=dtype,
         forward_ms=forward_ms,

@@ -42,10 +42,18 @@ from .typing import accumulation_dtype
 IMPLS = ("sequential", "associative", "chunked", "pallas")
 INTERPRET_TARGETS = ("gpu", "tpu")
 
-# impl="auto", per backend, from `python -m seqbench.kernels.bench` (see BUILD_NOTES.md, "Kernel benchmark").
-# Backends not measured yet fall back to "associative", the implementation with the best
-# depth when nothing is known; issue "GPU/TPU kernel performance" replaces that with measurements.
-AUTO_IMPL = {"cpu": "sequential", "gpu": "associative", "tpu": "associative"}
+# impl="auto", per platform compiled for (`lax.platform_dependent`: chosen when the program is
+# lowered, so a CPU host can lower it for an accelerator), from `python -m seqbench.kernels.bench`
+# (BUILD_NOTES.md, "Kernel benchmark"). Platforms not measured yet use "associative", the
+# implementation with the best depth when nothing is known, until a GPU/TPU session measures them.
+AUTO_IMPL = {"cpu": "sequential", "cuda": "associative", "rocm": "associative",
+             "tpu": "associative"}
+BACKEND_PLATFORM = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}  # jax.default_backend() -> key
+
+
+def auto_impl(backend: str) -> str:
+    """The implementation impl="auto" runs on `backend` (a `jax.default_backend()` name)."""
+    return AUTO_IMPL.get(BACKEND_PLATFORM.get(backend, backend), "associative")
 
 DEFAULT_CHUNK_SIZE = 64
 
@@ -184,16 +192,6 @@ def _resolve_impl(impl: str, interpret: str | None) -> str:
             raise ValueError(
                 f"linear_scan: interpret={interpret!r} only applies to impl='pallas'; got impl={impl!r}"
             )
-        return impl
-    backend = jax.default_backend()
-    if impl == "auto":
-        return AUTO_IMPL.get(backend, "associative")
-    if impl == "pallas" and backend not in INTERPRET_TARGETS:
-        raise ValueError(
-            f"linear_scan: impl='pallas' compiles for a GPU or TPU, and this backend is "
-            f"{backend!r}; use impl='auto' (or 'sequential'/'chunked'/'associative'), or "
-            f"interpret='gpu'/'tpu' to run the kernel in Pallas' interpreter"
-        )
     return impl
 
 
@@ -253,11 +251,30 @@ def _forward(options, a, b, h0, out_dtype):
         case "chunked":
             return _chunked(a, b, h0, options.reverse, out_dtype, options.chunk_size)
         case "pallas":
-            from . import pallas_linear
+            return _pallas(options, a, b, h0, out_dtype)
+        case "auto":  # the implementation of the platform being compiled for
+            branch = lambda impl: lambda a, b, h0: _forward(
+                options._replace(impl=impl), a, b, h0, out_dtype)
+            per_platform = {platform: branch(impl) for platform, impl in AUTO_IMPL.items()}
+            return lax.platform_dependent(a, b, h0, **per_platform, default=branch("associative"))
 
-            return pallas_linear.linear_scan(
-                a, b, h0, reverse=options.reverse, out_dtype=out_dtype, interpret=options.interpret
-            )
+
+def _pallas(options, a, b, h0, out_dtype):
+    """The Pallas kernel, for the platform being compiled for: Triton when it is a CUDA GPU,
+    Mosaic when it is a TPU, and elsewhere (a CPU) the GPU kernel in Pallas' interpreter (exact,
+    slow: no Pallas compiler targets a CPU). `options.interpret` forces the interpreter of the
+    named kernel on any platform."""
+    from . import pallas_linear
+
+    def kernel(target, interpret):
+        return lambda a, b, h0: pallas_linear.linear_scan(
+            a, b, h0, reverse=options.reverse, out_dtype=out_dtype, target=target,
+            interpret=interpret)
+
+    if options.interpret is not None:
+        return kernel(options.interpret, True)(a, b, h0)
+    return lax.platform_dependent(a, b, h0, cuda=kernel("gpu", False),
+                                  tpu=kernel("tpu", False), default=kernel("gpu", True))
     raise AssertionError(options.impl)
 
 

@@ -29,13 +29,14 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
+from jax.experimental.pallas import triton as pltriton
 
 BLOCK_D = 128  # features per program
 BLOCK_T = 256  # time steps per TPU tile
 
 
 def linear_scan(
-    a, b, h0, *, reverse: bool, out_dtype, interpret: str | None,
+    a, b, h0, *, reverse: bool, out_dtype, target: str, interpret: bool = False,
     block_d: int = BLOCK_D, block_t: int = BLOCK_T,
 ):
     """Forward scan h_t = a_t * h_{t-1} + b_t with a Pallas kernel (no autodiff of its own).
@@ -45,25 +46,29 @@ def linear_scan(
       h0: the state before the first step, shape (..., D), in the state (accumulation) dtype.
       reverse: scan from the end.
       out_dtype: dtype of the returned h.
-      interpret: None to compile for this backend, or "gpu" / "tpu" to run that kernel in
-        Pallas' interpreter.
-      block_d: features per program.
+      target: "gpu" (the Triton kernel) or "tpu" (the Mosaic kernel). The caller picks it for
+        the platform being compiled for (`linear_recurrence`: `lax.platform_dependent`), so a
+        CPU host can lower either for its accelerator.
+      interpret: run the kernel in Pallas' interpreter (any backend) instead of compiling it.
+      block_d: features per program (GPU: rounded down to a power of two, as Triton needs).
       block_t: time steps per tile (TPU only: the GPU kernel loops over all of T).
 
     Returns:
       h: every state, shape (..., T, D), in `out_dtype`.
       h_last: the state after the whole sequence, shape (..., D), in h0's dtype.
     """
-    target = interpret or jax.default_backend()
     if target not in ("gpu", "tpu"):
-        raise ValueError(f"pallas linear_scan runs on 'gpu' or 'tpu'; got backend {target!r}")
+        raise ValueError(f"pallas linear_scan: target must be 'gpu' or 'tpu'; got {target!r}")
     *lead, steps, features = a.shape
     rows = math.prod(lead)
     acc = h0.dtype
     is_complex = jnp.issubdtype(acc, jnp.complexfloating)
     plane_dtype = jnp.finfo(acc).dtype  # the state's real dtype: float32 for complex64
 
-    block_d = min(block_d, _round_up(features, 8))
+    if target == "gpu":  # Triton: every array a program touches has a power-of-two size
+        block_d = min(_floor_pow2(block_d), _ceil_pow2(features))
+    else:
+        block_d = min(block_d, _round_up(features, 8))
     padded_d = _round_up(features, block_d)
     block_t = min(block_t, _round_up(steps, 8)) if target == "tpu" else steps
     padded_t = _round_up(steps, block_t)
@@ -108,6 +113,14 @@ def linear_scan(
 
 def _round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
+
+
+def _ceil_pow2(x: int) -> int:
+    return 1 << (x - 1).bit_length()
+
+
+def _floor_pow2(x: int) -> int:
+    return 1 << (x.bit_length() - 1)
 
 
 def _step(h, a, b):
@@ -159,7 +172,11 @@ def _gpu_call(a_planes, b_planes, h0_planes, out_shape, block_d, kernel_args, in
         grid=(rows, padded_d // block_d),
         in_specs=[seq] * (2 * p) + [vec] * p,
         out_specs=[seq] * p + [vec] * p,
-        interpret=interpret is not None,
+        # Triton, chosen over Mosaic GPU: Mosaic GPU copies each block into shared memory, and
+        # a block holding the time axis outgrows it (395 KB at T = 256, D = 128); Triton reads
+        # a row of the block at a time from global memory, the state in registers.
+        compiler_params=pltriton.CompilerParams(num_warps=4, num_stages=1),
+        interpret=interpret,
         name="linear_scan_gpu",
     )(*a_planes, *b_planes, *h0_planes)
 
@@ -205,6 +222,6 @@ def _tpu_call(a_planes, b_planes, h0_planes, out_shape, block_t, block_d, kernel
         compiler_params=pltpu.CompilerParams(
             dimension_semantics=("parallel", "parallel", "arbitrary")
         ),
-        interpret=pltpu.InterpretParams() if interpret is not None else False,
+        interpret=pltpu.InterpretParams() if interpret else False,
         name="linear_scan_tpu",
     )(*a_planes, *b_planes, *h0_planes)

@@ -109,14 +109,16 @@ def test_pallas_tpu_long_sequence_matches_reference():
 
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "complex64"])
-def test_pallas_tpu_state_crosses_time_tiles(dtype, reverse):
-    """Small tiles force many time blocks and feature blocks, so the VMEM carry is exercised."""
+@pytest.mark.parametrize("target", ["tpu", "gpu"])
+def test_pallas_state_crosses_time_tiles_and_feature_blocks(target, dtype, reverse):
+    """Small tiles force many time blocks (TPU: the VMEM carry) and feature blocks; D = 20 is
+    padded to the GPU's power-of-two blocks (block_d 12 -> 8) and masked off again."""
     a, b, h0, _ = random_inputs(3, (2, 53, 20), dtype)
     acc = h0.dtype
     h, h_last = jax.jit(
         functools.partial(
-            pallas_linear.linear_scan, reverse=reverse, out_dtype=a.dtype, interpret="tpu",
-            block_t=8, block_d=8,
+            pallas_linear.linear_scan, reverse=reverse, out_dtype=a.dtype, target=target,
+            interpret=True, block_t=8, block_d=12 if target == "gpu" else 8,
         )
     )(a, b, h0)
     ref_h, ref_last = reference.linear_recurrence(as64(a), as64(b), as64(h0), reverse)
@@ -254,10 +256,17 @@ def test_unknown_impl_lists_valid():
         linear_scan(jnp.ones((5, 3)), jnp.ones((5, 3)), impl="fast")
 
 
-@pytest.mark.skipif(jax.default_backend() in ("gpu", "tpu"), reason="checks the CPU-only error")
-def test_pallas_on_cpu_says_why_and_what_to_use():
-    with pytest.raises(ValueError, match="compiles for a GPU or TPU.*'cpu'.*interpret="):
-        linear_scan(jnp.ones((5, 3)), jnp.ones((5, 3)), impl="pallas")
+@pytest.mark.skipif(jax.default_backend() in ("gpu", "tpu"), reason="the CPU's branch")
+def test_pallas_on_a_cpu_runs_the_gpu_kernel_in_the_interpreter():
+    """impl="pallas" picks its kernel when the program is lowered (`lax.platform_dependent`);
+    lowered for a CPU, no Pallas compiler exists, so it is the GPU kernel, interpreted: the
+    same numbers as the reference, and the same as asking for the interpreter."""
+    a, b, h0, _ = random_inputs(5, (2, 9, 6), "float32")
+    h, h_last = jax.jit(functools.partial(linear_scan, impl="pallas"))(a, b, h0)
+    ref_h, ref_last = reference.linear_recurrence(as64(a), as64(b), as64(h0), False)
+    assert error(h, ref_h) < 2e-5 and error(h_last, ref_last) < 2e-5
+    same, _ = jax.jit(functools.partial(linear_scan, impl="pallas", interpret="gpu"))(a, b, h0)
+    np.testing.assert_array_equal(h, same)
 
 
 def test_bad_knobs():
