@@ -5,7 +5,10 @@ block and keeps the state in registers / VMEM as float32:
 
 - GPU (Triton): grid (B, D / block_d), B the batch axes flattened into rows; each program owns
   one row of the batch and one block of features and loops over all T steps, loading a_t and
-  b_t one row at a time. The state never leaves registers.
+  b_t one row at a time from global memory. The state never leaves registers, so no block of
+  the time axis has to fit in shared memory (Mosaic GPU would copy whole blocks there: 395 KB
+  at T = 256, D = 128, over the 227 KB an H100 has). Feature blocks are powers of two (Triton's
+  rule), D padded up to them; blocks shrink while fewer than MIN_GPU_PROGRAMS programs exist.
 - TPU (Mosaic): grid (B, D / block_d, T / block_t) with the time axis last and "arbitrary"
   (sequential); the state crosses time blocks in a VMEM scratch buffer, so each (block_t, block_d)
   tile of a and b is DMA'd to VMEM once while the pipeline fetches the next.
@@ -33,6 +36,7 @@ from jax.experimental.pallas import triton as pltriton
 
 BLOCK_D = 128  # features per program
 BLOCK_T = 256  # time steps per TPU tile
+MIN_GPU_PROGRAMS = 128  # about one per SM of an H100 (132): a guess until a GPU measures it
 
 
 def linear_scan(
@@ -67,6 +71,10 @@ def linear_scan(
 
     if target == "gpu":  # Triton: every array a program touches has a power-of-two size
         block_d = min(_floor_pow2(block_d), _ceil_pow2(features))
+        # Programs in flight: halve the blocks (down to 16 features) until there are
+        # MIN_GPU_PROGRAMS of them, so a small batch x D still spreads over the SMs.
+        while block_d > 16 and rows * -(-features // block_d) < MIN_GPU_PROGRAMS:
+            block_d //= 2
     else:
         block_d = min(block_d, _round_up(features, 8))
     padded_d = _round_up(features, block_d)
