@@ -18,8 +18,9 @@ NAMES = [os.path.basename(p)[:-3] for p in PRESETS]
 
 
 def test_the_issue_s_six_presets_are_there():
-    assert NAMES == ["chomsky", "chomsky_dcf", "chomsky_regular", "length_interventions", "mqar",
-                     "mqar_capacity", "state_tracking", "timescales_curriculum"]
+    assert NAMES == ["chomsky", "chomsky_dcf", "chomsky_regular", "length_interventions",
+                     "length_interventions_lm", "mqar", "mqar_capacity", "state_tracking",
+                     "timescales_curriculum"]
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=NAMES)
