@@ -374,7 +374,7 @@ LENGTH = [
     code("""
     SMOKE = True  # True: toy sizes (CI, seconds); False: a real small run (minutes on a CPU)
     CELL = "lru"  # any recurrent cell of seqbench.cells (not attention)
-    TASK = "mqar"  # "mqar" or "copy"
+    TASK = "mqar"  # "mqar", "copy", or "text_lm" (bytes of real text: the loss-by-position figure)
     INTERVENTIONS = ["zero", "noise", "fitted_noise", "state_passing"]
     """, "parameters"),
     code("""
@@ -449,6 +449,32 @@ LENGTH = [
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths, [str(n) for n in lengths])
     ax.minorticks_off()
+    ax.legend(title="initial_state")
+    plt.show()
+    """),
+    md("""
+    ## Loss by position
+
+    The figure of Buitrago Ruiz & Gu: the loss at each position of the longest evaluated
+    sequence, in log-spaced bins (`loss_by_position` in every `result.json`: bin k holds the
+    positions 2^(k-1) .. 2^k - 1). A model that generalises keeps it flat past the training
+    length; the zero-state baseline's loss rises there. With `TASK = "text_lm"` every position
+    is scored (a byte-level language model on the Python standard library's source); on
+    `mqar` only the query positions are, so bins without a query are empty.
+    """),
+    code("""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for kind, result in results.items():
+        longest = max(int(n) for n in result["per_length"])
+        profile = result["per_length"][str(longest)]["loss_by_position"]
+        edges = profile["bin_edges"]
+        points = [(max((lo * hi) ** 0.5, 0.5 * hi), np.mean(seeds))  # geometric bin midpoints
+                  for lo, hi, seeds in zip(edges, edges[1:], profile["loss"]) if seeds]
+        ax.plot(*zip(*points), "o-", label=kind)
+    ax.axvline(TRAIN_LENGTH, color="gray", ls="--", label="training length")
+    ax.set(xlabel="position (log scale)", ylabel="loss (nats)",
+           title=f"{CELL} on {TASK}: loss by position at length {longest}")
+    ax.set_xscale("log", base=2)
     ax.legend(title="initial_state")
     plt.show()
     """),
