@@ -253,10 +253,12 @@ def _forward(options, a, b, h0, out_dtype):
         case "pallas":
             return _pallas(options, a, b, h0, out_dtype)
         case "auto":  # the implementation of the platform being compiled for
-            branch = lambda impl: lambda a, b, h0: _forward(
-                options._replace(impl=impl), a, b, h0, out_dtype)
-            per_platform = {platform: branch(impl) for platform, impl in AUTO_IMPL.items()}
-            return lax.platform_dependent(a, b, h0, **per_platform, default=branch("associative"))
+            # one callable per implementation: platform_dependent traces each distinct one once
+            by_impl = {impl: functools.partial(_forward, options._replace(impl=impl),
+                                               out_dtype=out_dtype)
+                       for impl in {*AUTO_IMPL.values(), "associative"}}
+            per_platform = {platform: by_impl[impl] for platform, impl in AUTO_IMPL.items()}
+            return lax.platform_dependent(a, b, h0, **per_platform, default=by_impl["associative"])
 
 
 def _pallas(options, a, b, h0, out_dtype):
