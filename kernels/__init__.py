@@ -3,11 +3,15 @@
     from seqbench.kernels import linear_scan, matrix_scan
     h, h_last = linear_scan(a, b, h0=None, *, reverse=False, impl="auto")   # a, b: (..., T, D)
     y, s_last = matrix_scan(q, k, v, log_a=None, s0=None, *, impl="auto")   # S: (..., K, V)
+    states, info = nonlinear_scan(step, params, h0, xs, *, method="newton")  # h_t = f(h_{t-1}, x_t)
 
 Shape letters: see `kernels/typing.py`.
 """
 
 from .linear_recurrence import AUTO_IMPL, IMPLS, linear_scan
 from .matrix_recurrence import MATRIX_IMPLS, matrix_scan
+from .nonlinear_scan import METHODS as NONLINEAR_METHODS
+from .nonlinear_scan import nonlinear_scan
 
-__all__ = ["AUTO_IMPL", "IMPLS", "MATRIX_IMPLS", "linear_scan", "matrix_scan"]
+__all__ = ["AUTO_IMPL", "IMPLS", "MATRIX_IMPLS", "NONLINEAR_METHODS", "linear_scan", "matrix_scan",
+           "nonlinear_scan"]

@@ -1,0 +1,211 @@
+"""Nonlinear recurrences h_t = f(θ, h_{t-1}, x_t) evaluated in parallel over time.
+
+All T states at once solve one system of equations, H_t = f(θ, H_{t-1}, x_t) for t = 0..T-1
+with H_{-1} = h0, by iterating from a guess (zeros):
+
+- "jacobi" (Song et al. 2021, "Accelerating Feedforward Computation via Parallel Nonlinear
+  Equation Solving"): H ← f(θ, shift(H), x), every step in parallel.
+- "newton" (DEER: Lim et al. 2024, "Parallelizing non-linear sequential models over the
+  sequence length"): linearise f at the guess, J_t = ∂f/∂h (θ, H_{t-1}, x_t), and solve the
+  linear recurrence H_t = J_t H_{t-1} + (f_t − J_t H_{t-1}^old) exactly, by an associative scan
+  over affine maps (D x D matrices: O(T·D³) work, O(log T) depth).
+- "quasi_newton" (quasi-DEER: Gonzalez et al. 2024, "Towards Scalable and Stable
+  Parallelization of Nonlinear RNNs"): the same with diag(J_t) only, a `linear_scan` (O(T·D)
+  memory), the Jacobian's diagonal from D forward-mode products.
+
+Every method makes at least one more state exact per iteration (H_0 depends on h0 alone; once
+H_{t-1} is exact, so is H_t after the next update), so `max_iters = T` (the default) always
+ends at the sequential scan's result; the loop stops earlier once the residual
+max_t |f(θ, H_{t-1}, x_t) − H_t| is at most `tol`. Plain Newton can diverge on stiff or
+expansive f before that: the iterates are then not finite, and `diagnostics` say so.
+
+Gradients come from the implicit function theorem at the solution, not from backpropagating
+through the iterations: with λ_t = dL/dH_t + J_{t+1}ᵀ λ_{t+1} (one reverse affine scan with the
+Jacobians at the solution), dL/dθ = Σ_t (∂f/∂θ)ᵀ λ_t, dL/dx_t = (∂f/∂x)ᵀ λ_t and
+dL/dh0 = J_0ᵀ λ_0: exactly BPTT's gradient at the same states.
+
+Shapes (one sequence; vmap for a batch): h0 (D,), xs a pytree of (T, ...) arrays, states
+(T, D). Shape letters: see `kernels/typing.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .linear_recurrence import linear_scan
+
+METHODS = ("jacobi", "newton", "quasi_newton")
+
+
+class Diagnostics(NamedTuple):
+    """How the solve ended: int32 iterations and the float32 residual max_t |f_t − H_t|."""
+
+    iterations: jax.Array
+    residual: jax.Array
+
+
+def nonlinear_scan(
+    step: Callable[[Any, jax.Array, Any], jax.Array],
+    params: Any,
+    h0: jax.Array,
+    xs: Any,
+    *,
+    method: str = "newton",
+    max_iters: int | None = None,
+    tol: float = 0.0,
+) -> tuple[jax.Array, Diagnostics]:
+    """The states of h_t = step(params, h_{t-1}, x_t), computed in parallel over time.
+
+    Args:
+      step: `step(params, h, x) -> h_new`, h and h_new of shape (D,), x one time slice of `xs`;
+        differentiable (its Jacobians are taken with `jax.jacfwd` / `jax.jvp`).
+      params: a pytree of parameters (differentiated through the implicit function theorem).
+      h0: the state before the first step, shape (D,), a float dtype.
+      xs: a pytree of inputs with a leading time axis T.
+      method: "jacobi", "newton" or "quasi_newton" (module docstring).
+      max_iters: at most this many iterations (default T: enough for the exact result).
+      tol: stop once the residual max_t |f(params, H_{t-1}, x_t) − H_t| <= tol (0: only an
+        exact fixed point, or `max_iters`, stops it).
+
+    Returns:
+      (states, diagnostics): states (T, D) in h0's dtype; `Diagnostics` of the solve.
+    """
+    if method not in METHODS:
+        raise ValueError(f"nonlinear_scan: unknown method {method!r}; valid: "
+                         + ", ".join(repr(m) for m in METHODS))
+    steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    if h0.ndim != 1:
+        raise ValueError(f"nonlinear_scan: h0 must be one state of shape (D,) (vmap for a "
+                         f"batch); got shape {h0.shape}")
+    max_iters = steps if max_iters is None else max_iters
+    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+        raise ValueError(f"nonlinear_scan: max_iters must be a positive int; got {max_iters!r}")
+    return _solve(step, method, max_iters, float(tol), params, h0, xs)
+
+
+def sequential_scan(step, params, h0, xs) -> jax.Array:
+    """The reference: `lax.scan` of h_t = step(params, h_{t-1}, x_t); states (T, D)."""
+    def body(h, x):
+        h = step(params, h, x)
+        return h, h
+
+    return lax.scan(body, h0, xs)[1]
+
+
+# ------------------------------------------------------------------------------- the solve
+
+
+def _shifted(states, h0):
+    """H_{t-1} for t = 0..T-1: h0, then the states but the last."""
+    return jnp.concatenate([h0[None], states[:-1]], axis=0)
+
+
+def _apply(step, params, states, h0, xs):
+    """f(params, H_{t-1}, x_t) for every t at once, shape (T, D)."""
+    return jax.vmap(step, in_axes=(None, 0, 0))(params, _shifted(states, h0), xs)
+
+
+def _jacobians(step, params, states, h0, xs):
+    """J_t = ∂f/∂h at (H_{t-1}, x_t), shape (T, D, D)."""
+    jac = jax.jacfwd(step, argnums=1)
+    return jax.vmap(jac, in_axes=(None, 0, 0))(params, _shifted(states, h0), xs)
+
+
+def _jacobian_diagonals(step, params, states, h0, xs):
+    """diag(J_t), shape (T, D): D forward-mode products, one per basis vector."""
+    previous = _shifted(states, h0)
+
+    def diagonal(h, x):
+        basis = jnp.eye(h.shape[0], dtype=h.dtype)
+        column = lambda e: jax.jvp(lambda h: step(params, h, x), (h,), (e,))[1]
+        return jnp.diagonal(jax.vmap(column, out_axes=1)(basis))
+
+    return jax.vmap(diagonal)(previous, xs)
+
+
+def _affine_scan(matrices, offsets, h0, reverse=False):
+    """h_t = A_t h_{t-1} + b_t (h before the first step: h0), all t by an associative scan.
+
+    matrices (T, D, D), offsets (T, D), h0 (D,) -> states (T, D). Reverse: t runs from T-1 down.
+    """
+    first = -1 if reverse else 0
+    offsets = offsets.at[first].add(matrices[first] @ h0)  # fold h0 into the first step
+
+    def compose(earlier, later):  # apply `earlier`, then `later`
+        a1, b1 = earlier
+        a2, b2 = later
+        return a2 @ a1, jnp.einsum("...ij,...j->...i", a2, b1) + b2
+
+    # reverse=True scans the flipped sequence: `earlier` is then the larger t, as it should be
+    return lax.associative_scan(compose, (matrices, offsets), reverse=reverse)[1]
+
+
+def _iterate(step, method, params, states, h0, xs):
+    """One iteration of `method` from the guess `states`; returns the new guess."""
+    values = _apply(step, params, states, h0, xs)
+    if method == "jacobi":
+        return values
+    previous = _shifted(states, h0)
+    if method == "newton":
+        jac = _jacobians(step, params, states, h0, xs)
+        offsets = values - jnp.einsum("tij,tj->ti", jac, previous)
+        return _affine_scan(jac, offsets, h0)
+    diag = _jacobian_diagonals(step, params, states, h0, xs)
+    h, _ = linear_scan(diag[None], (values - diag * previous)[None], h0[None],
+                       impl="associative")
+    return h[0]
+
+
+def _residual(step, params, states, h0, xs):
+    return jnp.max(jnp.abs(_apply(step, params, states, h0, xs) - states)).astype(jnp.float32)
+
+
+def _fixed_point(step, method, max_iters, tol, params, h0, xs):
+    steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    guess = jnp.zeros((steps, h0.shape[0]), h0.dtype)
+
+    def unfinished(carry):
+        _, iteration, residual = carry
+        return (iteration < max_iters) & (residual > tol)  # a NaN residual stops it too
+
+    def body(carry):
+        states, iteration, _ = carry
+        states = _iterate(step, method, params, states, h0, xs)
+        return states, iteration + 1, _residual(step, params, states, h0, xs)
+
+    start = (guess, jnp.int32(0), _residual(step, params, guess, h0, xs))
+    states, iterations, residual = lax.while_loop(unfinished, body, start)
+    return states, Diagnostics(iterations, residual)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _solve(step, method, max_iters, tol, params, h0, xs):
+    return _fixed_point(step, method, max_iters, tol, params, h0, xs)
+
+
+def _solve_fwd(step, method, max_iters, tol, params, h0, xs):
+    states, diagnostics = _fixed_point(step, method, max_iters, tol, params, h0, xs)
+    return (states, diagnostics), (params, h0, xs, states)
+
+
+def _solve_bwd(step, method, max_iters, tol, residuals, cotangents):
+    """The implicit function theorem at the solution (module docstring)."""
+    params, h0, xs, states = residuals
+    d_states, _ = cotangents  # the diagnostics carry no gradient
+    jac = _jacobians(step, params, states, h0, xs)
+    # λ_t = G_t + J_{t+1}ᵀ λ_{t+1}: a reverse affine scan with A_t = J_{t+1}ᵀ (A_{T-1} = 0).
+    transposed = jnp.concatenate([jnp.swapaxes(jac[1:], 1, 2), jnp.zeros_like(jac[:1])])
+    lam = _affine_scan(transposed, d_states.astype(states.dtype), jnp.zeros_like(h0),
+                       reverse=True)
+    _, vjp = jax.vjp(lambda p, prev, x: jax.vmap(step, in_axes=(None, 0, 0))(p, prev, x),
+                     params, _shifted(states, h0), xs)
+    d_params, d_previous, d_xs = vjp(lam)
+    return d_params, d_previous[0], d_xs
+
+
+_solve.defvjp(_solve_fwd, _solve_bwd)

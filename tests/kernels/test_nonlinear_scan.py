@@ -1,0 +1,122 @@
+"""nonlinear_scan: every method against a float64 NumPy loop, gradients against BPTT.
+
+Tolerances (float32 solves; max |x - ref| / max(1, max |ref|)): 2e-5 for the states at
+tol = 1e-7, 1e-4 for gradients (the implicit-function gradient and BPTT through the
+sequential scan round differently).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqbench.kernels.nonlinear_scan import METHODS, nonlinear_scan, sequential_scan
+
+D, X = 6, 3  # state and input widths
+
+
+def elman(p, h, x):
+    return jnp.tanh(h @ p["W"] + x @ p["U"] + p["b"])
+
+
+def gru(p, h, x):
+    z = jax.nn.sigmoid(h @ p["Wz"] + x @ p["Uz"])
+    r = jax.nn.sigmoid(h @ p["Wr"] + x @ p["Ur"])
+    candidate = jnp.tanh((r * h) @ p["W"] + x @ p["U"] + p["b"])
+    return (1 - z) * h + z * candidate
+
+
+def numpy_reference(cell, p, h0, xs):
+    """The same recurrence step by step in float64."""
+    p = {k: np.asarray(v, np.float64) for k, v in p.items()}
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    h, out = np.asarray(h0, np.float64), []
+    for x in np.asarray(xs, np.float64):
+        if cell == "elman":
+            h = np.tanh(h @ p["W"] + x @ p["U"] + p["b"])
+        else:
+            z, r = sigmoid(h @ p["Wz"] + x @ p["Uz"]), sigmoid(h @ p["Wr"] + x @ p["Ur"])
+            h = (1 - z) * h + z * np.tanh((r * h) @ p["W"] + x @ p["U"] + p["b"])
+        out.append(h)
+    return np.stack(out)
+
+
+CELLS = {"elman": elman, "gru": gru}
+
+
+def random_problem(cell, steps, seed, gain=0.9):
+    """Parameters with recurrent matrices of spectral scale ~gain, inputs N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    normal = lambda *shape, scale=1.0: jnp.asarray(scale * rng.normal(size=shape), jnp.float32)
+    recurrent = lambda: normal(D, D, scale=gain / np.sqrt(D))
+    p = {"W": recurrent(), "U": normal(X, D, scale=1 / np.sqrt(X)), "b": normal(D, scale=0.1)}
+    if cell == "gru":
+        p.update(Wz=recurrent(), Uz=normal(X, D), Wr=recurrent(), Ur=normal(X, D))
+    return p, normal(D), normal(steps, X)
+
+
+def error(x, ref):
+    ref = np.asarray(ref, np.float64)
+    return float(np.max(np.abs(np.asarray(x, np.float64) - ref)) / max(1.0, np.max(np.abs(ref))))
+
+
+@functools.cache
+def solver(cell, method, tol):
+    return jax.jit(lambda p, h0, xs: nonlinear_scan(CELLS[cell], p, h0, xs, method=method,
+                                                    tol=tol))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("steps", [1, 7, 300, 4096])
+def test_every_method_reaches_the_sequential_states(cell, method, steps):
+    p, h0, xs = random_problem(cell, steps, seed=steps)
+    states, info = solver(cell, method, 1e-7)(p, h0, xs)
+    assert error(states, numpy_reference(cell, p, h0, xs)) < 2e-5
+    assert 1 <= int(info.iterations) <= steps and float(info.residual) <= 1e-6
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_expansive_recurrence_is_exact_after_at_most_t_iterations(method):
+    """Recurrent gain 3: far from contractive, so Jacobi gains about one exact state per
+    iteration; with tol = 0 every method still ends, within T = 12 iterations, at the
+    sequential states (each iteration makes at least one more state exact)."""
+    p, h0, xs = random_problem("elman", 12, seed=1, gain=3.0)
+    states, info = solver("elman", method, 0.0)(p, h0, xs)
+    assert error(states, numpy_reference("elman", p, h0, xs)) < 2e-5
+    assert int(info.iterations) <= 12
+
+
+def test_newton_needs_fewer_iterations_than_jacobi():
+    p, h0, xs = random_problem("gru", 300, seed=3)
+    counts = {m: int(solver("gru", m, 1e-6)(p, h0, xs)[1].iterations) for m in METHODS}
+    assert counts["newton"] < counts["quasi_newton"] <= counts["jacobi"], counts
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_implicit_gradients_equal_bptt(cell, method):
+    """dL/dθ, dL/dh0 and dL/dx from the implicit function theorem against BPTT through the
+    sequential scan, for a loss reading every state."""
+    p, h0, xs = random_problem(cell, 64, seed=7)
+    weights = jnp.asarray(np.random.default_rng(8).normal(size=(64, D)), jnp.float32)
+    loss = lambda states: jnp.sum(jnp.sin(states) * weights)
+    ours = jax.grad(lambda p, h0, xs: loss(nonlinear_scan(CELLS[cell], p, h0, xs, method=method,
+                                                         tol=1e-7)[0]), argnums=(0, 1, 2))
+    bptt = jax.grad(lambda p, h0, xs: loss(sequential_scan(CELLS[cell], p, h0, xs)),
+                    argnums=(0, 1, 2))
+    for got, want in zip(jax.tree_util.tree_leaves(jax.jit(ours)(p, h0, xs)),
+                         jax.tree_util.tree_leaves(jax.jit(bptt)(p, h0, xs))):
+        assert error(got, want) < 1e-4
+
+
+def test_bad_arguments_are_one_line_errors():
+    p, h0, xs = random_problem("elman", 5, seed=0)
+    with pytest.raises(ValueError, match="unknown method 'deer'; valid: 'jacobi', 'newton'"):
+        nonlinear_scan(elman, p, h0, xs, method="deer")
+    with pytest.raises(ValueError, match=r"h0 must be one state of shape \(D,\)"):
+        nonlinear_scan(elman, p, h0[None], xs)
+    with pytest.raises(ValueError, match="max_iters must be a positive int; got 0"):
+        nonlinear_scan(elman, p, h0, xs, max_iters=0)
