@@ -26,6 +26,8 @@ PATHS = {
     "pallas_gpu": dict(impl="pallas", interpret="gpu"),
     "pallas_tpu": dict(impl="pallas", interpret="tpu"),
 }
+if jax.default_backend() in ("gpu", "tpu"):  # the compiled kernel (Triton / Mosaic) itself;
+    PATHS["pallas"] = dict(impl="pallas")  # on a CPU this is the interpreted GPU kernel above
 FORWARD_TOL = {"float32": 2e-5, "complex64": 2e-5, "bfloat16": 1e-2}
 GRAD_TOL = {"float32": 1e-4, "complex64": 1e-4, "bfloat16": 2e-2}
 LENGTHS = (1, 2, 7, 64, 1000)
