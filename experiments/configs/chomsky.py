@@ -18,8 +18,8 @@ lie in [0, 1] cannot compute parity at finite precision and find that [-1, 1]
 
 seqbench got (this 2-core CPU, 2026-12-01): on parity_check, the Elman RNN and the LSTM score
 1.000 at every length 41..500 on every one of 5 seeds at lr 1e-3 ("full"; elman 4 of 5 seeds at
-3e-3) and on every one of 3 seeds in "main", where attention scores 0.456 on every seed (main
-job from a fresh clone: 28 min with another job running). The rest of the "full" sweep is under
+3e-3) and on every one of 3 seeds in "main"; attention scores 0.50 on every seed at both rates
+in "full" (best-of 0.508) and 0.456 in "main" (main job from a fresh clone: 23-28 min). The rest of the "full" sweep is under
 way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
 BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task, cell, learning rate) with 5 seeds; the paper's statistic is the
 best score over a (task, cell)'s runs and seeds, ours the mean and 95% interval over the seeds of
