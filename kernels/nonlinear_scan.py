@@ -13,11 +13,30 @@ with H_{-1} = h0, by iterating from a guess (zeros):
   Parallelization of Nonlinear RNNs"): the same with diag(J_t) only, a `linear_scan` (O(T·D)
   memory), the Jacobian's diagonal from D forward-mode products.
 
-Every method makes at least one more state exact per iteration (H_0 depends on h0 alone; once
-H_{t-1} is exact, so is H_t after the next update), so `max_iters = T` (the default) always
-ends at the sequential scan's result; the loop stops earlier once the residual
-max_t |f(θ, H_{t-1}, x_t) − H_t| is at most `tol`. Plain Newton can diverge on stiff or
-expansive f before that: the iterates are then not finite, and `diagnostics` say so.
+Every undamped method makes at least one more state exact per iteration (H_0 depends on h0
+alone; once H_{t-1} is exact, so is H_t after the next update), so `max_iters = T` (the
+default) always ends at the sequential scan's result; the loop stops earlier once the residual
+max_t |f(θ, H_{t-1}, x_t) − H_t| is at most `tol`. Plain Newton can diverge on expansive f
+before that (products of Jacobians overflow float32): the iterates are then not finite and the
+reported residual is NaN.
+
+Damping (`damping = λ > 0`, for "newton" and "quasi_newton": ELK and quasi-ELK, Gonzalez et
+al. 2024, "Towards Scalable and Stable Parallelization of Nonlinear RNNs") makes each iteration
+a Levenberg-Marquardt step: the new guess minimises
+
+    Σ_t |H_t − J_t H_{t-1} − c_t|² + λ Σ_t |H_t − G_t|²        (G: the previous guess)
+
+which is the MAP estimate of a linear-Gaussian state-space model with dynamics H_t = J_t H_{t-1}
++ c_t + N(0, I) and observations G_t = H_t + N(0, I/λ). As in the authors' code
+(lindermanlab/elk, `elk/algs/elk.py`), the new guess is that model's Kalman *filter* mean (the
+smoother would give the exact minimiser for one more reverse scan), computed over time by the
+parallel Kalman filter of Särkkä & García-Fernández (2021, "Temporal Parallelization of
+Bayesian Smoothers"): an associative scan whose elements (A, b, C, η, J) are D x D matrices for
+"newton" and (D,) vectors for "quasi_newton". The step shrinks every Jacobian product by
+(1 + λ)^-1 per step, so long products no longer overflow; the price is that no state is exact
+after a given number of iterations any more (convergence is asymptotic: set `max_iters` and
+`tol`). λ → 0 is the undamped method; the fixed point (the sequential states) is the same for
+every λ.
 
 Gradients come from the implicit function theorem at the solution, not from backpropagating
 through the iterations: with λ_t = dL/dH_t + J_{t+1}ᵀ λ_{t+1} (one reverse affine scan with the
@@ -40,6 +59,7 @@ from jax import lax
 from .linear_recurrence import linear_scan
 
 METHODS = ("jacobi", "newton", "quasi_newton")
+DAMPED_METHODS = ("newton", "quasi_newton")  # the methods `damping` applies to
 
 
 class Diagnostics(NamedTuple):
@@ -58,6 +78,7 @@ def nonlinear_scan(
     method: str = "newton",
     max_iters: int | None = None,
     tol: float = 0.0,
+    damping: float = 0.0,
 ) -> tuple[jax.Array, Diagnostics]:
     """The states of h_t = step(params, h_{t-1}, x_t), computed in parallel over time.
 
@@ -71,6 +92,8 @@ def nonlinear_scan(
       max_iters: at most this many iterations (default T: enough for the exact result).
       tol: stop once the residual max_t |f(params, H_{t-1}, x_t) − H_t| <= tol (0: only an
         exact fixed point, or `max_iters`, stops it).
+      damping: λ >= 0 of ELK / quasi-ELK for "newton" / "quasi_newton" (module docstring);
+        0 (the default): undamped DEER / quasi-DEER.
 
     Returns:
       (states, diagnostics): states (T, D) in h0's dtype; `Diagnostics` of the solve.
@@ -85,7 +108,12 @@ def nonlinear_scan(
     max_iters = steps if max_iters is None else max_iters
     if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
         raise ValueError(f"nonlinear_scan: max_iters must be a positive int; got {max_iters!r}")
-    return _solve(step, method, max_iters, float(tol), params, h0, xs)
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping >= 0:
+        raise ValueError(f"nonlinear_scan: damping must be a number >= 0; got {damping!r}")
+    if damping and method not in DAMPED_METHODS:
+        raise ValueError(f"nonlinear_scan: damping applies to the methods "
+                         f"{', '.join(repr(m) for m in DAMPED_METHODS)}; got method {method!r}")
+    return _solve(step, method, max_iters, float(tol), float(damping), params, h0, xs)
 
 
 def sequential_scan(step, params, h0, xs) -> jax.Array:
@@ -145,7 +173,7 @@ def _affine_scan(matrices, offsets, h0, reverse=False):
     return lax.associative_scan(compose, (matrices, offsets), reverse=reverse)[1]
 
 
-def _iterate(step, method, params, states, h0, xs):
+def _iterate(step, method, damping, params, states, h0, xs):
     """One iteration of `method` from the guess `states`; returns the new guess."""
     values = _apply(step, params, states, h0, xs)
     if method == "jacobi":
@@ -154,18 +182,84 @@ def _iterate(step, method, params, states, h0, xs):
     if method == "newton":
         jac = _jacobians(step, params, states, h0, xs)
         offsets = values - jnp.einsum("tij,tj->ti", jac, previous)
+        if damping:
+            return _damped_solve(FULL, jac, offsets, h0, states, damping)
         return _affine_scan(jac, offsets, h0)
     diag = _jacobian_diagonals(step, params, states, h0, xs)
-    h, _ = linear_scan(diag[None], (values - diag * previous)[None], h0[None],
-                       impl="associative")
+    offsets = values - diag * previous
+    if damping:
+        return _damped_solve(DIAGONAL, diag, offsets, h0, states, damping)
+    h, _ = linear_scan(diag[None], offsets[None], h0[None], impl="associative")
     return h[0]
 
 
+class _Algebra(NamedTuple):
+    """The operations of the Kalman-filter scan on D x D matrices or on their diagonals."""
+
+    mul: Callable  # matrix times matrix (or vector, as a (..., D, 1) matrix)
+    transpose: Callable
+    solve: Callable  # solve(M, X) = M^-1 X
+    identity: Callable  # identity(D, dtype)
+    vector: Callable  # (..., D) -> the algebra's vector form
+    unvector: Callable  # and back
+
+
+FULL = _Algebra(
+    mul=jnp.matmul, transpose=lambda m: jnp.swapaxes(m, -1, -2), solve=jnp.linalg.solve,
+    identity=lambda d, dtype: jnp.eye(d, dtype=dtype), vector=lambda v: v[..., None],
+    unvector=lambda v: v[..., 0])
+DIAGONAL = _Algebra(
+    mul=jnp.multiply, transpose=lambda m: m, solve=lambda m, x: x / m,
+    identity=lambda d, dtype: jnp.ones((d,), dtype), vector=lambda v: v, unvector=lambda v: v)
+
+
+def _damped_solve(algebra, matrices, offsets, h0, guess, damping):
+    """The Kalman filter means of H_t = F_t H_{t-1} + u_t + N(0, I), G_t = H_t + N(0, I/λ),
+    H_{-1} = h0 exactly, by the parallel filter of Särkkä & García-Fernández (2021, Lemmas 7-8).
+
+    matrices F (T, D, D) (or their diagonals (T, D)), offsets u (T, D), h0 (D,), guess G
+    (T, D), damping λ > 0 -> means (T, D). With gain κ = λ / (1 + λ), element t is A_t = (1−κ)
+    F_t, b_t = u_t + κ (G_t − u_t), C_t = (1−κ) I, η_t = κ F_tᵀ (G_t − u_t), J_t = κ F_tᵀ F_t;
+    the first step's prior is exact (F_0 h0 + u_0 with covariance I), so F_0 becomes 0 with
+    u_0 + F_0 h0 as its offset. The scan's b is the filtered mean.
+    """
+    steps, width = offsets.shape
+    offsets = offsets.at[0].add(algebra.unvector(algebra.mul(matrices[0], algebra.vector(h0))))
+    matrices = matrices.at[0].set(0.0)
+    gain = damping / (1.0 + damping)
+    innovation = algebra.vector(guess - offsets)
+    eye = algebra.identity(width, offsets.dtype)
+    tr = algebra.transpose
+    elements = (
+        (1.0 - gain) * matrices,
+        algebra.vector(offsets) + gain * innovation,
+        jnp.broadcast_to((1.0 - gain) * eye, matrices.shape),
+        gain * algebra.mul(tr(matrices), innovation),
+        gain * algebra.mul(tr(matrices), matrices),
+    )
+
+    def combine(earlier, later):  # Särkkä & García-Fernández 2021, Lemma 8
+        a_i, b_i, c_i, eta_i, j_i = earlier
+        a_j, b_j, c_j, eta_j, j_j = later
+        forward = eye + algebra.mul(c_i, j_j)  # I + C_i J_j
+        backward = eye + algebra.mul(j_j, c_i)  # I + J_j C_i
+        a = algebra.mul(a_j, algebra.solve(forward, a_i))
+        b = algebra.mul(a_j, algebra.solve(forward, b_i + algebra.mul(c_i, eta_j))) + b_j
+        c = algebra.mul(a_j, algebra.mul(algebra.solve(forward, c_i), tr(a_j))) + c_j
+        eta = algebra.mul(tr(a_i), algebra.solve(backward, eta_j - algebra.mul(j_j, b_i))) + eta_i
+        j = algebra.mul(tr(a_i), algebra.solve(backward, algebra.mul(j_j, a_i))) + j_i
+        return a, b, c, eta, j
+
+    return algebra.unvector(lax.associative_scan(combine, elements)[1])
+
+
 def _residual(step, params, states, h0, xs):
-    return jnp.max(jnp.abs(_apply(step, params, states, h0, xs) - states)).astype(jnp.float32)
+    """max_t |f(θ, H_{t-1}, x_t) − H_t| as float32; NaN when any state is not finite."""
+    gap = jnp.abs(_apply(step, params, states, h0, xs) - states)
+    return jnp.where(jnp.all(jnp.isfinite(gap)), jnp.max(gap), jnp.nan).astype(jnp.float32)
 
 
-def _fixed_point(step, method, max_iters, tol, params, h0, xs):
+def _fixed_point(step, method, max_iters, tol, damping, params, h0, xs):
     steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
     guess = jnp.zeros((steps, h0.shape[0]), h0.dtype)
 
@@ -175,7 +269,7 @@ def _fixed_point(step, method, max_iters, tol, params, h0, xs):
 
     def body(carry):
         states, iteration, _ = carry
-        states = _iterate(step, method, params, states, h0, xs)
+        states = _iterate(step, method, damping, params, states, h0, xs)
         return states, iteration + 1, _residual(step, params, states, h0, xs)
 
     start = (guess, jnp.int32(0), _residual(step, params, guess, h0, xs))
@@ -183,17 +277,17 @@ def _fixed_point(step, method, max_iters, tol, params, h0, xs):
     return states, Diagnostics(iterations, residual)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _solve(step, method, max_iters, tol, params, h0, xs):
-    return _fixed_point(step, method, max_iters, tol, params, h0, xs)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _solve(step, method, max_iters, tol, damping, params, h0, xs):
+    return _fixed_point(step, method, max_iters, tol, damping, params, h0, xs)
 
 
-def _solve_fwd(step, method, max_iters, tol, params, h0, xs):
-    states, diagnostics = _fixed_point(step, method, max_iters, tol, params, h0, xs)
+def _solve_fwd(step, method, max_iters, tol, damping, params, h0, xs):
+    states, diagnostics = _fixed_point(step, method, max_iters, tol, damping, params, h0, xs)
     return (states, diagnostics), (params, h0, xs, states)
 
 
-def _solve_bwd(step, method, max_iters, tol, residuals, cotangents):
+def _solve_bwd(step, method, max_iters, tol, damping, residuals, cotangents):
     """The implicit function theorem at the solution (module docstring)."""
     params, h0, xs, states = residuals
     d_states, _ = cotangents  # the diagnostics carry no gradient

@@ -230,9 +230,9 @@ def test_tbptt_keeps_the_loss_and_truncates_the_gradient_segment_by_segment():
     zero = model.initial_state(params, (3,))
     truncated = engine.make_loss(config, task, model)
     full = engine.make_loss(dataclasses.replace(config, tbptt=0), task, model)
-    (loss_t, (acc_t, final_t)), grad_t = jax.jit(jax.value_and_grad(truncated, has_aux=True))(
+    (loss_t, (acc_t, final_t, _)), grad_t = jax.jit(jax.value_and_grad(truncated, has_aux=True))(
         params, zero, batch)
-    (loss_f, (acc_f, final_f)), grad_f = jax.jit(jax.value_and_grad(full, has_aux=True))(
+    (loss_f, (acc_f, final_f, _)), grad_f = jax.jit(jax.value_and_grad(full, has_aux=True))(
         params, zero, batch)
     np.testing.assert_allclose(loss_t, loss_f, rtol=1e-6)
     assert acc_t == acc_f
@@ -509,3 +509,25 @@ def test_clip_norm_0_is_plain_adamw_and_warmup_0_is_cosine_alone():
         update_b, state_b = reference.update(grads, state_b, params)
         np.testing.assert_array_equal(update_a["w"], update_b["w"])
     assert len(step_lib.optimizer(tiny_config()).init(params)) == 2  # clipping, then AdamW
+
+
+def test_a_cell_solved_in_parallel_over_time_trains_like_the_sequential_one_and_logs_it(
+        tiny_run, tmp_path):
+    """`scan_impl="deer"` computes the LSTM's scan by Newton iterations with implicit-function
+    gradients: the same training up to float32 rounding (BPTT's gradient at the same states),
+    and metrics.jsonl and the progress line report the solves."""
+    sequential, sequential_dir = tiny_run
+    config = tiny_config(cell_hparams={"scan_impl": "deer"})  # tol 1e-6
+    with logs.captured() as lines:
+        record = engine.run(config, str(tmp_path))
+    metrics = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    reference = [json.loads(l) for l in (sequential_dir / "metrics.jsonl").read_text().splitlines()]
+    for line, want in zip(metrics, reference):
+        np.testing.assert_allclose(line["loss"], want["loss"], rtol=1e-4)
+        assert all(1 <= i < 7 for i in line["solver_iterations"])  # T = 7 (6 bits + query)
+        assert all(0 <= r <= 1e-6 for r in line["solver_residual"])
+    assert "solver_iterations" not in reference[0]
+    assert any(" solver " in line and " it, residual " in line for line in lines)
+    for length, entry in record["per_length"].items():
+        np.testing.assert_allclose(entry["accuracy"], sequential["per_length"][length]["accuracy"],
+                                   atol=1 / 8 + 1e-9)  # at most one of 8 test sequences flips

@@ -4,7 +4,8 @@
     python -m seqbench.bench.nonlinear --widths=16 --lengths=256,4096
 
 Times one forward evaluation of h_t = tanh(W h_{t-1} + U x_t + b) (recurrent gain 0.9, batch
-`--batch` by vmap) with `kernels.nonlinear_scan` (each method, tol 1e-6) against `lax.scan`;
+`--batch` by vmap) with `kernels.nonlinear_scan` (each method, tol 1e-6; and with `--damping`
+> 0, the damped "elk" and "quasi_elk" at that λ, at most 4T iterations) against `lax.scan`;
 median of `--repeats` calls after a warm-up (`kernels.timing.median_ms`), the iterations taken
 beside it. Full Newton holds T·D² Jacobian entries per sequence; a size over `--max_jacobian`
 floats is skipped and marked so. Only ratios within one run compare.
@@ -37,22 +38,32 @@ def problem(width: int, steps: int, batch: int, seed: int = 0):
     return p, h0, xs
 
 
-def measure(width: int, steps: int, batch: int, repeats: int, max_jacobian: int) -> list[str]:
-    """Markdown rows: the sequential scan, then each method (ms, ratio, iterations)."""
+def variants(damping: float) -> list[tuple[str, str, float]]:
+    """(row name, method, damping) of every solve measured."""
+    rows = [(method, method, 0.0) for method in METHODS]
+    if damping:
+        rows += [("elk", "newton", damping), ("quasi_elk", "quasi_newton", damping)]
+    return rows
+
+
+def measure(width: int, steps: int, batch: int, repeats: int, max_jacobian: int,
+            damping: float = 0.0) -> list[str]:
+    """Markdown rows: the sequential scan, then each variant (ms, ratio, iterations)."""
     p, h0, xs = problem(width, steps, batch)
     sequential = jax.jit(jax.vmap(lambda h0, xs: sequential_scan(elman, p, h0, xs)))
     base = median_ms(sequential, h0, xs, repeats=repeats)
     rows = [f"| {width} | {steps:,} | sequential | {base:,.1f} | 1.00 | |"]
-    for method in METHODS:
+    for name, method, damped in variants(damping):
         if method == "newton" and steps * width * width > max_jacobian:
-            rows.append(f"| {width} | {steps:,} | {method} | skipped (T·D² > "
+            rows.append(f"| {width} | {steps:,} | {name} | skipped (T·D² > "
                         f"{max_jacobian:,}) | | |")
             continue
-        solve = jax.jit(jax.vmap(lambda h0, xs, m=method: nonlinear_scan(
-            elman, p, h0, xs, method=m, tol=1e-6)))
+        solve = jax.jit(jax.vmap(lambda h0, xs, m=method, d=damped: nonlinear_scan(
+            elman, p, h0, xs, method=m, tol=1e-6, damping=d,
+            max_iters=4 * steps if d else None)))
         ms = median_ms(solve, h0, xs, repeats=repeats)
         iterations = int(jnp.max(solve(h0, xs)[1].iterations))
-        rows.append(f"| {width} | {steps:,} | {method} | {ms:,.1f} | {ms / base:.2f} | "
+        rows.append(f"| {width} | {steps:,} | {name} | {ms:,.1f} | {ms / base:.2f} | "
                     f"{iterations} |")
     return rows
 
@@ -64,6 +75,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 3, "Timed calls (median).", lower_bound=1)
     flags.DEFINE_integer("max_jacobian", 2**24, "Largest T·D² full Newton is run at.",
                          lower_bound=1)
+    flags.DEFINE_float("damping", 1.0, "λ of the damped rows (ELK, quasi-ELK); 0: none.",
+                       lower_bound=0.0)
 
 
 def main(argv):
@@ -79,7 +92,8 @@ def main(argv):
     print("| D | T | method | ms | ÷ sequential | iterations |\n|--:|--:|:--|--:|--:|--:|")
     for width in widths:
         for steps in lengths:
-            for row in measure(width, steps, FLAGS.batch, FLAGS.repeats, FLAGS.max_jacobian):
+            for row in measure(width, steps, FLAGS.batch, FLAGS.repeats, FLAGS.max_jacobian,
+                               FLAGS.damping):
                 print(row, flush=True)
 
 

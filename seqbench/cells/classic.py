@@ -6,10 +6,12 @@ Every cell here is written as two pure functions:
     recur(params, state, u_t) -> (state, y_t)   the part that needs the previous state
 
 `step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs:
-the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
+the projection stays inside the loop. Every cell here also takes the solver hyperparameters
+`scan_impl` ("sequential", the default; "jacobi", "deer", "quasi_deer"), `damping`, `tol` and
+`max_iters`, which compute the same scan in parallel over time (`cells.parallel_in_time`). Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
 before the scan, as cuDNN does) made the LSTM's forward and backward pass 1.5x slower on
 XLA:CPU: the projected (T, B, G·D) array round-trips through memory (BUILD_NOTES, "Cells and
-models"). None of these cells has a parallel form in general (the one exception, `bilinear`
+models"). None of these cells has an exact closed parallel form in general (the one exception, `bilinear`
 with block_size=1 and normalize=False, is a diagonal linear recurrence; it too runs
 sequentially here).
 
@@ -28,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from seqbench.cells import base
+from seqbench.cells import base, parallel_in_time
 
 
 def _uniform_all(key, shapes: dict, fan_in: int) -> dict:
@@ -45,8 +47,10 @@ def _zeros_state(state_type, batch_shape, d_hidden: int):
     return state_type(*([zeros] * len(state_type._fields)))
 
 
-def _build(*, name, d_hidden, hparams, init, state_type, project, recur, input_dim):
-    """A `Cell` whose step is `recur(project(x_t))` and whose scan is `lax.scan` of that step."""
+def _build(*, name, d_hidden, hparams, solver, init, state_type, project, recur, input_dim):
+    """A `Cell` whose step is `recur(project(x_t))` and whose scan is `lax.scan` of that step,
+    or the parallel-in-time solve `solver` names (`parallel_in_time.solver_scan`)."""
+    parallel_in_time.check_hparams(name, **solver)
 
     def initial_state(params, batch_shape):
         return _zeros_state(state_type, tuple(batch_shape), d_hidden)
@@ -59,9 +63,11 @@ def _build(*, name, d_hidden, hparams, init, state_type, project, recur, input_d
         state, ys = lax.scan(lambda carry, x_t: step(params, carry, x_t), state, xs)
         return state, jnp.moveaxis(ys, 0, -2)
 
+    if solver["scan_impl"] != "sequential":
+        scan = parallel_in_time.solver_scan(state_type, project, recur, **solver)
     return base.make_cell(
         name=name, family="classic", d_out=d_hidden, init=init, initial_state=initial_state,
-        step=step, scan=scan, input_dim=input_dim, hparams=hparams,
+        step=step, scan=scan, input_dim=input_dim, hparams={**hparams, **solver},
     )
 
 
@@ -84,7 +90,10 @@ class ElmanState(NamedTuple):
     h: jax.Array  # shape=(*B, D), dtype=float32
 
 
-def make_elman(*, d_hidden: int = 64) -> base.Cell:
+def make_elman(
+    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
     """Elman RNN (Elman 1990, "Finding structure in time").
 
         h_t = tanh(W_x x_t + W_h h_{t-1} + b),      y_t = h_t
@@ -104,6 +113,7 @@ def make_elman(*, d_hidden: int = 64) -> base.Cell:
 
     return _build(
         name="elman", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=ElmanState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
     )
@@ -118,7 +128,10 @@ class LSTMState(NamedTuple):
     h: jax.Array  # shape=(*B, D), dtype=float32: the output
 
 
-def make_lstm(*, d_hidden: int = 64) -> base.Cell:
+def make_lstm(
+    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
     """LSTM with a forget gate (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
 
         [i, f, g, o] = W_x x_t + W_h h_{t-1} + b        (four blocks of D, in this order)
@@ -146,6 +159,7 @@ def make_lstm(*, d_hidden: int = 64) -> base.Cell:
 
     return _build(
         name="lstm", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=LSTMState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
     )
@@ -159,7 +173,10 @@ class GRUState(NamedTuple):
     h: jax.Array  # shape=(*B, D), dtype=float32
 
 
-def make_gru(*, d_hidden: int = 64) -> base.Cell:
+def make_gru(
+    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
     """GRU (Cho et al. 2014), in the "reset after" form of cuDNN, PyTorch and Keras 2.
 
         [r̂, ẑ, n̂] = W_x x_t + b                          (three blocks of D, in this order)
@@ -193,6 +210,7 @@ def make_gru(*, d_hidden: int = 64) -> base.Cell:
 
     return _build(
         name="gru", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=GRUState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
     )
@@ -207,7 +225,10 @@ class LEMState(NamedTuple):
     z: jax.Array  # shape=(*B, D), dtype=float32: the slow state
 
 
-def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
+def make_lem(
+    *, d_hidden: int = 64, dt: float = 1.0, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
     """Long Expressive Memory (Rusch, Mishra, Erichson & Mahoney, ICLR 2022).
 
         Δt_n = dt · σ(W_1 y_{n-1} + V_1 u_n + b_1)          (multiscale step of z)
@@ -243,6 +264,7 @@ def make_lem(*, d_hidden: int = 64, dt: float = 1.0) -> base.Cell:
 
     return _build(
         name="lem", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden, dt=dt), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=LEMState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
     )
@@ -265,6 +287,8 @@ def make_bilinear(
     rank: int | None = None,
     block_size: int | None = None,
     normalize: bool = True,
+    scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
 ) -> base.Cell:
     """Bilinear RNN (Ebrahimi & Memisevic 2025, "Revisiting Bi-Linear State Transitions in
     Recurrent Neural Networks", arXiv:2505.21749).
@@ -350,6 +374,7 @@ def make_bilinear(
     return _build(
         name=name, d_hidden=d_hidden,
         hparams=dict(d_hidden=d_hidden, rank=rank, block_size=block_size, normalize=normalize),
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         init=init, state_type=BilinearState, project=project, recur=recur,
         input_dim=lambda p: p["w_in"].shape[0],
     )

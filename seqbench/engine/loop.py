@@ -184,12 +184,17 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
 
 
 def _metrics_line(step, metrics, alive, tokens, seconds) -> dict[str, Any]:
-    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite)."""
+    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite),
+    and for cells solved in parallel over time the per-seed solver iterations and residual."""
     per_seed = lambda xs: [float(x) if np.isfinite(x) else None for x in xs]
-    return {"step": step, "loss": per_seed(metrics["loss"]),
+    line = {"step": step, "loss": per_seed(metrics["loss"]),
             "accuracy": per_seed(metrics["accuracy"]), "grad_norm": per_seed(metrics["grad_norm"]),
             "alive": [bool(a) for a in alive], "tokens_per_s": tokens / seconds,
             "train_s": seconds}
+    if "solver_iterations" in metrics:
+        line["solver_iterations"] = [int(x) for x in metrics["solver_iterations"]]
+        line["solver_residual"] = per_seed(metrics["solver_residual"])
+    return line
 
 
 def _progress(line, steps, eta) -> str:
@@ -197,8 +202,13 @@ def _progress(line, steps, eta) -> str:
     mean = lambda xs: np.mean([xs[i] for i in live]) if live else float("nan")
     dead = f"  diverged seeds {[i for i, a in enumerate(line['alive']) if not a]}" if len(
         live) < len(line["alive"]) else ""
+    solver = ""
+    if "solver_iterations" in line:  # the worst seed's solve
+        residuals = [r for r in line["solver_residual"] if r is not None]
+        worst = max(residuals) if len(residuals) == len(line["solver_residual"]) else float("nan")
+        solver = f"  solver {max(line['solver_iterations'])} it, residual {worst:.1e}"
     return (f"step {line['step']:>6}/{steps}  loss {mean(line['loss']):.4f}  "
-            f"acc {mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s  "
+            f"acc {mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s{solver}  "
             f"ETA {eta:.0f}s{dead}")
 
 

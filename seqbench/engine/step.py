@@ -24,6 +24,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from seqbench import evaluate, interventions
+from seqbench.cells import parallel_in_time
 from seqbench.engine import curricula
 from seqbench.engine.config import Config
 
@@ -100,7 +101,9 @@ def cast_floats(tree, dtype):
 
 
 def make_loss(config: Config, task, model):
-    """loss(params, state, batch) -> (loss, (accuracy, final_state)), masked means over the batch.
+    """loss(params, state, batch) -> (loss, (accuracy, final_state, solver)), masked means over
+    the batch; `solver` is {} or, for cells solved in parallel over time, the worst iteration
+    count and residual of the forward pass (`cells.parallel_in_time.summarize`).
 
     With `config.tbptt = K` the sequence is processed in K-step segments and the gradient is
     stopped at the state between them (the padded tail is masked out); the loss is the same.
@@ -113,7 +116,10 @@ def make_loss(config: Config, task, model):
         if config.precision == "bfloat16":
             params = cast_floats(params, jnp.bfloat16)
         if not config.tbptt:
-            return evaluate.loss_and_accuracy(model, vocab, params, batch, state)
+            with parallel_in_time.collecting() as found:
+                loss, (accuracy, final) = evaluate.loss_and_accuracy(model, vocab, params, batch,
+                                                                     state)
+            return loss, (accuracy, final, parallel_in_time.summarize(found))
         steps = batch.inputs.shape[1]
         padded = -(-steps // config.tbptt) * config.tbptt
 
@@ -125,16 +131,19 @@ def make_loss(config: Config, task, model):
         def body(carry, segment):
             state, total_loss, total_hits = carry
             state = jax.tree_util.tree_map(jax.lax.stop_gradient, state)
-            state, outputs = model.apply(params, state, segment.inputs)
+            with parallel_in_time.collecting() as found:
+                state, outputs = model.apply(params, state, segment.inputs)
             nll, hits = evaluate.masked_loss_and_hits(outputs, segment.targets, segment.mask,
                                                       vocab)
             mask = segment.mask.astype(jnp.float32)
-            return (state, total_loss + jnp.sum(nll * mask), total_hits + jnp.sum(hits)), None
+            return ((state, total_loss + jnp.sum(nll * mask), total_hits + jnp.sum(hits)),
+                    parallel_in_time.summarize(found))
 
-        (final, total_loss, total_hits), _ = jax.lax.scan(
+        (final, total_loss, total_hits), solver = jax.lax.scan(
             body, (state, 0.0, 0), jax.tree_util.tree_map(segments, batch))
         count = jnp.maximum(jnp.sum(batch.mask), 1).astype(jnp.float32)
-        return total_loss / count, (total_hits / count, final)
+        worst = jax.tree_util.tree_map(jnp.max, solver)  # over the segments
+        return total_loss / count, (total_hits / count, final, worst)
 
     return loss
 
@@ -206,7 +215,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
             batch = jax.lax.with_sharding_constraint(batch, rows)
         zero = model.initial_state(params, (config.batch_size,))
         start = intervention.initial_state(state_key, zero, carry, config.initial_state_std)
-        (loss, (accuracy, final)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, (accuracy, final, solver)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, start, batch)
         member_tx = optimizer(config, rate) if grid else tx  # a grid member's own peak rate
         updates, new_opt_state = member_tx.update(grads, opt_state, params)
@@ -218,7 +227,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
         opt_state = keep_if_ok(new_opt_state, opt_state)
         carry = keep_if_ok(intervention.update_carry(carry, final), carry)
         diverged_at = jnp.where(alive & ~ok, step + 1, diverged_at)
-        metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm}
+        metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": grad_norm, **solver}
         return params, opt_state, carry, ok, diverged_at, metrics
 
     def train_step(state: TrainState, seed_keys: jax.Array, batch_length: jax.Array):

@@ -3,7 +3,8 @@
 Each reference is written from the paper's equations (see the factory docstrings for the
 parameter layout) and run step by step on fresh random inputs, parameters and a random
 nonzero initial state. Tolerance: max |scan - ref| / max(1, max |ref|) <= 1e-5 (fp32 compute
-over a handful of steps of O(1) values rounds at ~1e-7 per op).
+over a handful of steps of O(1) values rounds at ~1e-7 per op); the same for the parallel-in-time
+`scan_impl`s solved to tol = 1e-7, and 1e-4 for their gradients against the sequential scan's.
 """
 
 import math
@@ -123,13 +124,13 @@ REFERENCES = {
 def run_reference(name, hp, params, state, xs):
     """xs (B, T, d_in), state fields (B, H) -> (final state fields, ys (B, T, H))."""
     ref = REFERENCES[name]
-    params = f64(params)
+    params, xs = f64(params), np.asarray(xs, np.float64)
     finals, outputs = [], []
     for row in range(xs.shape[0]):
         s = tuple(np.asarray(f, np.float64)[row] for f in state)
         ys = []
         for t in range(xs.shape[1]):
-            s, y = ref(params, hp, s, np.asarray(xs[row, t], np.float64))
+            s, y = ref(params, hp, s, xs[row, t])
             ys.append(y)
         finals.append(s)
         outputs.append(np.stack(ys))
@@ -144,22 +145,80 @@ def rel_err(x, ref):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,hp", CONFIGS, ids=IDS)
-def test_scan_matches_float64_reference(name, hp):
-    seed = zlib.crc32(repr((name, sorted(hp.items()))).encode())
+def random_setup(name, hp, steps=T):
+    """A cell, fresh random params, inputs (2, steps, d_in) and a random nonzero state."""
+    seed = zlib.crc32(repr((name, sorted(hp.items()), steps)).encode())
     k_param, k_x, k_state = jax.random.split(jax.random.PRNGKey(seed), 3)
     cell = seqbench.cells.get(name, d_hidden=D_HIDDEN, **hp)
     params = cell.init(k_param, D_IN)
-    xs = jax.random.normal(k_x, (2, T, D_IN))
+    xs = jax.random.normal(k_x, (2, steps, D_IN))
     zeros = cell.initial_state(params, (2,))
     state_keys = jax.random.split(k_state, len(zeros))
     state = type(zeros)(*(0.5 * jax.random.normal(k, z.shape) for k, z in zip(state_keys, zeros)))
+    return cell, params, state, xs
 
+
+def assert_matches_reference(name, hp, cell, params, state, xs):
     final, ys = jax.jit(cell.scan)(params, state, xs)
     ref_final, ref_ys = run_reference(name, hp, params, state, xs)
     assert rel_err(ys, ref_ys) <= TOL
     for got, want in zip(final, ref_final):
         assert rel_err(got, want) <= TOL
+
+
+@pytest.mark.parametrize("name,hp", CONFIGS, ids=IDS)
+def test_scan_matches_float64_reference(name, hp):
+    assert_matches_reference(name, hp, *random_setup(name, hp))
+
+
+PARALLEL = ["jacobi", "deer", "quasi_deer"]
+
+
+@pytest.mark.parametrize("scan_impl", PARALLEL)
+@pytest.mark.parametrize("steps", [1, 33])
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "lem", "bilinear"])
+def test_parallel_in_time_scan_matches_float64_reference(name, steps, scan_impl):
+    hp = {"scan_impl": scan_impl, "tol": 1e-7}
+    assert_matches_reference(name, hp, *random_setup(name, hp, steps))
+
+
+@pytest.mark.parametrize("name,hp", [("lstm", {"scan_impl": "quasi_deer"}),
+                                     ("gru", {"scan_impl": "deer"})])
+def test_parallel_in_time_scan_on_4096_steps(name, hp):
+    hp = {**hp, "tol": 1e-7}
+    assert_matches_reference(name, hp, *random_setup(name, hp, 4096))
+
+
+@pytest.mark.parametrize("scan_impl", PARALLEL)
+def test_parallel_in_time_gradients_equal_the_sequential_scans(scan_impl):
+    """Implicit-function gradients (params, initial state, inputs) against BPTT."""
+    cell, params, state, xs = random_setup("lstm", {"scan_impl": scan_impl, "tol": 1e-7}, 50)
+    sequential = seqbench.cells.get("lstm", d_hidden=D_HIDDEN)
+    weights = jax.random.normal(jax.random.PRNGKey(5), (2, 50, D_HIDDEN))
+
+    def loss(scan, params, state, xs):
+        final, ys = scan(params, state, xs)
+        return jnp.sum(jnp.sin(ys) * weights) + jnp.sum(final.c ** 2)
+
+    grad = lambda c: jax.jit(jax.grad(lambda *a: loss(c.scan, *a), argnums=(0, 1, 2)))(
+        params, state, xs)
+    for got, want in zip(jax.tree_util.tree_leaves(grad(cell)),
+                         jax.tree_util.tree_leaves(grad(sequential))):
+        assert rel_err(got, np.asarray(want, np.float64)) <= 1e-4
+
+
+def test_parallel_in_time_reports_its_solve():
+    """Inside `collecting`, each parallel scan leaves its worst iteration count and residual."""
+    from seqbench.cells import parallel_in_time
+
+    cell, params, state, xs = random_setup("gru", {"scan_impl": "deer", "tol": 1e-6}, 20)
+    with parallel_in_time.collecting() as found:
+        solve = jax.jit(lambda *a: (cell.scan(*a), parallel_in_time.summarize(found)))
+        _, summary = solve(params, state, xs)
+    assert 1 <= int(summary["solver_iterations"]) <= 20
+    assert 0 <= float(summary["solver_residual"]) <= 1e-6
+    cell.scan(params, state, xs)  # outside the block nothing is collected
+    assert len(found) == 1 and parallel_in_time.summarize([]) == {}
 
 
 def expected_param_count(name, hp, d_in, h):
@@ -245,6 +304,10 @@ def test_bilinear_normalize_gives_unit_rms_and_handles_zero():
         ("bilinear", {"block_size": 3}, "block_size must divide d_hidden=64"),
         ("bilinear", {"rank": 2, "block_size": 2}, "at most one of rank and block_size"),
         ("bilinear", {"normalize": "yes"}, "normalize must be True or False"),
+        ("lstm", {"scan_impl": "newton"}, r"scan_impl must be one of \('sequential', 'jacobi'"),
+        ("gru", {"scan_impl": "jacobi", "damping": 1.0}, "damping applies to scan_impl"),
+        ("elman", {"scan_impl": "deer", "tol": -1}, "tol must be a number >= 0"),
+        ("lem", {"scan_impl": "deer", "max_iters": 0}, "max_iters must be a positive int"),
     ],
 )
 def test_bad_hparams_raise(name, kwargs, match):

@@ -2,7 +2,9 @@
 
 Tolerances (float32 solves; max |x - ref| / max(1, max |ref|)): 2e-5 for the states at
 tol = 1e-7, 1e-4 for gradients (the implicit-function gradient and BPTT through the
-sequential scan round differently).
+sequential scan round differently); 1e-5 for one damped step against a float64 Kalman filter;
+1e-4 for a damped solve stopped at tol = 2e-6 (damping converges geometrically, so it stops
+short of a float32 fixed point).
 """
 
 import functools
@@ -12,7 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqbench.kernels.nonlinear_scan import METHODS, nonlinear_scan, sequential_scan
+from seqbench.kernels.nonlinear_scan import (
+    DAMPED_METHODS,
+    DIAGONAL,
+    FULL,
+    METHODS,
+    _damped_solve,
+    nonlinear_scan,
+    sequential_scan,
+)
 
 D, X = 6, 3  # state and input widths
 
@@ -63,9 +73,10 @@ def error(x, ref):
 
 
 @functools.cache
-def solver(cell, method, tol):
+def solver(cell, method, tol, damping=0.0, max_iters=None):
     return jax.jit(lambda p, h0, xs: nonlinear_scan(CELLS[cell], p, h0, xs, method=method,
-                                                    tol=tol))
+                                                    tol=tol, damping=damping,
+                                                    max_iters=max_iters))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -112,6 +123,72 @@ def test_implicit_gradients_equal_bptt(cell, method):
         assert error(got, want) < 1e-4
 
 
+def kalman_filter_reference(matrices, offsets, h0, guess, damping):
+    """The filter means of H_t = F_t H_{t-1} + u_t + N(0, I), G_t = H_t + N(0, I/λ), H_{-1} = h0
+    exactly, step by step in float64 (predict, then update with gain K = P (P + I/λ)^-1)."""
+    mean, cov, out = np.asarray(h0, np.float64), np.zeros((D, D)), []
+    for f, u, g in zip(*(np.asarray(a, np.float64) for a in (matrices, offsets, guess))):
+        mean, cov = f @ mean + u, f @ cov @ f.T + np.eye(D)
+        gain = cov @ np.linalg.inv(cov + np.eye(D) / damping)
+        mean, cov = mean + gain @ (g - mean), cov - gain @ cov
+        out.append(mean)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("damping", [0.05, 1.0, 20.0])
+@pytest.mark.parametrize("algebra", ["full", "diagonal"])
+def test_a_damped_step_is_the_kalman_filter_mean(algebra, damping):
+    """ELK's step (full Jacobians) and quasi-ELK's (diagonal ones) against the sequential
+    filter, on random F (scale ~0.7 per step), u, h0 and previous guess G."""
+    rng = np.random.default_rng(int(damping * 100))
+    steps = 37
+    normal = lambda *shape: rng.normal(size=shape)
+    if algebra == "full":
+        matrices = 0.7 * normal(steps, D, D) / np.sqrt(D)
+        dense, ops = matrices, FULL
+    else:
+        matrices = 0.9 * normal(steps, D)
+        dense, ops = np.stack([np.diag(f) for f in matrices]), DIAGONAL
+    offsets, h0, guess = normal(steps, D), normal(D), normal(steps, D)
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    got = jax.jit(_damped_solve, static_argnums=(0, 5))(ops, f32(matrices), f32(offsets),
+                                                         f32(h0), f32(guess), damping)
+    assert error(got, kalman_filter_reference(dense, offsets, h0, guess, damping)) < 1e-5
+
+
+def bistable_problem(steps):
+    """W ≈ 3 I: at the zero guess every Jacobian is ≈ 3 I, so an undamped Newton step multiplies
+    ~3^T and overflows float32 for T >= 81; the solution saturates (|h| ≈ 1, Jacobians ≈ 0.03)."""
+    p, h0, xs = random_problem("elman", steps, seed=2)
+    noise = np.random.default_rng(0).normal(size=(D, D))
+    return {**p, "W": jnp.asarray(3 * np.eye(D) + 0.1 * noise, jnp.float32)}, h0, xs
+
+
+@pytest.mark.parametrize("method", DAMPED_METHODS)
+def test_damping_recovers_where_undamped_newton_diverges(method):
+    """Gonzalez et al. 2024's case for ELK: undamped (quasi-)Newton's first step is not finite
+    (the residual reports NaN), the damped solve stays finite and reaches the sequential
+    states (here within 4T iterations at λ = 1)."""
+    p, h0, xs = bistable_problem(100)
+    states, info = solver("elman", method, 0.0)(p, h0, xs)
+    assert not np.all(np.isfinite(states)) and np.isnan(float(info.residual))
+    states, info = solver("elman", method, 2e-6, damping=1.0, max_iters=400)(p, h0, xs)
+    assert error(states, numpy_reference("elman", p, h0, xs)) < 1e-4
+    assert float(info.residual) <= 2e-6 and int(info.iterations) < 400
+
+
+def test_damped_gradients_equal_bptt():
+    """The implicit-function gradient does not depend on how the states were found."""
+    p, h0, xs = random_problem("gru", 40, seed=9)
+    loss = lambda states: jnp.sum(jnp.cos(states))
+    ours = jax.grad(lambda p: loss(nonlinear_scan(gru, p, h0, xs, method="quasi_newton",
+                                                  damping=0.5, tol=1e-7)[0]))
+    bptt = jax.grad(lambda p: loss(sequential_scan(gru, p, h0, xs)))
+    for got, want in zip(jax.tree_util.tree_leaves(jax.jit(ours)(p)),
+                         jax.tree_util.tree_leaves(jax.jit(bptt)(p))):
+        assert error(got, want) < 1e-4
+
+
 def test_bad_arguments_are_one_line_errors():
     p, h0, xs = random_problem("elman", 5, seed=0)
     with pytest.raises(ValueError, match="unknown method 'deer'; valid: 'jacobi', 'newton'"):
@@ -120,3 +197,8 @@ def test_bad_arguments_are_one_line_errors():
         nonlinear_scan(elman, p, h0[None], xs)
     with pytest.raises(ValueError, match="max_iters must be a positive int; got 0"):
         nonlinear_scan(elman, p, h0, xs, max_iters=0)
+    with pytest.raises(ValueError, match="damping must be a number >= 0; got -1"):
+        nonlinear_scan(elman, p, h0, xs, damping=-1)
+    with pytest.raises(ValueError, match="damping applies to the methods 'newton', "
+                                         "'quasi_newton'; got method 'jacobi'"):
+        nonlinear_scan(elman, p, h0, xs, method="jacobi", damping=1.0)
