@@ -204,8 +204,42 @@ class _Algebra(NamedTuple):
     unvector: Callable  # and back
 
 
+def gauss_jordan_solve(matrices: jax.Array, rhs: jax.Array) -> jax.Array:
+    """M^-1 X by Gauss-Jordan elimination with partial pivoting, in jnp ops only.
+
+    Args:
+      matrices: (..., D, D), nonsingular.
+      rhs: (..., D, R).
+
+    Returns:
+      (..., D, R), as `jnp.linalg.solve`. Why not that: on XLA:CPU (jaxlib 0.10.2) its LAPACK
+      call inside a vmapped `while_loop` deadlocked the runtime in 4 of 5 runs of a batched
+      ELK solve (every worker thread parked, the executable waiting on a value never set;
+      `--xla_cpu_multi_thread_eigen=false` did not help); this loop of D row operations never
+      did (BUILD_NOTES, "Parallel-in-time nonlinear RNNs").
+    """
+    width = matrices.shape[-1]
+    augmented = jnp.concatenate([matrices, rhs], axis=-1)
+    rows = jnp.arange(width)
+
+    def eliminate(k, augmented):
+        column = jnp.where(rows >= k, jnp.abs(augmented[..., :, k]), -1.0)
+        pivot = jnp.argmax(column, axis=-1)  # (...,): the largest entry at or below row k
+        take = lambda i: jnp.take_along_axis(augmented, i[..., None, None], axis=-2)[..., 0, :]
+        pivot_row, row_k = take(pivot), take(jnp.full_like(pivot, k))
+        swapped = jnp.where((rows == pivot[..., None])[..., None], row_k[..., None, :],
+                            augmented)  # row k moves to the pivot's place ...
+        pivot_row = pivot_row / pivot_row[..., k][..., None]
+        factors = jnp.where(rows == k, 0.0, swapped[..., :, k])
+        eliminated = swapped - factors[..., :, None] * pivot_row[..., None, :]
+        return jnp.where((rows == k)[..., None], pivot_row[..., None, :], eliminated)  # ... and
+        # the normalised pivot row takes row k's
+
+    return lax.fori_loop(0, width, eliminate, augmented)[..., width:]
+
+
 FULL = _Algebra(
-    mul=jnp.matmul, transpose=lambda m: jnp.swapaxes(m, -1, -2), solve=jnp.linalg.solve,
+    mul=jnp.matmul, transpose=lambda m: jnp.swapaxes(m, -1, -2), solve=gauss_jordan_solve,
     identity=lambda d, dtype: jnp.eye(d, dtype=dtype), vector=lambda v: v[..., None],
     unvector=lambda v: v[..., 0])
 DIAGONAL = _Algebra(

@@ -3,7 +3,7 @@
 Tolerances (float32 solves; max |x - ref| / max(1, max |ref|)): 2e-5 for the states at
 tol = 1e-7, 1e-4 for gradients (the implicit-function gradient and BPTT through the
 sequential scan round differently); 1e-5 for one damped step against a float64 Kalman filter;
-1e-4 for a damped solve stopped at tol = 2e-6 (damping converges geometrically, so it stops
+1e-4 for a damped solve stopped at tol = 5e-6 (damping converges geometrically, so it stops
 short of a float32 fixed point).
 """
 
@@ -20,6 +20,7 @@ from seqbench.kernels.nonlinear_scan import (
     FULL,
     METHODS,
     _damped_solve,
+    gauss_jordan_solve,
     nonlinear_scan,
     sequential_scan,
 )
@@ -156,6 +157,33 @@ def test_a_damped_step_is_the_kalman_filter_mean(algebra, damping):
     assert error(got, kalman_filter_reference(dense, offsets, h0, guess, damping)) < 1e-5
 
 
+@pytest.mark.parametrize("width", [1, 2, 7, 16])
+def test_gauss_jordan_solve_equals_lapack_in_float64(width):
+    """The filter's solves, (I + C J)^-1 X with C SPD and J PSD (well conditioned: eigenvalues
+    >= 1), plus a zero leading entry that only pivoting gets past."""
+    rng = np.random.default_rng(width)
+    root_c, root_j = rng.normal(size=(2, 3, 5, width, width)) / np.sqrt(width)
+    c = root_c @ np.swapaxes(root_c, -1, -2) + 0.1 * np.eye(width)
+    j = root_j @ np.swapaxes(root_j, -1, -2)
+    matrices, rhs = np.eye(width) + c @ j, rng.normal(size=(3, 5, width, 4))
+    if width > 1:
+        matrices[0, 0] = np.roll(np.eye(width), 1, axis=0) + 0.1 * matrices[0, 0]
+        matrices[0, 0, 0, 0] = 0.0
+    got = jax.jit(gauss_jordan_solve)(jnp.asarray(matrices, jnp.float32),
+                                      jnp.asarray(rhs, jnp.float32))
+    assert error(got, np.linalg.solve(matrices, rhs)) < 1e-5
+
+
+def test_the_damped_solve_calls_no_lapack():
+    """jnp.linalg.solve's LAPACK call deadlocked XLA:CPU inside the vmapped iteration loop
+    (`gauss_jordan_solve`'s docstring); the compiled ELK solve must not contain one."""
+    p, h0, xs = random_problem("elman", 16, seed=0)
+    batched = jax.vmap(lambda h0, xs: nonlinear_scan(elman, p, h0, xs, method="newton",
+                                                     damping=1.0, max_iters=3))
+    hlo = jax.jit(batched).lower(jnp.stack([h0] * 2), jnp.stack([xs] * 2)).as_text()
+    assert "lapack" not in hlo.lower() and "custom_call" not in hlo
+
+
 def bistable_problem(steps):
     """W ≈ 3 I: at the zero guess every Jacobian is ≈ 3 I, so an undamped Newton step multiplies
     ~3^T and overflows float32 for T >= 81; the solution saturates (|h| ≈ 1, Jacobians ≈ 0.03)."""
@@ -172,9 +200,9 @@ def test_damping_recovers_where_undamped_newton_diverges(method):
     p, h0, xs = bistable_problem(100)
     states, info = solver("elman", method, 0.0)(p, h0, xs)
     assert not np.all(np.isfinite(states)) and np.isnan(float(info.residual))
-    states, info = solver("elman", method, 2e-6, damping=1.0, max_iters=400)(p, h0, xs)
+    states, info = solver("elman", method, 5e-6, damping=1.0, max_iters=400)(p, h0, xs)
     assert error(states, numpy_reference("elman", p, h0, xs)) < 1e-4
-    assert float(info.residual) <= 2e-6 and int(info.iterations) < 400
+    assert float(info.residual) <= 5e-6 and int(info.iterations) < 400
 
 
 def test_damped_gradients_equal_bptt():
