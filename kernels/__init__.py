@@ -13,5 +13,5 @@ from .matrix_recurrence import MATRIX_IMPLS, matrix_scan
 from .nonlinear_scan import METHODS as NONLINEAR_METHODS
 from .nonlinear_scan import Diagnostics, nonlinear_scan
 
-__all__ = ["AUTO_IMPL", "Diagnostics", "IMPLS", "MATRIX_IMPLS", "NONLINEAR_METHODS", "linear_scan", "matrix_scan",
-           "nonlinear_scan"]
+__all__ = ["AUTO_IMPL", "Diagnostics", "IMPLS", "MATRIX_IMPLS", "NONLINEAR_METHODS", "linear_scan",
+           "matrix_scan", "nonlinear_scan"]

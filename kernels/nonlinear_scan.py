@@ -257,7 +257,7 @@ def _damped_solve(algebra, matrices, offsets, h0, guess, damping):
     the first step's prior is exact (F_0 h0 + u_0 with covariance I), so F_0 becomes 0 with
     u_0 + F_0 h0 as its offset. The scan's b is the filtered mean.
     """
-    steps, width = offsets.shape
+    width = offsets.shape[-1]
     offsets = offsets.at[0].add(algebra.unvector(algebra.mul(matrices[0], algebra.vector(h0))))
     matrices = matrices.at[0].set(0.0)
     gain = damping / (1.0 + damping)

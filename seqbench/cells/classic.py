@@ -6,14 +6,14 @@ Every cell here is written as two pure functions:
     recur(params, state, u_t) -> (state, y_t)   the part that needs the previous state
 
 `step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs:
-the projection stays inside the loop. Every cell here also takes the solver hyperparameters
-`scan_impl` ("sequential", the default; "jacobi", "deer", "quasi_deer"), `damping`, `tol` and
-`max_iters`, which compute the same scan in parallel over time (`cells.parallel_in_time`). Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
+the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
 before the scan, as cuDNN does) made the LSTM's forward and backward pass 1.5x slower on
 XLA:CPU: the projected (T, B, G·D) array round-trips through memory (BUILD_NOTES, "Cells and
-models"). None of these cells has an exact closed parallel form in general (the one exception, `bilinear`
-with block_size=1 and normalize=False, is a diagonal linear recurrence; it too runs
-sequentially here).
+models"). None of these cells has a closed parallel form in general (the one exception,
+`bilinear` with block_size=1 and normalize=False, is a diagonal linear recurrence; it too runs
+sequentially here), but every one takes the solver hyperparameters `scan_impl` ("sequential",
+the default; "jacobi", "deer", "quasi_deer"), `damping`, `tol` and `max_iters`, which compute
+the same scan by iterations that are parallel over time (`cells.parallel_in_time`).
 
 Initialisation: PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` default, every weight and bias
 U(-1/sqrt(d_hidden), 1/sqrt(d_hidden)) (`base.uniform_init` with fan_in = d_hidden), except
