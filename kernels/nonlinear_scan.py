@@ -173,9 +173,9 @@ def _affine_scan(matrices, offsets, h0, reverse=False):
     return lax.associative_scan(compose, (matrices, offsets), reverse=reverse)[1]
 
 
-def _iterate(step, method, damping, params, states, h0, xs):
-    """One iteration of `method` from the guess `states`; returns the new guess."""
-    values = _apply(step, params, states, h0, xs)
+def _iterate(step, method, damping, params, states, values, h0, xs):
+    """One iteration of `method` from the guess `states`, whose f(θ, H_{t-1}, x_t) are `values`
+    (computed once per guess, for the residual too); returns the new guess."""
     if method == "jacobi":
         return values
     previous = _shifted(states, h0)
@@ -287,9 +287,10 @@ def _damped_solve(algebra, matrices, offsets, h0, guess, damping):
     return algebra.unvector(lax.associative_scan(combine, elements)[1])
 
 
-def _residual(step, params, states, h0, xs):
-    """max_t |f(θ, H_{t-1}, x_t) − H_t| as float32; NaN when any state is not finite."""
-    gap = jnp.abs(_apply(step, params, states, h0, xs) - states)
+def _residual(values, states):
+    """max_t |f(θ, H_{t-1}, x_t) − H_t| (`values` − `states`) as float32; NaN when any state is
+    not finite."""
+    gap = jnp.abs(values - states)
     return jnp.where(jnp.all(jnp.isfinite(gap)), jnp.max(gap), jnp.nan).astype(jnp.float32)
 
 
@@ -298,16 +299,18 @@ def _fixed_point(step, method, max_iters, tol, damping, params, h0, xs):
     guess = jnp.zeros((steps, h0.shape[0]), h0.dtype)
 
     def unfinished(carry):
-        _, iteration, residual = carry
+        *_, iteration, residual = carry
         return (iteration < max_iters) & (residual > tol)  # a NaN residual stops it too
 
     def body(carry):
-        states, iteration, _ = carry
-        states = _iterate(step, method, damping, params, states, h0, xs)
-        return states, iteration + 1, _residual(step, params, states, h0, xs)
+        states, values, iteration, _ = carry
+        states = _iterate(step, method, damping, params, states, values, h0, xs)
+        values = _apply(step, params, states, h0, xs)
+        return states, values, iteration + 1, _residual(values, states)
 
-    start = (guess, jnp.int32(0), _residual(step, params, guess, h0, xs))
-    states, iterations, residual = lax.while_loop(unfinished, body, start)
+    values = _apply(step, params, guess, h0, xs)
+    start = (guess, values, jnp.int32(0), _residual(values, guess))
+    states, _, iterations, residual = lax.while_loop(unfinished, body, start)
     return states, Diagnostics(iterations, residual)
 
 

@@ -15,6 +15,7 @@ scores 1.000 on both seeds at lengths 64..256; the training losses agree with th
 run's to 7e-4 (relative) at every logged step and the evaluation losses to 2e-8. Cost: train
 seconds (solver iterations per step at the end): sequential 4, jacobi 29 (~32), quasi_deer 42
 (~32), deer 76 (~7), quasi_elk 76 (~64), so on a CPU each parallel solve costs 7-19x the loop
+(measured before the solver stopped evaluating f twice per iteration)
 (BUILD_NOTES.md, "Parallel-in-time nonlinear RNNs").
 
 Variants:

@@ -22,10 +22,11 @@ from seqbench.kernels.rtrl import diagonal_rtrl
 from seqbench.kernels.timing import median_ms
 
 FLAGS = flags.FLAGS
-UNIT_AXES = {"nu": 0, "w_gate": 1, "b_gate": 0, "w_in": 1}
+UNIT_AXES = {"nu": 0, "w_gate": 1, "b_gate": 0, "w_in": 1}  # every parameter is columnar
 
 
 def coefficients(p, x):
+    """A gated, input-normalised real LRU: a = exp(-e^ν σ(x W_g + b_g)), b = √(1 - a²) x W_in."""
     gate = jax.nn.sigmoid(x @ p["w_gate"] + p["b_gate"])
     a = jnp.exp(-jnp.exp(p["nu"]) * gate)
     return a, jnp.sqrt(1 - a**2) * (x @ p["w_in"])
@@ -36,17 +37,19 @@ def loss_fn(h, y):
 
 
 def bptt_loss(p, h0, xs, ys):
+    """(Σ_t loss_fn(h_t, y_t), states (T, D)) by `lax.scan`: the reference BPTT differentiates."""
     def body(h, inputs):
         x, y = inputs
         a, b = coefficients(p, x)
         h = a * h + b
-        return h, loss_fn(h, y)
+        return h, (h, loss_fn(h, y))
 
-    return jnp.sum(jax.lax.scan(body, h0, (xs, ys))[1])
+    _, (states, losses) = jax.lax.scan(body, h0, (xs, ys))
+    return jnp.sum(losses), states
 
 
 def bptt_grad(p, h0, xs, ys):
-    return jax.grad(bptt_loss)(p, h0, xs, ys)
+    return jax.grad(bptt_loss, has_aux=True)(p, h0, xs, ys)[0]
 
 
 def rtrl_grad(p, h0, xs, ys):

@@ -7,32 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from seqbench.bench.rtrl import UNIT_AXES, bptt_loss, coefficients, loss_fn
 from seqbench.kernels.rtrl import diagonal_rtrl
 
 D, X = 5, 3
-UNIT_AXES = {"nu": 0, "w_gate": 1, "b_gate": 0, "w_in": 1}
-
-
-def coefficients(p, x):
-    """A gated, input-normalised real LRU: a = exp(-e^ν σ(x W_g + b_g)), b = √(1 - a²) x W_in."""
-    gate = jax.nn.sigmoid(x @ p["w_gate"] + p["b_gate"])
-    a = jnp.exp(-jnp.exp(p["nu"]) * gate)
-    return a, jnp.sqrt(1 - a**2) * (x @ p["w_in"])
-
-
-def loss_fn(h, y):
-    return jnp.sum(jnp.sin(h) * y)
-
-
-def bptt(p, h0, xs, ys):
-    def body(h, inputs):
-        x, y = inputs
-        a, b = coefficients(p, x)
-        h = a * h + b
-        return h, (h, loss_fn(h, y))
-
-    _, (states, losses) = jax.lax.scan(body, h0, (xs, ys))
-    return jnp.sum(losses), states
 
 
 def random_problem(steps, seed):
@@ -54,7 +32,7 @@ def test_rtrl_gradient_equals_bptt(steps):
     states, total, grads = jax.jit(lambda p: diagonal_rtrl(coefficients, p, UNIT_AXES, h0, xs,
                                                            ys, loss_fn))(p)
     (want_total, want_states), want_grads = jax.jit(jax.value_and_grad(
-        lambda p: bptt(p, h0, xs, ys), has_aux=True))(p)
+        lambda p: bptt_loss(p, h0, xs, ys), has_aux=True))(p)
     assert error(states, want_states) <= 1e-6 and error(total, want_total) <= 1e-6
     for name in p:
         assert error(grads[name], want_grads[name]) <= 1e-5, name
@@ -68,7 +46,7 @@ def test_a_wrong_unit_axis_gives_a_wrong_gradient():
     f32 = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)
     p = {"nu": f32(D) - 1.0, "w_gate": f32(D, D), "b_gate": f32(D), "w_in": f32(D, D) / D}
     h0, xs, ys = f32(D), f32(20, D), f32(20, D)
-    want = jax.grad(lambda p: bptt(p, h0, xs, ys)[0])(p)["w_in"]
+    want = jax.grad(lambda p: bptt_loss(p, h0, xs, ys)[0])(p)["w_in"]
     right = diagonal_rtrl(coefficients, p, UNIT_AXES, h0, xs, ys, loss_fn)[2]["w_in"]
     wrong = diagonal_rtrl(coefficients, p, {**UNIT_AXES, "w_in": 0}, h0, xs, ys,
                           loss_fn)[2]["w_in"]
