@@ -228,12 +228,10 @@ def test_tbptt_keeps_the_loss_and_truncates_the_gradient_segment_by_segment():
     params = model.init(jax.random.key(0))
     batch = task.sample(jax.random.key(1), 3, 11)  # 12 steps: three 4-step segments
     zero = model.initial_state(params, (3,))
-    truncated = engine.make_loss(config, task, model)
-    full = engine.make_loss(dataclasses.replace(config, tbptt=0), task, model)
-    (loss_t, (acc_t, final_t, _)), grad_t = jax.jit(jax.value_and_grad(truncated, has_aux=True))(
-        params, zero, batch)
-    (loss_f, (acc_f, final_f, _)), grad_f = jax.jit(jax.value_and_grad(full, has_aux=True))(
-        params, zero, batch)
+    truncated = engine.make_value_and_grad(config, task, model)
+    full = engine.make_value_and_grad(dataclasses.replace(config, tbptt=0), task, model)
+    (loss_t, (acc_t, final_t, _)), grad_t = jax.jit(truncated)(params, zero, batch)
+    (loss_f, (acc_f, final_f, _)), grad_f = jax.jit(full)(params, zero, batch)
     np.testing.assert_allclose(loss_t, loss_f, rtol=1e-6)
     assert acc_t == acc_f
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), final_t,
@@ -531,3 +529,101 @@ def test_a_cell_solved_in_parallel_over_time_trains_like_the_sequential_one_and_
     for length, entry in record["per_length"].items():
         np.testing.assert_allclose(entry["accuracy"], sequential["per_length"][length]["accuracy"],
                                    atol=1 / 8 + 1e-9)  # at most one of 8 test sequences flips
+
+
+def rtrl_problem(**overrides):
+    """A config, its (task, model), random parameters and a 12-step batch (three segments)."""
+    fields = dict(cell="mingru", task="parity_check", train_length=11, curriculum="fixed",
+                  tbptt=4, gradient="rtrl", input_encoding="one_hot", norm=False,
+                  residual=False, mlp_expand=0)
+    config = tiny_config(**{**fields, **overrides})
+    task, model, _ = parts(config)
+    params = model.init(jax.random.key(2))
+    batch = task.sample(jax.random.key(3), 3, 11)
+    return config, task, model, params, batch
+
+
+def gradient_error(grads, want):
+    scale = max(1.0, max(float(jnp.max(jnp.abs(w))) for w in jax.tree_util.tree_leaves(want)))
+    return max(jax.tree_util.tree_leaves(jax.tree_util.tree_map(
+        lambda g, w: float(jnp.max(jnp.abs(g - w))) / scale, grads, want)))
+
+
+def test_rtrl_over_segments_gives_the_full_bptt_gradient_of_a_one_layer_model():
+    """gradient='rtrl', tbptt=4: the one-layer one-hot model's gradient is full BPTT's (float32,
+    1e-5 of the largest entry); truncated BPTT over the same segments is not."""
+    config, task, model, params, batch = rtrl_problem()
+    zero = model.initial_state(params, (3,))
+    value_and_grad = lambda c: jax.jit(engine.make_value_and_grad(c, task, model))(
+        params, zero, batch)
+    (loss, (accuracy, final, _)), grads = value_and_grad(config)
+    (want_loss, (want_accuracy, want_final, _)), want = value_and_grad(
+        dataclasses.replace(config, tbptt=0, gradient="bptt"))
+    _, truncated = value_and_grad(dataclasses.replace(config, gradient="bptt"))
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    assert accuracy == want_accuracy
+    np.testing.assert_allclose(final[0], want_final[0], atol=1e-6)  # the plain state comes back
+    assert gradient_error(grads, want) <= 1e-5
+    assert gradient_error(truncated, want) > 1e-3
+
+
+def test_rtrl_layerwise_rule_for_a_deep_model_with_an_embedding_and_norms():
+    """gradient='rtrl_layerwise' on two layers (embedding, norms, MLPs): the gradient equals BPTT
+    of Σ_segments loss(segment | start state), where layer l's start state is computed over the
+    whole prefix with every parameter but layer l's cell held constant — each layer's own
+    recurrence exact, everything else cut at the boundaries (`cells.rtrl`)."""
+    config, task, model, params, batch = rtrl_problem(
+        gradient="rtrl_layerwise", depth=2, input_encoding="embedding", norm=True, residual=True,
+        mlp_expand=2)
+    zero = model.initial_state(params, (3,))
+    (_, _), grads = jax.jit(engine.make_value_and_grad(config, task, model))(params, zero, batch)
+
+    def reference(params):
+        total = 0.0
+        for begin in range(0, 12, 4):
+            start = []
+            for layer in range(2):
+                only_own = jax.tree_util.tree_map(jax.lax.stop_gradient, params)
+                only_own["blocks"][layer]["cell"] = params["blocks"][layer]["cell"]
+                start.append(model.apply(only_own, zero, batch.inputs[:, :begin])[0][layer]
+                             if begin else zero[layer])
+            _, outputs = model.apply(params, start, batch.inputs[:, begin:begin + 4])
+            piece = slice(begin, begin + 4)
+            nll, _ = evaluate.masked_loss_and_hits(outputs, batch.targets[:, piece],
+                                                   batch.mask[:, piece], 2)
+            total = total + jnp.sum(jnp.where(batch.mask[:, piece], nll, 0.0))
+        return total / jnp.sum(batch.mask)
+
+    want = jax.jit(jax.grad(reference))(params)
+    assert gradient_error(grads, want) <= 1e-5
+    full = jax.grad(lambda p: engine.make_loss(config, task, model)(p, zero, batch)[0])(params)
+    # The top layer's own recurrence and the head see their whole past exactly...
+    for part in (lambda g: g["blocks"][1]["cell"], lambda g: g["head"]):
+        assert gradient_error(part(grads), part(full)) <= 1e-5
+    assert gradient_error(grads["embed"], full["embed"]) > 1e-3  # ...what lies below does not
+
+
+def test_rtrl_configuration_errors_name_what_is_valid():
+    with pytest.raises(ValueError, match="set tbptt=K > 0"):
+        engine.build(dataclasses.replace(rtrl_problem()[0], tbptt=0))
+    with pytest.raises(ValueError, match="Cells that have one: lru, mingru, minlstm, rg_lru"):
+        rtrl_problem(cell="lstm")
+    with pytest.raises(ValueError, match=r"got depth=2, norm=True\. Use gradient='rtrl_layerwise'"):
+        rtrl_problem(depth=2, norm=True)
+
+
+def test_training_with_rtrl_segments_matches_bptt():
+    """Twenty AdamW steps with gradient='rtrl' over 4-step segments and with plain BPTT end at
+    the same losses (the gradients agree to float32 rounding; 1e-3 allows its growth)."""
+    config = rtrl_problem(steps=20, seeds=2)[0]
+    losses = {}
+    for name, c in (("rtrl", config), ("bptt", dataclasses.replace(config, tbptt=0,
+                                                                   gradient="bptt"))):
+        task, model, tx = parts(c)
+        state = engine.init_state(c, model, tx)
+        keys = step_lib.member_keys(jax.random.key(c.seed + 1), c)
+        step = engine.make_train_step(c, task, model, tx)
+        for _ in range(c.steps):
+            state, metrics = step(state, keys, c.train_length)
+        losses[name] = np.asarray(metrics["loss"])
+    np.testing.assert_allclose(losses["rtrl"], losses["bptt"], atol=1e-3)

@@ -2,6 +2,7 @@
 
     python -m seqbench.bench.rtrl                                # D = 64, T up to 65,536
     python -m seqbench.bench.rtrl --width=256 --lengths=1024,16384
+    python -m seqbench.bench.rtrl --train_step --segment=256     # the engine's training step
 
 The recurrence is the gated real LRU of `tests/kernels/test_rtrl.py`'s kind (h_t = a_t ⊙
 h_{t-1} + b_t, a_t = exp(-e^ν σ(x_t W_g + b_g)), b_t = √(1 - a_t²) x_t W_in, inputs of width D),
@@ -9,15 +10,25 @@ with the loss Σ_t Σ_i sin(h_t,i) y_t,i. For each T: XLA's compiled temporary m
 whole gradient computation (`compiled.memory_analysis().temp_size_in_bytes`, deterministic, no
 run needed) and the median ms of `--repeats` calls. BPTT keeps every state for the backward
 pass (memory grows with T); RTRL carries parameter-shaped traces forward (flat in T).
+
+`--train_step`: the same for one whole training step of the engine (`engine.make_train_step`:
+forward, gradient, AdamW) on `passkey` at length T, minGRU of width D in the bare one-layer body
+(one-hot inputs, linear read-out), batch 32, one seed, for gradient="bptt" over the whole
+sequence, truncated BPTT over `--segment`-step segments, and gradient="rtrl" over the same
+segments (the whole sequence's gradient, exactly); ms are timed up to `--time_max_length`.
 """
 
 from __future__ import annotations
+
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from seqbench import engine
+from seqbench.engine import step as step_lib
 from seqbench.kernels.rtrl import diagonal_rtrl
 from seqbench.kernels.timing import median_ms
 
@@ -75,10 +86,48 @@ def measure(width: int, steps: int, repeats: int) -> str:
     return f"| {width} | {steps:,} | " + " | ".join(cells) + " |"
 
 
+TRAIN_STEP_RUNS = (("bptt", False), ("bptt", True), ("rtrl", True))  # (gradient, segmented)
+
+
+def train_step_row(width: int, steps: int, segment: int, repeats: int, timed: bool) -> str:
+    """One Markdown row: T, then temporary MiB and ms per step for BPTT, truncated BPTT and
+    RTRL (ms "-" when not `timed`)."""
+    cells = []
+    for gradient, segmented in TRAIN_STEP_RUNS:
+        config = engine.Config(
+            cell="mingru", task="passkey", task_hparams={"num_digits": 1}, width=width, depth=1,
+            input_encoding="one_hot", norm=False, residual=False, mlp_expand=0,
+            train_length=steps, curriculum="fixed", batch_size=32, seeds=1,
+            tbptt=segment if segmented else 0, gradient=gradient)
+        _, task, model = engine.build(config)
+        tx = engine.optimizer(config)
+        state = engine.init_state(config, model, tx)
+        keys = step_lib.member_keys(jax.random.key(1), config)
+        length = jnp.asarray(steps, jnp.int32)
+        compiled = engine.make_train_step(config, task, model, tx).lower(
+            state, keys, length).compile()
+        cells.append(f"{compiled.memory_analysis().temp_size_in_bytes / 2**20:,.2f}")
+        if timed:
+            times = []
+            for _ in range(repeats + 1):  # the first call warms up
+                start = time.perf_counter()
+                state = jax.block_until_ready(compiled(state, keys, length)[0])
+                times.append(1e3 * (time.perf_counter() - start))
+            cells.append(f"{float(np.median(times[1:])):,.1f}")
+        else:
+            cells.append("-")
+    return f"| {width} | {steps:,} | " + " | ".join(cells) + " |"
+
+
 def define_flags() -> None:
     flags.DEFINE_integer("width", 64, "State width D (= input width).", lower_bound=1)
     flags.DEFINE_list("lengths", ["256", "4096", "65536"], "Sequence lengths T.")
     flags.DEFINE_integer("repeats", 3, "Timed calls (median).", lower_bound=1)
+    flags.DEFINE_bool("train_step", False, "Measure the engine's training step instead.")
+    flags.DEFINE_integer("segment", 256, "--train_step: the segment length K of truncated BPTT "
+                         "and RTRL.", lower_bound=1)
+    flags.DEFINE_integer("time_max_length", 4096, "--train_step: time steps up to this T.",
+                         lower_bound=0)
 
 
 def main(argv):
@@ -90,6 +139,13 @@ def main(argv):
         raise app.UsageError("--lengths must be integers")
     print(f"# seqbench.bench.rtrl: jax {jax.__version__}, {jax.devices()[0].device_kind}; "
           f"median of {FLAGS.repeats}", flush=True)
+    if FLAGS.train_step:
+        print(f"| D | T | BPTT temp MiB | BPTT ms | TBPTT({FLAGS.segment}) temp MiB | TBPTT ms "
+              f"| RTRL({FLAGS.segment}) temp MiB | RTRL ms |\n|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for steps in lengths:
+            print(train_step_row(FLAGS.width, steps, FLAGS.segment, FLAGS.repeats,
+                                 steps <= FLAGS.time_max_length), flush=True)
+        return
     print("| D | T | BPTT temp MiB | BPTT ms | RTRL temp MiB | RTRL ms |\n"
           "|--:|--:|--:|--:|--:|--:|")
     for steps in lengths:

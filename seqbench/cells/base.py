@@ -32,6 +32,24 @@ State = Any  # a pytree of arrays with leading axes *B
 FAMILIES = ("classic", "ssm", "gated", "matrix", "attention")
 
 
+class DiagonalForm(NamedTuple):
+    """A cell's recurrence as h_t = a_t ⊙ h_{t-1} + b_t with (*B, D) states (real or complex),
+    y_t = readout(h_t), and every parameter of a_t, b_t "columnar": each entry feeds one state
+    unit only (what exact RTRL at the parameters' cost needs: `kernels.rtrl`,
+    `seqbench.cells.rtrl`).
+
+    `coefficients(params, xs) -> (a, b, aux)`: xs (*B, T, d_in); a, b broadcast to (*B, T, D);
+    `readout(params, hs, aux) -> ys` (*B, T, d_out); `unit_axes`: {parameter name: the axis that
+    indexes the state unit} for the parameters of a and b (the others only read the state out);
+    `scan_impl`: the cell's `kernels.linear_scan` implementation.
+    """
+
+    coefficients: Callable[[Params, jax.Array], tuple[jax.Array, jax.Array, Any]]
+    readout: Callable[[Params, jax.Array, Any], jax.Array]
+    unit_axes: dict[str, int]
+    scan_impl: str
+
+
 class Cell(NamedTuple):
     """A recurrent cell: hyperparameters are closed over; everything else is explicit.
 
@@ -55,6 +73,9 @@ class Cell(NamedTuple):
     # longest sequence they will see, evaluates them whole instead of streaming, and gives them
     # no initial-state interventions. None: a recurrent cell with a fixed-size state.
     sized_for: Callable[[int], "Cell"] | None = None
+    # Cells whose recurrence is diagonal with columnar parameters give its form (exact RTRL
+    # trains them: `seqbench.cells.rtrl`); None for the others.
+    diagonal: DiagonalForm | None = None
 
     @property
     def recurrent(self) -> bool:
@@ -136,6 +157,7 @@ def make_cell(
     scan=None,
     state_size=None,
     sized_for=None,
+    diagonal=None,
 ) -> Cell:
     """Builds a `Cell` whose step/scan check shapes first; scan defaults to `scan_with_steps`.
 
@@ -143,6 +165,7 @@ def make_cell(
     `state_size(params, length)` defaults to the floats in `initial_state(params, ())`, right
     for every cell whose state does not grow with time. Every leaf of a state has the leading
     axes *B. `sized_for(T) -> Cell`: for cells whose state grows with time (see `Cell`).
+    `diagonal`: a `DiagonalForm`, for cells exact RTRL can train.
     The raw `step` and `scan` take and return the shapes of `Cell.step` and `Cell.scan`; the
     checked ones raise ValueError on an x whose last axis is not d_in or whose *B does not
     match the state's.
@@ -171,7 +194,7 @@ def make_cell(
     return Cell(
         name=name, family=family, d_out=d_out, init=checked_init, initial_state=initial_state,
         step=checked_step, scan=checked_scan, state_size=state_size, hparams=hparams,
-        input_dim=input_dim, sized_for=sized_for,
+        input_dim=input_dim, sized_for=sized_for, diagonal=diagonal,
     )
 
 
@@ -224,6 +247,19 @@ def check_bool(cell: str, name: str, value) -> bool:
 def check_choice(cell: str, name: str, value, choices) -> None:
     if value not in tuple(choices):
         raise ValueError(f"{cell}: {name} must be one of {tuple(choices)}; got {value!r}")
+
+
+def check_scan_impl(cell: str, value, choices) -> None:
+    """`check_choice` for `scan_impl`, which names the cells that take a parallel nonlinear
+    solver when a linear-recurrence cell is asked for one."""
+    from seqbench.cells import classic, parallel_in_time  # only on the error path (cycle)
+
+    if value not in tuple(choices) and value in parallel_in_time.SCAN_IMPLS:
+        raise ValueError(
+            f"{cell}: scan_impl={value!r} solves a nonlinear recurrence in parallel over time, "
+            f"for the classic cells ({', '.join(classic.CELLS)}); {cell}'s recurrence is linear "
+            f"and its scan parallel already: scan_impl must be one of {tuple(choices)}")
+    check_choice(cell, "scan_impl", value, choices)
 
 
 SCAN_IMPLS = ("auto",) + tuple(kernels.IMPLS)  # `scan_impl` of cells on kernels.linear_scan

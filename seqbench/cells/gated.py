@@ -29,9 +29,10 @@ from seqbench import kernels
 from seqbench.cells.base import (
     SCAN_IMPLS,
     Cell,
+    DiagonalForm,
     check_bool,
-    check_choice,
     check_int,
+    check_scan_impl,
     complex64,
     dense,
     lecun_normal,
@@ -55,7 +56,7 @@ _MAX_SQRT_GRADIENT = 1000.0  # RG-LRU: d sqrt(x)/dx clipped here near x = 0 (as 
 def _check_common(cell: str, d_hidden, negative_eigenvalues, scan_impl) -> None:
     check_int(cell, "d_hidden", d_hidden)
     check_bool(cell, "negative_eigenvalues", negative_eigenvalues)
-    check_choice(cell, "scan_impl", scan_impl, SCAN_IMPLS)
+    check_scan_impl(cell, scan_impl, SCAN_IMPLS)
 
 
 def _compiled(init):
@@ -84,12 +85,15 @@ def _scan_features(a, b, h0, feature_ndim: int, impl: str):
 
 
 def _diagonal_cell(
-    *, name, hparams, state_shape, state_dtype, init, input_dim, coefficients, readout
+    *, name, hparams, state_shape, state_dtype, init, input_dim, coefficients, readout,
+    unit_axes=None,
 ) -> Cell:
     """A cell whose state (*B, *state_shape) follows h = a(x) * h + b(x), y = readout(h, aux).
 
     `coefficients(params, x) -> (a, b, aux)` and `readout(params, h, aux) -> y` act
-    elementwise over the leading axes of x, with or without a time axis.
+    elementwise over the leading axes of x, with or without a time axis. `unit_axes` (cells
+    with one state axis whose coefficient parameters are columnar): {parameter: its unit axis},
+    which makes the cell trainable by exact RTRL (`base.DiagonalForm`).
     """
     feature_ndim = len(state_shape)
 
@@ -106,9 +110,12 @@ def _diagonal_cell(
         hs, h_last = _scan_features(a, b, h0, feature_ndim, hparams["scan_impl"])
         return h_last, readout(params, hs, aux)
 
+    diagonal = None if unit_axes is None else DiagonalForm(
+        coefficients, readout, unit_axes, hparams["scan_impl"])
     return make_cell(
         name=name, family=FAMILY, d_out=hparams["d_hidden"], init=_compiled(init),
         initial_state=initial_state, step=step, scan=scan, input_dim=input_dim, hparams=hparams,
+        diagonal=diagonal,
     )
 
 
@@ -323,6 +330,7 @@ def make_rg_lru(
         name=name, hparams=hparams, state_shape=(d_hidden,), state_dtype=jnp.float32, init=init,
         input_dim=lambda p: p["w_in"].shape[0], coefficients=coefficients,
         readout=lambda params, h, aux: h,
+        unit_axes={"w_in": 1, "w_a": 1, "w_x": 1, "b_a": 0, "b_x": 0, "lam": 0},
     )
 
 
@@ -490,6 +498,8 @@ def _min_rnn(name, hparams, gates, coefficients):
         name=name, hparams=hparams, state_shape=(d_hidden,), state_dtype=jnp.float32, init=init,
         input_dim=lambda p: p["w_h"].shape[0], coefficients=coefficients,
         readout=lambda params, h, aux: h,
+        unit_axes={name: axis for gate in gates for name, axis in ((f"w_{gate}", 1),
+                                                                   (f"b_{gate}", 0))},
     )
 
 

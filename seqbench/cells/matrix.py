@@ -192,7 +192,7 @@ def make_linear_attention(
     )
     heads = num_heads
     key_dim, value_dim = _head_dims(name, d_hidden, num_heads, d_key, d_value)
-    base.check_choice(name, "scan_impl", scan_impl, base.MATRIX_SCAN_IMPLS)
+    base.check_scan_impl(name, scan_impl, base.MATRIX_SCAN_IMPLS)
 
     def init(key, d_in):
         return _init_projections(key, d_in, d_hidden, heads, key_dim, value_dim)
@@ -318,7 +318,7 @@ def make_retnet(
     key_dim, value_dim = _head_dims(name, d_hidden, num_heads, d_key, d_value)
     norm = _head_norm_fn(name, head_norm, value_dim)
     base.check_bool(name, "rotary", rotary)
-    base.check_choice(name, "scan_impl", scan_impl, base.MATRIX_SCAN_IMPLS)
+    base.check_scan_impl(name, scan_impl, base.MATRIX_SCAN_IMPLS)
     if rotary and key_dim % 2:
         raise ValueError(f"{name}: rotary=True needs an even d_key; got d_key={key_dim}")
     log_gamma = jnp.asarray(np.log1p(-(2.0 ** (-5.0 - np.arange(heads)))), jnp.float32)
@@ -419,7 +419,7 @@ def make_gla(
     if isinstance(gate_tau, bool) or not isinstance(gate_tau, (int, float)) or not gate_tau > 0:
         raise ValueError(f"{name}: gate_tau must be a number > 0; got {gate_tau!r}")
     base.check_bool(name, "negative_eigenvalues", negative_eigenvalues)
-    base.check_choice(name, "scan_impl", scan_impl, base.MATRIX_SCAN_IMPLS)
+    base.check_scan_impl(name, scan_impl, base.MATRIX_SCAN_IMPLS)
 
     def init(key, d_in):
         key, k1, k2, k_r = jax.random.split(key, 4)

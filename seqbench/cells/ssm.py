@@ -89,34 +89,42 @@ def _complex(params, name: str) -> jax.Array:
 
 def _diagonal_cell(
     *, name, d_hidden, hparams, init, discretize, drive, readout, input_dim, state_dim,
-    complex_state, scan_impl,
+    complex_state, scan_impl, unit_axes=None,
 ) -> base.Cell:
     """Builds a Cell for h_t = a ⊙ h_{t−1} + b_t, y_t = readout(h_t, u_t).
 
     With F = state_dim(params): discretize(params) -> (a (F,), aux); drive(params, aux, x) ->
     (b (..., F), u); readout(params, h (..., F), u) -> y (..., D). `u` is whatever the readout
     needs of the input (x itself, or its projection), computed once for both uses.
+    `unit_axes` (cells whose a and b parameters are columnar over the F state units):
+    {parameter: its unit axis}, which makes the cell trainable by exact RTRL
+    (`base.DiagonalForm`).
     """
     dtype = jnp.complex64 if complex_state else jnp.float32
 
     def initial_state(params, batch_shape):
         return jnp.zeros(tuple(batch_shape) + (state_dim(params),), dtype)  # (*B, F)
 
-    def step(params, h, x_t):
+    def coefficients(params, x):  # x (..., d_in), with or without a time axis
         a, aux = discretize(params)
-        b, u = drive(params, aux, x_t)
+        b, u = drive(params, aux, x)
+        return a, b, u
+
+    def step(params, h, x_t):
+        a, b, u = coefficients(params, x_t)
         h = a * h + b
         return h, readout(params, h, u)
 
     def scan(params, h0, xs):
-        a, aux = discretize(params)
-        b, u = drive(params, aux, xs)
+        a, b, u = coefficients(params, xs)
         hs, h_last = kernels.linear_scan(jnp.broadcast_to(a, b.shape), b, h0, impl=scan_impl)
         return h_last, readout(params, hs, u)
 
+    diagonal = None if unit_axes is None else base.DiagonalForm(
+        coefficients, readout, unit_axes, scan_impl)
     return base.make_cell(
         name=name, family="ssm", d_out=d_hidden, init=init, initial_state=initial_state,
-        step=step, scan=scan, input_dim=input_dim, hparams=hparams,
+        step=step, scan=scan, input_dim=input_dim, hparams=hparams, diagonal=diagonal,
     )
 
 
@@ -243,7 +251,7 @@ def make_s4d(
             f"{cell}: negative_eigenvalues=True needs init='real'; with init={init!r} the "
             f"eigenvalues exp(ΔA) are complex and already reach the negative real axis"
         )
-    base.check_choice(cell, "scan_impl", scan_impl, S4D_SCAN_IMPLS)
+    base.check_scan_impl(cell, scan_impl, S4D_SCAN_IMPLS)
     hparams = dict(
         d_hidden=d_hidden, d_state=d_state, init=init, dt_min=dt_min, dt_max=dt_max,
         negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl,
@@ -404,7 +412,7 @@ def make_s5(
             f"pairs); got d_state={d_state}, blocks={blocks}"
         )
     _check_dt(cell, dt_min, dt_max)
-    base.check_choice(cell, "scan_impl", scan_impl, base.SCAN_IMPLS)
+    base.check_scan_impl(cell, scan_impl, base.SCAN_IMPLS)
     hparams = dict(
         d_hidden=d_hidden, d_state=d_state, blocks=blocks, dt_min=dt_min, dt_max=dt_max,
         scan_impl=scan_impl,
@@ -547,7 +555,7 @@ def make_lru(
             f"'stable' map already spans [-1, 1); got theta_max={theta_max!r}, "
             f"parameterization={parameterization!r}"
         )
-    base.check_choice(cell, "scan_impl", scan_impl, base.SCAN_IMPLS)
+    base.check_scan_impl(cell, scan_impl, base.SCAN_IMPLS)
     hparams = dict(
         d_hidden=d_hidden, d_state=d_state, r_min=r_min, r_max=r_max, theta_max=theta_max,
         parameterization=parameterization, negative_eigenvalues=negative_eigenvalues,
@@ -600,6 +608,8 @@ def make_lru(
         name=cell, d_hidden=d_hidden, hparams=hparams, init=init_fn, discretize=discretize,
         drive=drive, readout=readout, input_dim=lambda p: p["B_re"].shape[0],
         state_dim=lambda p: p["nu"].size, complex_state=True, scan_impl=scan_impl,
+        unit_axes={"nu": 0, "gamma_log": 0, "B_re": 1, "B_im": 1,
+                   **({"theta_log": 0} if has_phase else {})},
     )
 
 

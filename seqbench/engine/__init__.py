@@ -38,6 +38,7 @@ from seqbench.engine.step import (
                                     init_state,
                                     make_loss,
                                     make_train_step,
+                                    make_value_and_grad,
                                     optimizer,
                                     shard_state,
                                     start_state,
@@ -47,6 +48,6 @@ __all__ = [
     "Config", "HASHED_FIELDS", "POST_TRAIN_SHARED", "PRESETS", "TrainState", "build",
     "cast_floats", "check_post_train", "check_workdir", "check_post_train_start", "config_hash", "config_json",
     "device_mesh", "from_fields", "from_json", "init_state", "load_config_file", "make_loss",
-    "make_train_step", "model_for", "optimizer", "post_train_start", "run", "shard_state",
+    "make_train_step", "make_value_and_grad", "model_for", "optimizer", "post_train_start", "run", "shard_state",
     "source_record", "start_state", "summary_table",
 ]

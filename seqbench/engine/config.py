@@ -29,11 +29,13 @@ from typing import Any
 from absl import flags
 
 from seqbench import cells, interventions, models, plugins, results, tasks
+from seqbench.cells import rtrl
 from seqbench.engine import curricula
 
 PRECISIONS = ("float32", "bfloat16")
 MAX_LENGTH = 2**20  # longest training or evaluation input length accepted (int32-safe sizes)
 LR_SCHEDULES = ("warmup_cosine", "constant")
+GRADIENTS = ("bptt", "rtrl", "rtrl_layerwise")
 INPUT_ENCODINGS = models.INPUT_ENCODINGS
 
 
@@ -115,8 +117,15 @@ class Config:
                                 "Gu 2025).", choices=interventions.INITIAL_STATES)
     initial_state_std: float = option(1.0, "Standard deviation of the 'noise' intervention.",
                                       low=0.0)
-    tbptt: int = option(0, "Truncated BPTT: stop the gradient at the state every K steps "
-                        "(0: off).", low=0)
+    tbptt: int = option(0, "Process each sequence in K-step segments (0: whole); the "
+                        "gradient stops at the state between them unless gradient=rtrl*.", low=0)
+    gradient: str = option("bptt", "How gradients cross the tbptt segments: bptt (they stop: "
+                           "truncated BPTT), rtrl (exact real-time recurrent learning: the "
+                           "cell carries dh/dθ, the gradient is full BPTT's; one layer, "
+                           "input_encoding=one_hot, no norm), rtrl_layerwise (any body: each "
+                           "layer's recurrence exact, lower layers' influence on the carried "
+                           "state cut). rtrl* need tbptt > 0 and a diagonal cell (lru, rg_lru, "
+                           "mingru, minlstm).", choices=GRADIENTS)
     init_from: str = option("", "Post-train: start from the final parameters of the finished "
                             "run in this folder (same model and seeds); hashed as that run's "
                             "config hash (`post_trained_from`), not as a path.", hashed=False)
@@ -400,7 +409,28 @@ def build(config: Config):
     if not cell.recurrent and (config.initial_state != "zero" or config.tbptt):
         raise ValueError(f"initial_state={config.initial_state!r} and tbptt need a recurrent "
                          f"state; {config.cell!r} has none: use initial_state='zero', tbptt=0")
+    check_gradient(config, cell)
     return cell, task, model_for(cell, task, config)
+
+
+def check_gradient(config: Config, cell) -> None:
+    """ValueError unless `config.gradient` can train `cell` in this model (`cells.rtrl`)."""
+    if config.gradient == "bptt":
+        return
+    if not config.tbptt:
+        raise ValueError(f"gradient={config.gradient!r} carries the gradient across tbptt "
+                         "segments; set tbptt=K > 0 (without segments it is plain BPTT)")
+    rtrl.with_rtrl(cell)  # raises for a cell without a diagonal form, naming those with one
+    below = [f"{name}={value!r}" for name, value, exact in (
+        ("depth", config.depth, config.depth == 1),
+        ("input_encoding", config.input_encoding, config.input_encoding == "one_hot"),
+        ("norm", config.norm, not config.norm)) if not exact]
+    if config.gradient == "rtrl" and below:
+        raise ValueError(
+            f"gradient='rtrl' is exact only for one recurrent layer with nothing trainable "
+            f"below it (depth=1, input_encoding='one_hot', norm=False); got {', '.join(below)}. "
+            "Use gradient='rtrl_layerwise' (each layer's own recurrence exact, the influence of "
+            "what lies below on the carried state cut at segment boundaries) or 'bptt'")
 
 
 def model_for(cell, task, config: Config) -> models.Model:

@@ -3,8 +3,9 @@
 One jitted `train_step(state, seed_keys, batch_length)`: every seed samples its own batch on
 the device (`fold_in(key, step)`) at the lengths its curriculum gives (`seqbench.engine.
 curricula`), starts it from the initial state its intervention gives (`seqbench.interventions`),
-computes the masked loss (cross-entropy, or MSE for real-valued targets; with `tbptt=K` the
-gradient stops at the state every K steps) and applies AdamW (linear warm-up, cosine decay,
+computes the masked loss (cross-entropy, or MSE for real-valued targets) and its gradient
+(`make_value_and_grad`: BPTT, truncated BPTT over K-step segments, or exact RTRL across
+them) and applies AdamW (linear warm-up, cosine decay,
 global-norm clipping). Seeds are `vmap`ped inside the one compiled program and sharded over
 every device with the batch rows. A seed whose loss or gradient stops being finite is frozen at
 its last good parameters and marked diverged; the others go on.
@@ -24,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from seqbench import evaluate, interventions
-from seqbench.cells import parallel_in_time
+from seqbench.cells import parallel_in_time, rtrl
 from seqbench.engine import curricula
 from seqbench.engine.config import Config
 
@@ -101,12 +102,11 @@ def cast_floats(tree, dtype):
 
 
 def make_loss(config: Config, task, model):
-    """loss(params, state, batch) -> (loss, (accuracy, final_state, solver)), masked means over
-    the batch; `solver` is {} or, for cells solved in parallel over time, the worst iteration
-    count and residual of the forward pass (`cells.parallel_in_time.summarize`).
+    """loss(params, state, batch) -> (loss, (accuracy, final_state, solver)) on whole sequences,
+    masked means over the batch; `solver` is {} or, for cells solved in parallel over time, the
+    worst iteration count and residual of the forward pass (`cells.parallel_in_time.summarize`).
+    (`config.tbptt` is `make_value_and_grad`'s.)
 
-    With `config.tbptt = K` the sequence is processed in K-step segments and the gradient is
-    stopped at the state between them (the padded tail is masked out); the loss is the same.
     With `config.precision = "bfloat16"` the parameters are cast to bf16 for the forward pass
     (their gradients reach the fp32 master copy); the recurrent states stay fp32.
     """
@@ -115,11 +115,46 @@ def make_loss(config: Config, task, model):
     def loss(params, state, batch):
         if config.precision == "bfloat16":
             params = cast_floats(params, jnp.bfloat16)
-        if not config.tbptt:
-            with parallel_in_time.collecting() as found:
-                loss, (accuracy, final) = evaluate.loss_and_accuracy(model, vocab, params, batch,
-                                                                     state)
-            return loss, (accuracy, final, parallel_in_time.summarize(found))
+        with parallel_in_time.collecting() as found:
+            loss, (accuracy, final) = evaluate.loss_and_accuracy(model, vocab, params, batch,
+                                                                 state)
+        return loss, (accuracy, final, parallel_in_time.summarize(found))
+
+    return loss
+
+
+def make_value_and_grad(config: Config, task, model):
+    """value_and_grad(params, state, batch) -> ((loss, (accuracy, final_state, solver)), grads)
+    of `make_loss`'s loss, the gradient as `config.tbptt` and `config.gradient` say.
+
+    tbptt = 0: `jax.value_and_grad` of the whole sequence (BPTT). tbptt = K: the (padded, the
+    tail masked out) sequence runs in K-step segments, one `lax.scan` step each, whose start
+    state is a constant to autodiff; each segment's gradient is taken inside the scan and
+    summed, so memory grows with K, not T, and the loss is the same. With gradient = "bptt"
+    the gradient is then truncated at the segment boundaries; with "rtrl"/"rtrl_layerwise" the
+    cells carry their traces dh/dθ across them (`cells.rtrl`), so what crosses is exact for
+    each layer's own recurrence (the whole gradient, for the one-layer models "rtrl" allows).
+    """
+    loss = make_loss(config, task, model)
+    if not config.tbptt:
+        return jax.value_and_grad(loss, has_aux=True)
+    vocab = task.output_vocab
+    traced = config.gradient != "bptt"
+    if traced:
+        traced_model = model.with_cell(rtrl.with_rtrl(model.cell))
+
+    def segment_sum(params, state, segment, count):
+        """(Σ masked loss / count, (hits, final state, solver)) of one segment."""
+        forward = traced_model if traced else model
+        if config.precision == "bfloat16":
+            params = cast_floats(params, jnp.bfloat16)
+        with parallel_in_time.collecting() as found:
+            state, outputs = forward.apply(params, state, segment.inputs)
+        nll, hits = evaluate.masked_loss_and_hits(outputs, segment.targets, segment.mask, vocab)
+        total = jnp.sum(jnp.where(segment.mask, nll, 0.0)) / count
+        return total, (jnp.sum(hits), state, parallel_in_time.summarize(found))
+
+    def value_and_grad(params, state, batch):
         steps = batch.inputs.shape[1]
         padded = -(-steps // config.tbptt) * config.tbptt
 
@@ -128,24 +163,28 @@ def make_loss(config: Config, task, model):
             x = x.reshape(x.shape[0], padded // config.tbptt, config.tbptt, *x.shape[2:])
             return jnp.moveaxis(x, 1, 0)
 
-        def body(carry, segment):
-            state, total_loss, total_hits = carry
-            state = jax.tree_util.tree_map(jax.lax.stop_gradient, state)
-            with parallel_in_time.collecting() as found:
-                state, outputs = model.apply(params, state, segment.inputs)
-            nll, hits = evaluate.masked_loss_and_hits(outputs, segment.targets, segment.mask,
-                                                      vocab)
-            mask = segment.mask.astype(jnp.float32)
-            return ((state, total_loss + jnp.sum(nll * mask), total_hits + jnp.sum(hits)),
-                    parallel_in_time.summarize(found))
-
-        (final, total_loss, total_hits), solver = jax.lax.scan(
-            body, (state, 0.0, 0), jax.tree_util.tree_map(segments, batch))
         count = jnp.maximum(jnp.sum(batch.mask), 1).astype(jnp.float32)
-        worst = jax.tree_util.tree_map(jnp.max, solver)  # over the segments
-        return total_loss / count, (total_hits / count, final, worst)
 
-    return loss
+        def body(carry, segment):
+            state, total_loss, total_hits, grads = carry
+            (piece, (hits, state, solver)), piece_grads = jax.value_and_grad(
+                segment_sum, has_aux=True)(params, jax.lax.stop_gradient(state), segment, count)
+            grads = jax.tree_util.tree_map(jnp.add, grads, piece_grads)
+            return (state, total_loss + piece, total_hits + hits, grads), solver
+
+        if traced:
+            state = [rtrl.start(model.cell, block["cell"], h)
+                     for block, h in zip(params["blocks"], state)]
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        (final, total_loss, total_hits, grads), solver = jax.lax.scan(
+            body, (state, jnp.zeros(()), jnp.zeros((), jnp.int32), zeros),
+            jax.tree_util.tree_map(segments, batch))
+        if traced:
+            final = [layer.h for layer in final]
+        worst = jax.tree_util.tree_map(jnp.max, solver)  # over the segments
+        return (total_loss, (total_hits / count, final, worst)), grads
+
+    return value_and_grad
 
 
 def device_mesh(config: Config) -> Mesh:
@@ -196,7 +235,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
     `batch_length` (int32 scalar) is the curriculum's host-chosen length of this step
     (`Curriculum.batch_length`), <= `bucket`; per-sequence curricula ignore it.
     """
-    loss_fn = make_loss(config, task, model)
+    value_and_grad = make_value_and_grad(config, task, model)
     rows = NamedSharding(mesh, P("batch")) if mesh is not None else None
     curriculum = curricula.CURRICULA[config.curriculum]
     intervention = interventions.get(config.initial_state)
@@ -215,8 +254,7 @@ def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
             batch = jax.lax.with_sharding_constraint(batch, rows)
         zero = model.initial_state(params, (config.batch_size,))
         start = intervention.initial_state(state_key, zero, carry, config.initial_state_std)
-        (loss, (accuracy, final, solver)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, start, batch)
+        (loss, (accuracy, final, solver)), grads = value_and_grad(params, start, batch)
         member_tx = optimizer(config, rate) if grid else tx  # a grid member's own peak rate
         updates, new_opt_state = member_tx.update(grads, opt_state, params)
         grad_norm = optax.tree.norm(grads)

@@ -368,6 +368,8 @@ def test_param_count(name, hparams, d_in, d_hidden):
         ("gateloop", {"num_heads": 0}, "num_heads must be a positive int"),
         ("mingru", {"d_hidden": True}, "d_hidden must be a positive int"),
         ("minlstm", {"scan_impl": None}, "scan_impl must be one of"),
+        ("mingru", {"scan_impl": "deer"},
+         r"for the classic cells \(elman, lstm, gru, lem, bilinear\); mingru's recurrence is linear"),
     ],
 )
 def test_bad_hparams(name, hparams, message):
