@@ -22,7 +22,9 @@ leaderboard's notion of identical) is skipped, so an interrupted sweep resumes w
 a run interrupted mid-training resumes from its checkpoints (`engine.run`). A folder holding a
 different configuration is an error, never overwritten. A run may post-train another run of the
 sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it). One progress
-line per run: `[i/n] NAME: score S (mean over seeds), T s` (or `skipped, already done`).
+line per run: `[i/n] NAME: score S (mean over seeds), T s; K runs left, ETA E` (the ETA: the
+mean time of the runs this process trained, times the runs left; or `skipped, already done`).
+`--tensorboard`: every run also writes TensorBoard files (`seqbench.tensorboard`).
 
 Bad input (no such file, no get_config/get_sweep, a run without a name, duplicate names, unknown
 Config fields, an invalid configuration, a folder of another configuration): exit status 2 and
@@ -46,7 +48,7 @@ from typing import Any
 from absl import app, flags
 from absl import logging as absl_logging
 
-from seqbench import cli, engine
+from seqbench import cli, engine, tensorboard
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
 
@@ -134,13 +136,25 @@ def score_text(score: float | None) -> str:
     return "n/a" if score is None or math.isnan(score) else f"{score:.3f}"
 
 
-def progress(index: int, total: int, name: str, record: dict | None, seconds: float | None) -> str:
-    """The one line printed per run."""
+def progress(index: int, total: int, name: str, record: dict | None, seconds: float | None,
+             left: int = 0, eta: float | None = None) -> str:
+    """The one line printed per run: with `seconds` (it trained), the sweep's runs `left` to
+    train and their `eta` in seconds."""
     head = f"[{index}/{total}] {name}:"
     score = score_text(record["score_mean"])
     if seconds is None:
         return f"{head} skipped, already done (score {score})"
-    return f"{head} score {score} (mean over {record['seeds']} seeds), {seconds:.1f} s"
+    line = f"{head} score {score} (mean over {record['seeds']} seeds), {seconds:.1f} s"
+    if left and eta is not None:
+        line += f"; {left} run{'s' * (left > 1)} left, ETA {duration(eta)}"
+    return line
+
+
+def duration(seconds: float) -> str:
+    """'42 s', '17 min' or '3.2 h'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 Run = tuple[str, engine.Config, dict[str, Any]]  # name, config, its `engine.config_json`
@@ -207,19 +221,22 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
     saved; rerun to resume).
     """
     resolved = check(runs, root)
-    records = []
-    for index, (name, config, config_json) in enumerate(resolved, 1):
-        workdir = os.path.join(root, name)
-        record = finished(workdir, config_json)
+    done = [finished(os.path.join(root, name), config_json) for name, _, config_json in resolved]
+    left = sum(record is None for record in done)
+    records, spent = [], []  # the seconds of each run trained by this process
+    for index, ((name, config, _), record) in enumerate(zip(resolved, done), 1):
         if record is not None:
             logger.info(progress(index, len(runs), name, record, None))
             records.append(record)
             continue
         start = time.perf_counter()
-        record = engine.run(config, workdir)
+        record = engine.run(config, os.path.join(root, name))
         if record is None:
             return None
-        logger.info(progress(index, len(runs), name, record, time.perf_counter() - start))
+        spent.append(time.perf_counter() - start)
+        left -= 1  # ETA: the mean of the runs trained so far, times the runs left
+        logger.info(progress(index, len(runs), name, record, spent[-1], left,
+                             sum(spent) / len(spent) * left))
         records.append(record)
     return records
 
@@ -235,6 +252,8 @@ def define_flags() -> None:
     flags.DEFINE_string("runs", None, "Folder the runs go to, one subfolder per run name.")
     flags.DEFINE_string("only", None, "Run only the runs whose name contains this substring.")
     flags.DEFINE_bool("dry_run", False, "Check every run and list them; train nothing.")
+    flags.DEFINE_bool("tensorboard", False, "Every run also writes TensorBoard event files "
+                      "(`tensorboard --logdir=RUNS` shows the whole sweep).")
 
 
 fail = functools.partial(cli.fail, "seqbench.sweep")
@@ -255,6 +274,9 @@ def main(argv):
             runs = [(name, config) for name, config in runs if FLAGS.only in name]
             if not runs:
                 raise ValueError(f"--only={FLAGS.only!r} matches no run; runs: {names}")
+        if FLAGS.tensorboard:  # not hashed: finished runs are still recognised
+            tensorboard.require()
+            runs = [(name, dataclasses.replace(config, tensorboard=True)) for name, config in runs]
         resolved = check(runs, FLAGS.runs)
     except (ValueError, TypeError) as e:
         fail(str(e))

@@ -69,6 +69,8 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
     lines = [line for line in lines if line.startswith("[")]  # the sweep's line per run
     assert [r["cell"] for r in records] == ["lstm", "lru", "lstm"]
     assert lines[0].startswith("[1/3] lstm: score") and lines[1].startswith("[2/3] lru: score")
+    assert "; 2 runs left, ETA " in lines[0] and "; 1 run left, ETA " in lines[1]
+    assert "left" not in lines[2]  # the last one
     for name, record in zip(("lstm", "lru", "lstm-noise"), records):
         on_disk = json.loads((tmp_path / "runs" / name / "result.json").read_text())
         assert on_disk["config_hash"] == record["config_hash"]

@@ -33,9 +33,10 @@ def tiny_config(**overrides):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """One tiny two-seed run shared by the tests that only read its outputs."""
+    """One tiny two-seed run shared by the tests that only read its outputs (with TensorBoard
+    files: `tensorboard` is not hashed, so it is the same run as `tiny_config()`'s)."""
     workdir = tmp_path_factory.mktemp("tiny")
-    return engine.run(tiny_config(), str(workdir)), workdir
+    return engine.run(tiny_config(tensorboard=True), str(workdir)), workdir
 
 
 def test_run_writes_config_metrics_and_result(tiny_run):
@@ -627,3 +628,63 @@ def test_training_with_rtrl_segments_matches_bptt():
             state, metrics = step(state, keys, c.train_length)
         losses[name] = np.asarray(metrics["loss"])
     np.testing.assert_allclose(losses["rtrl"], losses["bptt"], atol=1e-3)
+
+
+def tensorboard_scalars(folder):
+    """{tag: [(step, value), ...]} of the event files in `folder`, by the tensorboard package's
+    own reader (purging what a restart's `purge_step` discards, as TensorBoard does)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reader = EventAccumulator(str(folder), purge_orphaned_data=True)
+    reader.Reload()
+    return {tag: [(e.step, e.value) for e in reader.Scalars(tag)]
+            for tag in reader.Tags()["scalars"]}
+
+
+def test_tensorboard_files_hold_the_metrics_lines_and_the_evaluation(tiny_run):
+    record, workdir = tiny_run
+    scalars = tensorboard_scalars(workdir / "tensorboard")
+    lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+    for seed in (0, 1):
+        for key in ("loss", "accuracy", "grad_norm"):
+            want = [(line["step"], line[key][seed]) for line in lines]
+            got = scalars[f"train/{key}/seed{seed}"]
+            assert [s for s, _ in got] == [s for s, _ in want]
+            np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-6)
+        curve = scalars[f"eval/accuracy/seed{seed}"]
+        assert [s for s, _ in curve] == [3, 6, 12]
+        np.testing.assert_allclose([v for _, v in curve], [
+            record["per_length"][str(n)]["accuracy"][seed] for n in (3, 6, 12)], rtol=1e-6)
+        profile = record["per_length"]["12"]["loss_by_position"]
+        assert [s for s, _ in scalars[f"eval/loss_by_position/seed{seed}"]] == [
+            start for start, loss in zip(profile["bin_edges"], profile["loss"]) if loss]
+    assert "train/solver_iterations/seed0" not in scalars
+
+
+def test_a_resumed_run_s_tensorboard_lines_replace_those_past_its_checkpoint(tmp_path):
+    """The interrupted process logged steps 2, 4, 6; the rerun resumes from the checkpoint of
+    step 4 and logs 6 and 8 again: the reader shows each step once, the rerun's values."""
+    from seqbench import tensorboard
+
+    line = lambda step, loss: {"step": step, "loss": [loss], "accuracy": [0.5],
+                               "grad_norm": [1.0], "tokens_per_s": 1.0}
+    first = tensorboard.Writer(str(tmp_path), ["seed0"])
+    for step in (2, 4, 6):
+        first.metrics(line(step, 1.0))
+    first.close()
+    second = tensorboard.Writer(str(tmp_path), ["seed0"], purge_step=5)
+    for step in (6, 8):
+        second.metrics(line(step, 2.0))
+    second.close()
+    assert tensorboard_scalars(tmp_path / "tensorboard")["train/loss/seed0"] == [
+        (2, 1.0), (4, 1.0), (6, 2.0), (8, 2.0)]
+
+
+def test_tensorboard_without_its_package_is_one_line_naming_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails as if not installed
+    with pytest.raises(ValueError, match=r"^--tensorboard needs the tensorboardX package: "
+                                         r"pip install -e '\.\[tensorboard\]'$"):
+        engine.run(tiny_config(tensorboard=True), str(tmp_path))
+    assert not os.listdir(tmp_path)  # before anything was written

@@ -138,6 +138,9 @@ class Config:
     label: str = option("", "The model's name in leaderboards (e.g. 'rg_lru-neg'); default: the "
                         "cell name and the settings that tell it apart.", hashed=False)
     log_every: int = option(100, "Steps between metrics lines.", low=1, hashed=False)
+    tensorboard: bool = option(False, "Also write the metrics as TensorBoard event files in "
+                               "WORKDIR/tensorboard (metrics.jsonl stays the record; needs "
+                               "the tensorboard extra).", hashed=False)
     checkpoint_every: int = option(500, "Steps between checkpoints (also saved on SIGTERM/"
                                    "SIGINT).", low=1, hashed=False)
     keep_checkpoints: int = option(3, "Checkpoints kept in workdir/checkpoints.", low=1,

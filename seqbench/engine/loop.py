@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqbench import evaluate, models, results
+from seqbench import evaluate, models, results, tensorboard
 from seqbench.checkpoint import Checkpointer, StopRequested
 from seqbench.engine import curricula
 from seqbench.engine import workdir as workdir_lib
@@ -51,6 +51,8 @@ def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, A
     """
     run_start = time.perf_counter()
     cell, task, model = build(config)
+    if config.tensorboard:
+        tensorboard.require()
     writer = jax.process_index() == 0
     record_config = config_json(config)
     with workdir_lib.lock(workdir) if writer else contextlib.nullcontext():
@@ -98,6 +100,10 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
                 for bucket in curricula.buckets(curriculum, low, high)
                 if first_step <= config.steps}  # resumed after the last step: evaluate only
     compile_s = time.perf_counter() - start
+    board = None
+    if config.tensorboard and writer:  # a resumed run discards the lines past its checkpoint
+        board = tensorboard.Writer(workdir, tensorboard.member_names(
+            members(config), bool(config.learning_rates)), purge_step=first_step)
     tokens = 0  # padded tokens trained on since this process started
     train_start = time.perf_counter()
     step = first_step - 1
@@ -112,6 +118,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
                                  tokens, time.perf_counter() - train_start)
             if writer:
                 results.append_jsonl(metrics_path, line)
+            if board is not None:
+                board.metrics(line)
             eta = line["train_s"] / (step - first_step + 1) * (config.steps - step)
             logger.info(_progress(line, config.steps, eta))
             all_diverged = not any(line["alive"])
@@ -122,6 +130,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
             logger.warning(f"stopped by signal {stop.signum}; checkpoint saved at step {step}; "
                            f"rerun the same command to resume")
             checkpointer.close()
+            if board is not None:
+                board.close()
             return None
         if all_diverged:
             logger.warning(f"every seed diverged; stopped at step {step}")
@@ -144,6 +154,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     if stop.requested:
         logger.warning(f"stopped by signal {stop.signum} during evaluation; the checkpoint of "
                        f"step {step} is saved; rerun the same command to evaluate")
+        if board is not None:
+            board.close()
         return None
     summary = evaluate.summarise(per_length, config.train_length,
                                  ok=[s < 0 for s in jax.device_get(state.diverged_at)])
@@ -161,8 +173,7 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         "config": record_config,
         "config_hash": config_hash(record_config),
         "seeds": config.members,  # entries of every per-seed list: seeds x learning rates
-        "members": [{"seed": m % config.seeds, "learning_rate": rate}
-                    for m, rate in enumerate(config.member_learning_rates)],
+        "members": members(config),
         "steps_run": step,
         "per_length": {str(n): v for n, v in per_length.items()},
         **summary,
@@ -179,8 +190,17 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     results.check_fields(record)
     if writer:
         results.write_json(os.path.join(workdir, "result.json"), record)
+    if board is not None:
+        board.result(record)
+        board.close()
     logger.info(summary_table(per_length, summary, config.train_length, record["seed_status"]))
     return record
+
+
+def members(config: Config) -> list[dict[str, Any]]:
+    """result.json's `members`: the seed and learning rate of each trained model, in order."""
+    return [{"seed": m % config.seeds, "learning_rate": rate}
+            for m, rate in enumerate(config.member_learning_rates)]
 
 
 def _metrics_line(step, metrics, alive, tokens, seconds) -> dict[str, Any]:
