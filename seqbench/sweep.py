@@ -25,6 +25,7 @@ sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it
 line per run: `[i/n] NAME: score S (mean over seeds), T s; K runs left, ETA E` (the ETA: the
 mean time of the runs this process trained, times the runs left; or `skipped, already done`).
 `--tensorboard`: every run also writes TensorBoard files (`seqbench.tensorboard`).
+`--launcher=ray`: every run a Ray task on a cluster, the same semantics (`seqbench.ray_launcher`).
 
 Bad input (no such file, no get_config/get_sweep, a run without a name, duplicate names, unknown
 Config fields, an invalid configuration, a folder of another configuration): exit status 2 and
@@ -48,7 +49,7 @@ from typing import Any
 from absl import app, flags
 from absl import logging as absl_logging
 
-from seqbench import cli, engine, tensorboard
+from seqbench import cli, engine, ray_launcher, tensorboard
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
 
@@ -254,6 +255,16 @@ def define_flags() -> None:
     flags.DEFINE_bool("dry_run", False, "Check every run and list them; train nothing.")
     flags.DEFINE_bool("tensorboard", False, "Every run also writes TensorBoard event files "
                       "(`tensorboard --logdir=RUNS` shows the whole sweep).")
+    flags.DEFINE_enum("launcher", "local", ["local", "ray"], "local: the runs one after "
+                      "another in this process; ray: each run a Ray task (seqbench.ray_launcher).")
+    flags.DEFINE_string("ray_address", None, "--launcher=ray: the cluster (auto, HOST:PORT, "
+                        "ray://HOST:PORT); default: a local Ray started for the sweep.")
+    flags.DEFINE_float("cpus_per_run", 1.0, "--launcher=ray: CPUs each run reserves.",
+                       lower_bound=0.0)
+    flags.DEFINE_float("gpus_per_run", 0.0, "--launcher=ray: GPUs each run reserves.",
+                       lower_bound=0.0)
+    flags.DEFINE_integer("retries", 2, "--launcher=ray: retries of a run that fails before it "
+                         "is reported failed.", lower_bound=0)
 
 
 fail = functools.partial(cli.fail, "seqbench.sweep")
@@ -267,6 +278,15 @@ def main(argv):
         fail("--config is required (a preset file PATH.py[:ARG])")
     if not FLAGS.runs:
         fail("--runs is required (the folder the run folders go to)")
+    ray_flags = [f"--{name}" for name in ("ray_address", "cpus_per_run", "gpus_per_run",
+                                          "retries") if FLAGS[name].present]
+    if FLAGS.launcher == "local" and ray_flags:
+        fail(f"{', '.join(ray_flags)} need --launcher=ray")
+    if FLAGS.launcher == "ray":
+        try:
+            ray_launcher.require()
+        except ValueError as e:
+            fail(str(e))
     try:
         runs = load(FLAGS.config)
         if FLAGS.only is not None:
@@ -285,6 +305,19 @@ def main(argv):
             done = finished(os.path.join(FLAGS.runs, name), config_json) is not None
             logger.info(f"{name}: {config.cell} on {config.task} "
                         f"({'done' if done else 'to run'})")
+        return
+    if FLAGS.launcher == "ray":
+        try:
+            records = ray_launcher.sweep(resolved, FLAGS.runs, address=FLAGS.ray_address,
+                                         cpus_per_run=FLAGS.cpus_per_run,
+                                         gpus_per_run=FLAGS.gpus_per_run, retries=FLAGS.retries)
+        except ValueError as e:
+            fail(str(e))
+        failed = [name for (name, _, _), record in zip(resolved, records) if record is None]
+        if failed:
+            logger.error(f"seqbench.sweep: {len(failed)} run(s) failed: {', '.join(failed)}; "
+                         f"the others are in {FLAGS.runs}; rerun the command to retry them")
+            sys.exit(1)
         return
     try:
         records = sweep(runs, FLAGS.runs)

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from seqbench import engine, logs, sweep
+from seqbench import engine, logs, results, sweep
 
 PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
                                         "configs", "*.py")))
@@ -62,10 +62,18 @@ TINY = """
 """
 
 
-def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tmp_path):
-    runs = sweep.load(write_preset(tmp_path, TINY))
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """The TINY preset swept once by the local launcher: (runs, records, lines, folder)."""
+    folder = tmp_path_factory.mktemp("tiny_sweep")
+    runs = sweep.load(write_preset(folder, TINY))
     with logs.captured() as lines:
-        records = sweep.sweep(runs, str(tmp_path / "runs"))
+        records = sweep.sweep(runs, str(folder / "runs"))
+    return runs, records, lines, folder
+
+
+def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
+    runs, records, lines, tmp_path = tiny_sweep
     lines = [line for line in lines if line.startswith("[")]  # the sweep's line per run
     assert [r["cell"] for r in records] == ["lstm", "lru", "lstm"]
     assert lines[0].startswith("[1/3] lstm: score") and lines[1].startswith("[2/3] lru: score")
@@ -137,3 +145,50 @@ def test_the_readme_s_main_job_is_the_regular_slice_of_the_chomsky_preset():
     runs = sweep.load(os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py:main"))
     assert [(c.cell, c.task, c.seeds) for _, c in runs] == [
         ("elman", "parity_check", 3), ("lstm", "parity_check", 3), ("attention", "parity_check", 3)]
+
+
+@pytest.mark.slow
+def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_sweep,
+                                                                             tmp_path):
+    """The TINY preset (a post-training run included) on a local Ray: the same result files as
+    the local launcher, apart from timings. A run that fails in its worker (a user module that
+    raises there only) is reported after its retries while the others finish."""
+    import ray
+
+    from seqbench import ray_launcher
+
+    runs, local, _, _ = tiny_sweep
+    (tmp_path / "boom.py").write_text(
+        "import os\nif os.environ.get('SEQBENCH_TEST_WORKER'):\n"
+        "    raise RuntimeError('injected failure')\n")
+    failing = ("lstm-boom", engine.Config(**{**runs[0][1].__dict__,
+                                              "user_module": str(tmp_path / "boom.py")}))
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
+             runtime_env={"env_vars": {"SEQBENCH_TEST_WORKER": "1"}})
+    try:
+        with logs.captured() as lines:
+            remote = ray_launcher.sweep(sweep.check(runs + [failing], str(tmp_path / "ray")),
+                                        str(tmp_path / "ray"), retries=1)
+    finally:
+        ray.shutdown()
+    assert remote[3] is None
+    assert any("lstm-boom: failed after 2 tries: ValueError: --user_module" in line
+               and "failed to import: RuntimeError: injected failure" in line for line in lines)
+    timings = ("tokens_per_s", "compile_s", "train_s", "eval_s", "wall_s", "environment")
+    for (name, _), record in zip(runs, local):
+        on_disk = json.loads((tmp_path / "ray" / name / "result.json").read_text())
+        config = lambda r: {k: v for k, v in r["config"].items() if k != "init_from"}
+        same = lambda r: {k: v for k, v in results.finite_or_null(r).items()
+                          if k not in timings + ("config",)}
+        assert same(on_disk) == same(record) and config(on_disk) == config(record), name
+    assert sum("left, ETA" in line for line in lines) == 2  # 3 runs finished, the last: none
+
+
+def test_ray_flags_without_the_ray_launcher_are_one_line(tmp_path):
+    preset = write_preset(tmp_path, TINY)
+    done = subprocess.run([sys.executable, "-m", "seqbench.sweep", f"--config={preset}",
+                           f"--runs={tmp_path}/r", "--retries=3", "--gpus_per_run=1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "seqbench.sweep: error: --gpus_per_run, --retries need --launcher=ray")

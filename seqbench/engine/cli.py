@@ -4,7 +4,8 @@
     python -m seqbench.train --preset=smoke --workdir=runs/smoke      # under a minute on a CPU
     python -m seqbench.train --config=experiments/configs/chomsky.py:regular --workdir=runs/x
 
-Every flag but --workdir, --preset, --config and --distributed is a `Config` field, declared
+Every flag but --workdir, --preset, --config, --overwrite and --distributed (with its
+--coordinator_address, --num_processes, --process_id) is a `Config` field, declared
 once in `seqbench.engine.config` with its help text and bounds. Bad input (a flag, a value, a
 config file, a post-training source) is one line on stderr and exit status 2, before anything
 compiles; a run stopped by SIGTERM/SIGINT saves a checkpoint and exits 143.
@@ -53,8 +54,12 @@ def main(argv, values: flags.FlagValues = flags.FLAGS):
     workdir = values.workdir
     if not workdir:
         fail("--workdir is required (where config.json and result.json go)")
-    if values.distributed:
-        jax.distributed.initialize()  # before any other JAX call: every host joins the mesh
+    if values.distributed:  # before any other JAX call: every process joins the mesh
+        jax.distributed.initialize(coordinator_address=values.coordinator_address,
+                                   num_processes=values.num_processes,
+                                   process_id=values.process_id)
+    elif values.coordinator_address or values.num_processes or values.process_id is not None:
+        fail("--coordinator_address, --num_processes and --process_id need --distributed")
     try:
         config = config_lib.from_flags(values)
         _, _, model = config_lib.build(config)  # every check that can fail, before compiling

@@ -341,7 +341,7 @@ def load_config_file(spec: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """One absl flag per Config field, with its help, bounds and choices; plus the run's own
-    flags (--workdir, --preset, --config, --distributed)."""
+    flags (--workdir, --preset, --config, --distributed and its addresses, --overwrite)."""
     define = dict(flag_values=flag_values)
     flags.DEFINE_string("workdir", None, "Run folder (config.json, metrics.jsonl, result.json).",
                         **define)
@@ -350,7 +350,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("config", None, "Start from a config file PATH.py[:ARG] whose "
                         "get_config(ARG) returns Config fields; flags override it.", **define)
     flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first "
-                      "(multi-host).", **define)
+                      "(multi-process: one process per host or per accelerator; on TPU pods, "
+                      "Slurm and Open MPI it finds the others itself).", **define)
+    flags.DEFINE_string("coordinator_address", None, "--distributed elsewhere: HOST:PORT of "
+                        "process 0 (with --num_processes and --process_id).", **define)
+    flags.DEFINE_integer("num_processes", None, "--distributed: how many processes take part.",
+                         lower_bound=1, **define)
+    flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. "
+                         "num_processes - 1.", lower_bound=0, **define)
     flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration found in "
                       "--workdir and start afresh (without it, such a folder is refused).",
                       **define)

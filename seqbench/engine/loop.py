@@ -29,7 +29,14 @@ from seqbench.engine import curricula
 from seqbench.engine import workdir as workdir_lib
 from seqbench.engine.config import Config, build, config_hash
 from seqbench.engine.post_train import config_json, post_train_start
-from seqbench.engine.step import cast_floats, make_train_step, optimizer, shard_state, start_state
+from seqbench.engine.step import (
+    cast_floats,
+    fetch,
+    make_train_step,
+    optimizer,
+    shard_state,
+    start_state,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +121,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         tokens += config.members * config.batch_size * task.seq_len(bucket)
         all_diverged = False
         if step % config.log_every == 0 or step == config.steps:
-            line = _metrics_line(step, jax.device_get(metrics), jax.device_get(state.alive),
-                                 tokens, time.perf_counter() - train_start)
+            line = _metrics_line(step, *fetch((metrics, state.alive)), tokens,
+                                 time.perf_counter() - train_start)
             if writer:
                 results.append_jsonl(metrics_path, line)
             if board is not None:
@@ -147,6 +154,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     if not cell.recurrent:  # a state that grows with time (attention's cache) must fit
         eval_model = model.with_cell(cell.sized_for(task.seq_len(max(lengths))))
     eval_params = state.params
+    if jax.process_count() > 1:  # every process evaluates every seed, on its first device
+        eval_params = jax.device_put(fetch(eval_params), jax.local_devices()[0])
     if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
         eval_params = cast_floats(eval_params, jnp.bfloat16)
     per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
@@ -157,10 +166,10 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         if board is not None:
             board.close()
         return None
-    summary = evaluate.summarise(per_length, config.train_length,
-                                 ok=[s < 0 for s in jax.device_get(state.diverged_at)])
-    diverged_at = [int(s) if s >= 0 else None for s in jax.device_get(state.diverged_at)]
-    one_seed_params = jax.tree_util.tree_map(lambda x: x[0], state.params)
+    diverged = fetch(state.diverged_at)
+    summary = evaluate.summarise(per_length, config.train_length, ok=[s < 0 for s in diverged])
+    diverged_at = [int(s) if s >= 0 else None for s in diverged]
+    one_seed_params = jax.tree_util.tree_map(lambda x: x[0], eval_params)
     record = {
         "schema_version": results.SCHEMA_VERSION,
         "status": "ok" if all(s is None for s in diverged_at) else "diverged",

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -73,12 +74,15 @@ def member_keys(key: jax.Array, config: Config) -> jax.Array:
     return keys[jnp.arange(config.members) % config.seeds]
 
 
-def init_state(config: Config, model, tx) -> TrainState:
+def init_state(config: Config, model, tx, mesh: Mesh | None = None) -> TrainState:
     """Step 0 of `config.members` independent models (member m: seed m % seeds, whose key is
-    split(key(config.seed))[m % seeds], at the grid's learning rate m // seeds).
+    split(key(config.seed))[m % seeds], at the grid's learning rate m // seeds), placed on
+    `mesh` (`state_shardings`) when one is given.
 
     Built by one jitted program: run op by op, the initialisers compile about a hundred small
-    kernels, which costs seconds per run."""
+    kernels, which costs seconds per run. On a mesh the program writes each device's shard
+    where it lives, which is also how a multi-process run gets global arrays (`jax.device_put`
+    cannot place data on another process's devices)."""
 
     def build_state():
         keys = member_keys(jax.random.key(config.seed), config)
@@ -90,9 +94,8 @@ def init_state(config: Config, model, tx) -> TrainState:
                           jnp.ones((config.members,), bool),
                           jnp.full((config.members,), -1, jnp.int32), jnp.zeros((), jnp.int32))
 
-    return jax.jit(build_state)()
-
-
+    shardings = None if mesh is None else state_shardings(mesh)
+    return jax.jit(build_state, out_shardings=shardings)()
 
 
 def cast_floats(tree, dtype):
@@ -202,23 +205,48 @@ def device_mesh(config: Config) -> Mesh:
     raise AssertionError("unreachable: one device always fits")
 
 
-def shard_state(state: TrainState, mesh: Mesh) -> TrainState:
-    """Per-seed leaves split over the mesh's "seed" axis; the step counter replicated."""
+def state_shardings(mesh: Mesh) -> TrainState:
+    """The placement of a `TrainState` on `mesh`: per-seed leaves split over its "seed" axis,
+    the step counter replicated."""
     per_seed = NamedSharding(mesh, P("seed"))
-    shardings = {name: per_seed for name in TrainState._fields}
-    return jax.device_put(state, TrainState(**{**shardings, "step": NamedSharding(mesh, P())}))
+    return TrainState(**{**{name: per_seed for name in TrainState._fields},
+                         "step": NamedSharding(mesh, P())})
+
+
+def shard_state(state: TrainState, mesh: Mesh) -> TrainState:
+    """`state` placed on `mesh` (`state_shardings`): leaves placed so already (a checkpoint
+    restored into the running state's placement) as they are; the others, which every process
+    holds whole (e.g. a source run's parameters), given to each device shard by shard."""
+    def place(tree, sharding):
+        def one(x):
+            if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+                return x
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return jax.tree_util.tree_map(one, tree)
+
+    return TrainState(*(place(part, sharding)
+                        for part, sharding in zip(state, state_shardings(mesh))))
 
 
 def start_state(config: Config, model, tx) -> tuple[Mesh | None, TrainState, jax.Array]:
-    """(mesh, state, seed_keys) at step 0: the mesh is None on one device; with several, the
-    state and the per-seed keys are placed on it (`device_mesh`, `shard_state`)."""
-    state = init_state(config, model, tx)
-    seed_keys = member_keys(jax.random.key(config.seed + 1), config)
-    if jax.device_count() == 1:
-        return None, state, seed_keys
-    mesh = device_mesh(config)
-    return (mesh, shard_state(state, mesh),
-            jax.device_put(seed_keys, NamedSharding(mesh, P("seed"))))
+    """(mesh, state, seed_keys) at step 0: the mesh is None on one device; with several (over
+    every process of a multi-process run), the state and the per-seed keys are placed on it."""
+    mesh = None if jax.device_count() == 1 else device_mesh(config)
+    state = init_state(config, model, tx, mesh)
+    make_keys = lambda: member_keys(jax.random.key(config.seed + 1), config)
+    if mesh is None:
+        return None, state, make_keys()
+    return mesh, state, jax.jit(make_keys, out_shardings=NamedSharding(mesh, P("seed")))()
+
+
+def fetch(tree):
+    """NumPy copies of a tree of arrays, whole on every process: `jax.device_get`, or, in a
+    multi-process run whose per-seed arrays are split over the processes, an all-gather."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def make_train_step(config: Config, task, model, tx, mesh: Mesh | None = None,
