@@ -9,6 +9,8 @@ or one gate per key dimension (GLA, Yang et al. 2024); no gate is plain linear a
 Implementations:
 
 - ``"sequential"``: `lax.scan` over time carrying S (the reference; O(T K V) work, T steps).
+- ``"pallas"``: the chunked form below fused into one Pallas kernel, scalar gates only
+  (`kernels.pallas_matrix`).
 - ``"chunked"``: the chunkwise-parallel form (GLA, Yang et al. 2024, section 3). With
   L_t = sum of log_a over the chunk up to t, a chunk of C steps entering with state S0 gives
 
@@ -37,7 +39,7 @@ from jax import lax
 from .linear_recurrence import linear_scan
 from .typing import accumulation_dtype
 
-MATRIX_IMPLS = ("sequential", "chunked")
+MATRIX_IMPLS = ("sequential", "chunked", "pallas")
 DEFAULT_MATRIX_CHUNK = 32
 
 
@@ -50,6 +52,7 @@ def matrix_scan(
     *,
     impl: str = "auto",
     chunk_size: int | None = None,
+    interpret: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Runs S_t = diag(exp(log_a_t)) S_{t-1} + k_t v_tᵀ, y_t = S_tᵀ q_t over the time axis -2.
 
@@ -59,8 +62,13 @@ def matrix_scan(
       log_a: log of the decay, <= 0: shape (..., T) (one gate per step) or (..., T, K) (one per
         key dimension); None for no decay.
       s0: the state before the first step, (..., K, V); None for zeros.
-      impl: "auto" (= "chunked"), "sequential" or "chunked".
-      chunk_size: steps per chunk of "chunked" (default 32).
+      impl: "auto" (= "chunked"), "sequential", "chunked" or "pallas" (scalar gates only: the
+        fused kernel of `kernels.pallas_matrix` for the platform compiled for: Triton on CUDA,
+        Mosaic on TPU, the GPU kernel in Pallas' interpreter elsewhere; gradients by the
+        chunked form).
+      chunk_size: steps per chunk of "chunked" and "pallas" (default 32).
+      interpret: with impl="pallas", run the "gpu" or "tpu" kernel in Pallas' interpreter on
+        any backend (how the CPU tests check them).
 
     Returns:
       y: the outputs, shape (..., T, V), in q's dtype.
@@ -76,9 +84,44 @@ def matrix_scan(
     chunk_size = DEFAULT_MATRIX_CHUNK if chunk_size is None else chunk_size
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"matrix_scan: chunk_size must be a positive int; got {chunk_size!r}")
+    if interpret is not None and (impl != "pallas" or interpret not in ("gpu", "tpu")):
+        raise ValueError(f"matrix_scan: interpret must be 'gpu' or 'tpu' and needs "
+                         f"impl='pallas'; got interpret={interpret!r}, impl={impl!r}")
     if impl == "sequential":
         return _sequential(q, k, v, log_a, s0)
+    if impl == "pallas":
+        if log_a.shape[-1] != 1:
+            raise ValueError("matrix_scan: impl='pallas' takes one gate per step, log_a (..., T); "
+                             "per-key gates (..., T, K) need the (C, C, K) decays, which the "
+                             "kernel cannot hold on chip: use impl='chunked'")
+        return _pallas(q, k, v, log_a, s0, chunk_size, interpret)
     return _chunked(q, k, v, log_a, s0, chunk_size)
+
+
+def _pallas(q, k, v, log_a, s0, chunk_size, interpret):
+    """The fused kernel forward; the VJP is the chunked form's (the same function), recomputed
+    from the inputs."""
+    from . import pallas_matrix
+
+    def kernel(target, interpreted):
+        return lambda *args: pallas_matrix.matrix_scan(*args, chunk=chunk_size, target=target,
+                                                       interpret=interpreted)
+
+    @jax.custom_vjp
+    def run(q, k, v, log_a, s0):
+        if interpret is not None:
+            return kernel(interpret, True)(q, k, v, log_a, s0)
+        return lax.platform_dependent(q, k, v, log_a, s0, cuda=kernel("gpu", False),
+                                      tpu=kernel("tpu", False), default=kernel("gpu", True))
+
+    def forward(*args):
+        return run(*args), args
+
+    def backward(args, cotangents):
+        return jax.vjp(lambda *a: _chunked(*a, chunk_size), *args)[1](cotangents)
+
+    run.defvjp(forward, backward)
+    return run(q, k, v, log_a, s0)
 
 
 def _check_inputs(q, k, v, log_a, s0):

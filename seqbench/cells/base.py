@@ -264,3 +264,5 @@ def check_scan_impl(cell: str, value, choices) -> None:
 
 SCAN_IMPLS = ("auto",) + tuple(kernels.IMPLS)  # `scan_impl` of cells on kernels.linear_scan
 MATRIX_SCAN_IMPLS = ("auto",) + tuple(kernels.MATRIX_IMPLS)  # ... on kernels.matrix_scan
+# ... with per-key gates (GLA): the fused "pallas" kernel takes one gate per step only
+PER_KEY_MATRIX_SCAN_IMPLS = tuple(i for i in MATRIX_SCAN_IMPLS if i != "pallas")

@@ -419,7 +419,7 @@ def make_gla(
     if isinstance(gate_tau, bool) or not isinstance(gate_tau, (int, float)) or not gate_tau > 0:
         raise ValueError(f"{name}: gate_tau must be a number > 0; got {gate_tau!r}")
     base.check_bool(name, "negative_eigenvalues", negative_eigenvalues)
-    base.check_scan_impl(name, scan_impl, base.MATRIX_SCAN_IMPLS)
+    base.check_scan_impl(name, scan_impl, base.PER_KEY_MATRIX_SCAN_IMPLS)
 
     def init(key, d_in):
         key, k1, k2, k_r = jax.random.split(key, 4)

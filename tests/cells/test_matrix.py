@@ -160,7 +160,8 @@ def ref_deltanet(p, xs, num_heads, negative_eigenvalues, head_norm="rms"):
 
 @pytest.mark.parametrize(
     "scan_impl, d_key, d_value",
-    [("chunked", None, None), ("sequential", None, None), ("auto", 3, 5)],
+    [("chunked", None, None), ("sequential", None, None), ("auto", 3, 5),
+     ("pallas", None, None)],  # on a CPU: the GPU kernel in Pallas' interpreter
 )
 def test_linear_attention_matches_reference(scan_impl, d_key, d_value):
     cell = matrix.make_linear_attention(
@@ -174,7 +175,7 @@ def test_linear_attention_matches_reference(scan_impl, d_key, d_value):
 @pytest.mark.parametrize(
     "rotary, head_norm, scan_impl, d_key",
     [(True, "rms", "chunked", None), (False, "group", "sequential", None),
-     (True, "group", "auto", 6)],
+     (True, "group", "auto", 6), (True, "rms", "pallas", None)],
 )
 def test_retnet_matches_reference(rotary, head_norm, scan_impl, d_key):
     cell = matrix.make_retnet(

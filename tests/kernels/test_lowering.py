@@ -89,8 +89,27 @@ def test_the_chunked_matrix_scan_and_its_gradient_lower(platform, steps, key, va
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("steps,key,value,dtype", [
+    (1, 24, 20, "float32"), (7, 64, 1000, "bfloat16"), (256, 16, 64, "float32"),
+    (4096, 128, 128, "bfloat16"), (65536, 64, 256, "float32")])
+def test_the_pallas_matrix_scan_and_its_gradient_lower_to_the_kernel(platform, steps, key, value,
+                                                                     dtype):
+    """impl="pallas" (scalar gates): one fused kernel call, forward and in a loss's value and
+    gradient (whose backward is the chunked form's XLA matmuls)."""
+    q = jax.ShapeDtypeStruct((2, steps, key), jnp.dtype(dtype))
+    v = jax.ShapeDtypeStruct((2, steps, value), jnp.dtype(dtype))
+    log_a = jax.ShapeDtypeStruct((2, steps), jnp.float32)
+    forward = lambda q, k, v, log_a: matrix_scan(q, k, v, log_a, impl="pallas")
+    assert calls(lowered(forward, platform, q, q, v, log_a), KERNEL_CALL[platform]) == 1
+    loss = lambda *args: jnp.sum(forward(*args)[0].astype(jnp.float32))
+    backward = lowered(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)), platform, q, q, v, log_a)
+    assert calls(backward, KERNEL_CALL[platform]) == 1 and "stablehlo.dot_general" in backward
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("cell,scan_impl", [("lru", "auto"), ("mamba", "pallas"),
-                                            ("gla", "auto"), ("attention", None)])
+                                            ("gla", "auto"), ("retnet", "pallas"),
+                                            ("attention", None)])
 def test_a_whole_training_step_lowers(platform, cell, scan_impl):
     """`engine.make_train_step` (3 seeds vmapped, AdamW, on-device sampling) lowers for each
     accelerator; with scan_impl="pallas" the step holds the kernel, forward and backward."""
@@ -103,5 +122,6 @@ def test_a_whole_training_step_lowers(platform, cell, scan_impl):
     keys = jax.eval_shape(lambda: engine.step.member_keys(jax.random.key(0), config))
     step = engine.make_train_step(config, task, model, tx)
     text = step.trace(state, keys, jnp.int32(16)).lower(lowering_platforms=(platform,)).as_text()
-    assert calls(text, KERNEL_CALL[platform]) == (2 * config.depth if scan_impl == "pallas"
-                                                  else 0)
+    per_layer = {"mamba": 2, "retnet": 1}  # the linear scan's VJP is a kernel; the matrix one's XLA
+    assert calls(text, KERNEL_CALL[platform]) == (per_layer[cell] * config.depth
+                                                  if scan_impl == "pallas" else 0)

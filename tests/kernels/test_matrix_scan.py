@@ -1,4 +1,5 @@
-"""matrix_scan (sequential and chunked) against the float64 NumPy reference.
+"""matrix_scan (sequential, chunked, and the Pallas kernels in the interpreter) against the
+float64 NumPy reference.
 
 Tolerances (max |x - ref| / max(1, max |ref|)): float32 2e-5 forward, 1e-4 gradients;
 bfloat16 inputs 2e-2 (the reference sees the same bf16-rounded inputs; the output is bf16).
@@ -19,7 +20,16 @@ PATHS = {
     "sequential": dict(impl="sequential"),
     "chunked": dict(impl="chunked", chunk_size=8),
     "chunked_default": dict(impl="chunked"),
+    # the fused kernels (scalar gates only), C = 16, the GPU's smallest: "pallas" is the
+    # platform's own (on a CPU the GPU kernel in Pallas' interpreter; on a GPU, compiled
+    # Triton: experiments/device_check.sh), "pallas_tpu" the TPU kernel in the interpreter
+    "pallas": dict(impl="pallas", chunk_size=16),
+    "pallas_tpu": dict(impl="pallas", chunk_size=16, interpret="tpu"),
 }
+SCALAR_ONLY = ("pallas", "pallas_tpu")
+CASES = [(path, steps, gate) for path in PATHS for steps in (1, 2, 7, 64, 100)
+         for gate in ("none", "scalar", "per_key")
+         if not (gate == "per_key" and path in SCALAR_ONLY)]
 
 
 def random_inputs(seed, steps, gate, dtype="float32", with_s0=True, lead=(2,), key_dim=4, value_dim=3):
@@ -44,12 +54,12 @@ def error(x, ref):
     return np.max(np.abs(np32(x) - ref)) / max(1.0, np.max(np.abs(ref)))
 
 
-@pytest.mark.parametrize("gate", ["none", "scalar", "per_key"])
-@pytest.mark.parametrize("steps", [1, 2, 7, 64, 100])
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path,steps,gate", CASES)
 def test_forward_matches_reference(path, steps, gate):
     for with_s0 in (True, False):
-        q, k, v, log_a, s0 = random_inputs(steps, steps, gate, with_s0=with_s0)
+        # value_dim 70: the GPU kernel's value blocks of 64 split it in two
+        q, k, v, log_a, s0 = random_inputs(steps, steps, gate, with_s0=with_s0,
+                                           value_dim=70 if path == "pallas" else 3)
         y, s_last = jax.jit(functools.partial(matrix_scan, **PATHS[path]))(q, k, v, log_a, s0)
         ref_y, ref_s = reference.matrix_recurrence(*map(np32, (q, k, v, log_a, s0)))
         assert y.shape == ref_y.shape and y.dtype == q.dtype and s_last.dtype == jnp.float32
@@ -58,7 +68,8 @@ def test_forward_matches_reference(path, steps, gate):
 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_bfloat16_inputs(path):
-    q, k, v, log_a, s0 = random_inputs(0, 37, "per_key", dtype="bfloat16")
+    gate = "scalar" if path in SCALAR_ONLY else "per_key"
+    q, k, v, log_a, s0 = random_inputs(0, 37, gate, dtype="bfloat16")
     y, s_last = matrix_scan(q, k, v, log_a, s0, **PATHS[path])
     ref_y, ref_s = reference.matrix_recurrence(*map(np32, (q, k, v, log_a, s0)))
     assert y.dtype == jnp.bfloat16 and s_last.dtype == jnp.float32
@@ -98,7 +109,8 @@ def test_check_grads_finite_differences(impl):
         rng = np.random.default_rng(5)
         q, k = (jnp.asarray(rng.normal(size=(5, 3))) for _ in range(2))
         v = jnp.asarray(rng.normal(size=(5, 2)))
-        log_a = jnp.asarray(-rng.uniform(0.1, 1.0, size=(5, 3)))
+        gates = (5,) if impl == "pallas" else (5, 3)  # the kernel: one gate per step
+        log_a = jnp.asarray(-rng.uniform(0.1, 1.0, size=gates))
         s0 = jnp.asarray(rng.normal(size=(3, 2)))
         fn = functools.partial(matrix_scan, impl=impl, chunk_size=2)
         jtu.check_grads(fn, (q, k, v, log_a, s0), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
@@ -137,7 +149,14 @@ def test_bad_input_messages():
         matrix_scan(q, q, jnp.ones((2, 5, 2)), jnp.zeros((2, 5, 2)))
     with pytest.raises(ValueError, match=r"s0 must have shape \(\.\.\., K, V\) = \(2, 4, 2\)"):
         matrix_scan(q, q, jnp.ones((2, 5, 2)), s0=jnp.zeros((4, 2)))
-    with pytest.raises(ValueError, match="unknown impl 'pallas'; valid: 'auto', 'sequential', 'chunked'"):
-        matrix_scan(q, q, jnp.ones((2, 5, 2)), impl="pallas")
+    with pytest.raises(ValueError, match="unknown impl 'fast'; valid: 'auto', 'sequential', "
+                                         "'chunked', 'pallas'"):
+        matrix_scan(q, q, jnp.ones((2, 5, 2)), impl="fast")
+    with pytest.raises(ValueError, match=r"impl='pallas' takes one gate per step.*use "
+                                         r"impl='chunked'"):
+        matrix_scan(q, q, jnp.ones((2, 5, 2)), jnp.zeros((2, 5, 4)), impl="pallas")
+    with pytest.raises(ValueError, match="interpret must be 'gpu' or 'tpu' and needs "
+                                         "impl='pallas'"):
+        matrix_scan(q, q, jnp.ones((2, 5, 2)), impl="chunked", interpret="gpu")
     with pytest.raises(TypeError, match="one real floating dtype"):
         matrix_scan(q, q, jnp.ones((2, 5, 2), jnp.bfloat16))
