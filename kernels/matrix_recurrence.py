@@ -30,6 +30,7 @@ Shape letters: see `kernels/typing.py`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -63,9 +64,9 @@ def matrix_scan(
         key dimension); None for no decay.
       s0: the state before the first step, (..., K, V); None for zeros.
       impl: "auto" (= "chunked"), "sequential", "chunked" or "pallas" (scalar gates only: the
-        fused kernel of `kernels.pallas_matrix` for the platform compiled for: Triton on CUDA,
-        Mosaic on TPU, the GPU kernel in Pallas' interpreter elsewhere; gradients by the
-        chunked form).
+        fused kernels of `kernels.pallas_matrix`, forward and backward, for the platform
+        compiled for: Triton on CUDA, Mosaic on TPU, the GPU kernels in Pallas' interpreter
+        elsewhere).
       chunk_size: steps per chunk of "chunked" and "pallas" (default 32).
       interpret: with impl="pallas", run the "gpu" or "tpu" kernel in Pallas' interpreter on
         any backend (how the CPU tests check them).
@@ -99,26 +100,30 @@ def matrix_scan(
 
 
 def _pallas(q, k, v, log_a, s0, chunk_size, interpret):
-    """The fused kernel forward; the VJP is the chunked form's (the same function), recomputed
-    from the inputs."""
+    """The fused kernels, forward and backward (`kernels.pallas_matrix`), for the platform
+    being compiled for (Triton on CUDA, Mosaic on TPU, the GPU kernels in Pallas' interpreter
+    elsewhere; `interpret` forces the named kernels' interpreter on any platform)."""
     from . import pallas_matrix
 
-    def kernel(target, interpreted):
-        return lambda *args: pallas_matrix.matrix_scan(*args, chunk=chunk_size, target=target,
-                                                       interpret=interpreted)
+    def on_platform(fn, *args):
+        kernel = lambda target, interpreted: lambda *a: fn(*a, chunk=chunk_size, target=target,
+                                                           interpret=interpreted)
+        if interpret is not None:
+            return kernel(interpret, True)(*args)
+        return lax.platform_dependent(*args, cuda=kernel("gpu", False), tpu=kernel("tpu", False),
+                                      default=kernel("gpu", True))
 
     @jax.custom_vjp
     def run(q, k, v, log_a, s0):
-        if interpret is not None:
-            return kernel(interpret, True)(q, k, v, log_a, s0)
-        return lax.platform_dependent(q, k, v, log_a, s0, cuda=kernel("gpu", False),
-                                      tpu=kernel("tpu", False), default=kernel("gpu", True))
+        return on_platform(pallas_matrix.matrix_scan, q, k, v, log_a, s0)
 
-    def forward(*args):
-        return run(*args), args
+    def forward(q, k, v, log_a, s0):
+        y, s_last, states = on_platform(
+            functools.partial(pallas_matrix.matrix_scan, with_states=True), q, k, v, log_a, s0)
+        return (y, s_last), (q, k, v, log_a, states, s_last)
 
-    def backward(args, cotangents):
-        return jax.vjp(lambda *a: _chunked(*a, chunk_size), *args)[1](cotangents)
+    def backward(saved, cotangents):
+        return on_platform(pallas_matrix.matrix_scan_backward, *saved, *cotangents)
 
     run.defvjp(forward, backward)
     return run(q, k, v, log_a, s0)

@@ -88,18 +88,21 @@ def test_strong_decay_stays_finite_and_exact():
     assert all(np.all(np.isfinite(np32(g))) for g in grads)
 
 
-@pytest.mark.parametrize("gate", ["scalar", "per_key"])
-def test_chunked_gradients_match_sequential(gate):
-    q, k, v, log_a, s0 = random_inputs(3, 29, gate)
+@pytest.mark.parametrize("path,gate", [("chunked", "scalar"), ("chunked", "per_key"),
+                                       ("pallas", "scalar"), ("pallas_tpu", "scalar")])
+def test_gradients_match_sequential(path, gate):
+    """Every cotangent (q, k, v, the gates, s0) of the chunked form and of the fused kernels'
+    backward (over 3 chunks of 16) against the sequential scan's."""
+    q, k, v, log_a, s0 = random_inputs(3, 40, gate, value_dim=70 if path == "pallas" else 3)
     rng = np.random.default_rng(0)
     dy = jnp.asarray(rng.normal(size=v.shape), jnp.float32)
     ds = jnp.asarray(rng.normal(size=s0.shape), jnp.float32)
 
-    def cotangents(impl):
-        _, vjp = jax.vjp(functools.partial(matrix_scan, impl=impl, chunk_size=8), q, k, v, log_a, s0)
+    def cotangents(options):
+        _, vjp = jax.vjp(functools.partial(matrix_scan, **options), q, k, v, log_a, s0)
         return vjp((dy, ds))
 
-    for got, want in zip(cotangents("chunked"), cotangents("sequential")):
+    for got, want in zip(cotangents(PATHS[path]), cotangents(PATHS["sequential"])):
         assert error(got, np32(want)) < 1e-4
 
 
