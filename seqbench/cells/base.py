@@ -215,6 +215,20 @@ def _check_input(name, d_in, state, x, *, time_axis: bool):
         )
 
 
+def causal_depthwise_conv(w, bias, buffer, x):
+    """Depthwise causal conv: w (d_conv, E), buffer (*B, d_conv-1, E) earlier inputs, x (*B, T, E).
+
+    With k = d_conv: out_t = bias + sum_i w[i] * x_{t-k+1+i} (w[k-1] weighs the current input,
+    PyTorch's cross-correlation with k-1 zeros of left padding); returns (out (*B, T, E), the
+    last k-1 inputs (*B, d_conv-1, E)), so a sequence convolved in pieces equals it whole
+    (the Mamba blocks' conv).
+    """
+    k, steps = w.shape[0], x.shape[-2]
+    full = jnp.concatenate([buffer.astype(x.dtype), x], axis=-2)  # (*B, K-1+T, E)
+    out = bias + sum(full[..., i : i + steps, :] * w[i] for i in range(k))
+    return out, full[..., steps:, :]
+
+
 def uniform_init(key, shape, fan_in, dtype=jnp.float32):
     """An array of `shape` and `dtype` drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's
     default for RNN and linear weights."""

@@ -30,6 +30,7 @@ from seqbench.cells.base import (
     SCAN_IMPLS,
     Cell,
     DiagonalForm,
+    causal_depthwise_conv,
     check_bool,
     check_int,
     check_scan_impl,
@@ -213,7 +214,7 @@ def make_mamba(
         if not block:
             return dense(xs, params["w_in"]), None, None
         x, z = jnp.split(dense(xs, params["w_in"]), 2, axis=-1)
-        x, conv = _causal_conv(params["conv_w"], params["conv_b"], conv, x)
+        x, conv = causal_depthwise_conv(params["conv_w"], params["conv_b"], conv, x)
         return jax.nn.silu(x), z, conv
 
     def outputs(params, h, c, u, z):
@@ -247,19 +248,6 @@ def _selective_ssm(params, u, negative_eigenvalues):
     a = _signed(jnp.exp(dt[..., None] * -jnp.exp(params["a_log"])), negative_eigenvalues)
     b = (dt * u)[..., None] * dense(u, params["w_b"])[..., None, :]
     return a, b, dense(u, params["w_c"])
-
-
-def _causal_conv(w, bias, buffer, x):
-    """Depthwise causal conv: w (d_conv, E), buffer (*B, d_conv-1, E) earlier inputs, x (*B, T, E).
-
-    With k = d_conv: out_t = bias + sum_i w[i] * x_{t-k+1+i} (w[k-1] weighs the current input,
-    PyTorch's cross-correlation with k-1 zeros of left padding); returns (out (*B, T, E), the
-    last k-1 inputs (*B, d_conv-1, E)).
-    """
-    k, steps = w.shape[0], x.shape[-2]
-    full = jnp.concatenate([buffer.astype(x.dtype), x], axis=-2)  # (*B, K-1+T, E)
-    out = bias + sum(full[..., i : i + steps, :] * w[i] for i in range(k))
-    return out, full[..., steps:, :]
 
 
 # ----------------------------------------------------------------------------- RG-LRU

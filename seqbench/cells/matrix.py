@@ -1,4 +1,4 @@
-"""Matrix-state cells: linear attention, RetNet, GLA and DeltaNet (family "matrix").
+"""Matrix-state cells: linear attention, RetNet, GLA, DeltaNet and Mamba-2 (family "matrix").
 
 Every cell here is multi-head: H = num_heads heads, each with key dim K = d_key and value dim
 V = d_value (both default to d_hidden // num_heads, which then must divide evenly). Bias-free
@@ -652,7 +652,131 @@ def make_deltanet(
     )
 
 
+# ----------------------------------------------------------------------------- Mamba-2 / SSD
+
+
+class Mamba2State(NamedTuple):
+    ssm: jax.Array  # shape=(*B, H, N, P), float32: per head, S_t = h_tᵀ of the paper (keys = N)
+    conv: jax.Array  # shape=(*B, d_conv - 1, E + 2N): the conv's last inputs (x, B, C)
+
+
+MAMBA2_NORM_EPS = 1e-5  # the gated RMSNorm's epsilon (the reference's RMSNormGated)
+
+
+def make_mamba2(
+    *,
+    d_hidden: int = 64,
+    d_state: int = 16,
+    expand: int = 2,
+    head_dim: int = 16,
+    d_conv: int = 4,
+    scan_impl: str = "auto",
+):
+    """The Mamba-2 block (Dao & Gu 2024, "Transformers are SSMs", section 7; the reference
+    `Mamba2Simple` of state-spaces/mamba, one group of B and C).
+
+    With E = expand·D channels (D = d_hidden) in H = E / P heads of P = head_dim channels, N =
+    d_state:
+
+        [z; x'; B'; C'; δ] = W_in x_t                      (z, x' E; B', C' N; δ H; no bias)
+        [x; B; C] = SiLU(causal depthwise conv_{d_conv}([x'; B'; C']) + conv bias)
+        Δ_t = softplus(δ + b_Δ),   A = -exp(A_log)                        (per head, scalar)
+        h_t = exp(Δ_t A) h_{t-1} + Δ_t x_t B_tᵀ,    y_t = h_t C_t + D x_t   (h: P x N per head)
+        out = W_out (RMSNorm(y ⊙ SiLU(z)) ⊙ w_norm)          (eps 1e-5; the norm after the gate)
+
+    The state-space duality: per head this is `kernels.matrix_scan` with q = C, k = B,
+    v = Δ x, one gate per step log a = Δ A, and the state S = hᵀ (N x P), so `scan_impl`
+    "chunked" is the SSD chunked algorithm and "pallas" its fused kernel. The conv's last
+    d_conv - 1 inputs are carried in the state, so stepping and scanning in pieces agree.
+    No `negative_eigenvalues`: the gate exp(Δ A) is passed in log space, which a negative
+    transition cannot be.
+
+    Initialisation (the reference's): W_in, W_out, the conv weight and bias ~ U(±1/sqrt(fan_in))
+    (PyTorch's default; the conv's fan_in is d_conv); A_log = log U[1, 16]; b_Δ =
+    softplus⁻¹(Δ₀), Δ₀ log-uniform in [0.001, 0.1] floored at 1e-4; D = 1; w_norm = 1.
+    Parameters: d_in(2E + 2N + H) + d_conv(E + 2N) + (E + 2N) + 3H + E + E·D.
+    """
+    name = "mamba2"
+    base.check_int(name, "d_hidden", d_hidden)
+    base.check_int(name, "d_state", d_state)
+    base.check_int(name, "expand", expand)
+    base.check_int(name, "head_dim", head_dim)
+    base.check_int(name, "d_conv", d_conv)
+    channels = expand * d_hidden
+    if channels % head_dim:
+        raise ValueError(f"{name}: head_dim must divide expand * d_hidden = {channels}; got "
+                         f"head_dim={head_dim}")
+    base.check_scan_impl(name, scan_impl, base.MATRIX_SCAN_IMPLS)
+    hparams = dict(d_hidden=d_hidden, d_state=d_state, expand=expand, head_dim=head_dim,
+                   d_conv=d_conv, scan_impl=scan_impl)
+    heads, conv_dim = channels // head_dim, channels + 2 * d_state
+
+    def init(key, d_in):
+        keys = jax.random.split(key, 6)
+        dt = jnp.exp(jax.random.uniform(keys[0], (heads,), minval=math.log(1e-3),
+                                        maxval=math.log(1e-1)))
+        dt = jnp.maximum(dt, 1e-4)
+        return {
+            "w_in": base.uniform_init(keys[1], (d_in, 2 * channels + 2 * d_state + heads), d_in),
+            "conv_w": base.uniform_init(keys[2], (d_conv, conv_dim), d_conv),
+            "conv_b": base.uniform_init(keys[3], (conv_dim,), d_conv),
+            "b_dt": dt + jnp.log(-jnp.expm1(-dt)),  # softplus⁻¹(dt)
+            "a_log": jnp.log(jax.random.uniform(keys[4], (heads,), minval=1.0, maxval=16.0)),
+            "d": jnp.ones((heads,), jnp.float32),
+            "w_norm": jnp.ones((channels,), jnp.float32),
+            "w_out": base.uniform_init(keys[5], (channels, d_hidden), channels),
+        }
+
+    def initial_state(params, batch_shape):
+        batch_shape = tuple(batch_shape)
+        return Mamba2State(jnp.zeros(batch_shape + (heads, d_state, head_dim), jnp.float32),
+                           jnp.zeros(batch_shape + (d_conv - 1, conv_dim), jnp.float32))
+
+    def inputs(params, conv, xs):
+        """xs (*B, T, d_in) -> z (*B,T,E), x (*B,T,H,P), B, C (*B,T,N), Δ (*B,T,H), conv."""
+        z, xbc, dt = jnp.split(base.dense(xs, params["w_in"]), [channels, channels + conv_dim],
+                               axis=-1)
+        xbc, conv = base.causal_depthwise_conv(params["conv_w"], params["conv_b"], conv, xbc)
+        x, b, c = jnp.split(jax.nn.silu(xbc), [channels, channels + d_state], axis=-1)
+        dt = jax.nn.softplus(dt + params["b_dt"])
+        return z, x.reshape(x.shape[:-1] + (heads, head_dim)), b, c, dt, conv
+
+    def output(params, y, x, z):
+        """y (*B, T, H, P) -> (*B, T, D): the skip, the gate, the norm and W_out."""
+        y = (y + params["d"][:, None] * x).reshape(z.shape)
+        gated = y * jax.nn.silu(z)
+        normed = gated * lax.rsqrt(jnp.mean(jnp.square(gated), -1, keepdims=True)
+                                   + MAMBA2_NORM_EPS)
+        return base.dense(normed * params["w_norm"], params["w_out"])
+
+    def scan(params, state, xs):
+        z, x, b, c, dt, conv = inputs(params, state.conv, xs)
+        per_head = lambda u: jnp.broadcast_to(u[..., None, :, :], u.shape[:-2] + (heads,)
+                                              + u.shape[-2:])  # (*B, H, T, N)
+        log_a = jnp.swapaxes(dt * -jnp.exp(params["a_log"]), -1, -2)  # (*B, H, T)
+        y, s_last = kernels.matrix_scan(per_head(c), per_head(b),
+                                        _head_major(dt[..., None] * x), log_a, state.ssm,
+                                        impl=scan_impl)
+        return Mamba2State(s_last, conv), output(params, _head_major(y), x, z)
+
+    def step(params, state, x_t):
+        z, x, b, c, dt, conv = inputs(params, state.conv, x_t[..., None, :])
+        z, b, c, dt, x = z[..., 0, :], b[..., 0, :], c[..., 0, :], dt[..., 0, :], x[..., 0, :, :]
+        decay = jnp.exp(dt * -jnp.exp(params["a_log"]))[..., None, None]  # (*B, H, 1, 1)
+        s = _outer_update(state.ssm, decay, b[..., None, :], dt[..., None] * x)
+        y = _read(s, c[..., None, :])  # (*B, H, P)
+        return Mamba2State(s, conv), output(params, y[..., None, :, :], x[..., None, :, :],
+                                            z[..., None, :])[..., 0, :]
+
+    return base.make_cell(
+        name=name, family="matrix", d_out=d_hidden, init=jax.jit(init, static_argnums=1),
+        initial_state=initial_state, step=step, scan=scan,
+        input_dim=lambda p: p["w_in"].shape[0], hparams=hparams,
+    )
+
+
 CELLS = {
+    "mamba2": make_mamba2,
     "linear_attention": make_linear_attention,
     "retnet": make_retnet,
     "gla": make_gla,

@@ -155,7 +155,45 @@ def ref_deltanet(p, xs, num_heads, negative_eigenvalues, head_norm="rms"):
     return merge(NORMS[head_norm](o), p["w_o"]), s
 
 
+def ref_mamba2(p, xs, d_state, head_dim, d_conv):
+    """Mamba2Simple's equations (state-spaces/mamba) step by step in float64, in the paper's
+    orientation: per head h_t (P x N) = exp(Δ_t A) h_{t-1} + Δ_t x_t B_tᵀ, y_t = h_t C_t."""
+    batch, steps, _ = xs.shape
+    channels, heads, n = p["w_norm"].size, p["a_log"].size, d_state
+    proj = xs @ p["w_in"]
+    z, xbc, dt = proj[..., :channels], proj[..., channels:2 * channels + 2 * n], \
+        proj[..., 2 * channels + 2 * n:]
+    dt = np.log1p(np.exp(dt + p["b_dt"]))
+    padded = np.concatenate([np.zeros((batch, d_conv - 1, xbc.shape[-1])), xbc], axis=1)
+    conv = p["conv_b"] + sum(padded[:, j:j + steps] * p["conv_w"][j] for j in range(d_conv))
+    xbc = silu(conv)
+    x = xbc[..., :channels].reshape(batch, steps, heads, head_dim)
+    b, c = xbc[..., channels:channels + n], xbc[..., channels + n:]
+    a = -np.exp(p["a_log"])
+    h = np.zeros((batch, heads, head_dim, n))
+    ys = np.zeros((batch, steps, heads, head_dim))
+    for t in range(steps):
+        h = (np.exp(dt[:, t] * a)[..., None, None] * h
+             + dt[:, t, :, None, None] * x[:, t, :, :, None] * b[:, t, None, None, :])
+        ys[:, t] = np.einsum("bhpn,bn->bhp", h, c[:, t]) + p["d"][:, None] * x[:, t]
+    gated = ys.reshape(batch, steps, channels) * silu(z)
+    normed = gated / np.sqrt(np.mean(gated ** 2, -1, keepdims=True) + 1e-5) * p["w_norm"]
+    return normed @ p["w_out"]
+
+
 # ----------------------------------------------------------------------------- reference tests
+
+
+@pytest.mark.parametrize("scan_impl", ["sequential", "chunked", "pallas"])
+def test_mamba2_matches_the_reference_equations(scan_impl):
+    """The SSD recurrence on matrix_scan (sequential, the chunked SSD algorithm, the fused
+    kernel) equals Mamba2Simple's equations in float64; 37 steps = chunks of 32 and 5."""
+    cell = matrix.make_mamba2(d_hidden=D_HIDDEN, d_state=4, head_dim=4, d_conv=3,
+                              scan_impl=scan_impl)
+    params = random_params(cell, 7)
+    params["a_log"] = np.log(np.asarray([1.5, 4.0, 0.5, 8.0], np.float32))  # varied decays
+    xs, ys = run_scan(cell, params, 7)
+    assert scaled_error(ys, ref_mamba2(f64(params), xs, 4, 4, 3)) < TOL
 
 
 @pytest.mark.parametrize(
@@ -336,7 +374,7 @@ def count_formula(name, d_in, d_hidden, h, k, v, rank=16):
     }[name]
 
 
-@pytest.mark.parametrize("name", sorted(matrix.CELLS))
+@pytest.mark.parametrize("name", sorted(set(matrix.CELLS) - {"mamba2"}))  # heads of q, k, v
 @pytest.mark.parametrize(
     "d_in, d_hidden, hparams, dims",
     [(3, 8, {"num_heads": 2}, (2, 4, 4)),
@@ -347,6 +385,15 @@ def test_param_count(name, d_in, d_hidden, hparams, dims):
     params = cell.init(jax.random.key(0), d_in)
     assert base.param_count(params) == count_formula(name, d_in, d_hidden, *dims)
     assert cell.input_dim(params) == d_in and cell.d_out == d_hidden
+
+
+def test_mamba2_param_count():
+    d_in, d, n, e, heads, k = 5, 12, 6, 24, 3, 4  # expand 2, head_dim 8, d_conv 4
+    cell = matrix.make_mamba2(d_hidden=d, d_state=n, head_dim=8, d_conv=k)
+    params = cell.init(jax.random.key(0), d_in)
+    assert base.param_count(params) == (d_in * (2 * e + 2 * n + heads) + k * (e + 2 * n)
+                                        + (e + 2 * n) + 3 * heads + e + e * d)
+    assert cell.input_dim(params) == d_in and cell.d_out == d
 
 
 def test_gla_gate_rank_in_param_count():
@@ -377,6 +424,11 @@ def test_gla_gate_rank_in_param_count():
         ("deltanet", {"chunked": "no"}, "chunked must be True or False"),
         ("deltanet", {"head_norm": "layer"}, r"head_norm must be one of \('rms', 'group'\)"),
         ("gla", {"head_norm": "group", "d_value": 1}, "head_norm='group' needs d_value >= 2"),
+        ("gla", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
+                                         r"'chunked'\)"),
+        ("mamba2", {"head_dim": 5}, r"head_dim must divide expand \* d_hidden = 128"),
+        ("mamba2", {"d_conv": 0}, "d_conv must be a positive int"),
+        ("mamba2", {"scan_impl": "deer"}, "for the classic cells"),
     ],
 )
 def test_bad_hparams(name, kwargs, message):
