@@ -124,6 +124,7 @@ def test_impossible_values_are_refused_before_training(fields, message):
         tiny_config(**fields)
 
 
+@pytest.mark.slow
 def test_a_signal_during_compilation_or_evaluation_saves_and_a_rerun_finishes(finished,
                                                                                monkeypatch,
                                                                                tmp_path):

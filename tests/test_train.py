@@ -65,6 +65,7 @@ def test_seeds_train_independently_and_deterministically(tiny_run, tmp_path):
     assert other["config_hash"] == first["config_hash"]
 
 
+@pytest.mark.slow
 def test_post_training_at_learning_rate_zero_keeps_the_source_s_final_models(tiny_run, tmp_path):
     """Post-training starts from the source's final parameters: with a learning rate of 0 the
     models stay the source's, so every per-length loss and accuracy equals the source's (fresh
@@ -176,6 +177,7 @@ def test_the_command_line_in_a_real_process(tmp_path):
     assert line.startswith("seqbench.train: error: unknown cell 'lsmt'; valid cells: attention, ")
 
 
+@pytest.mark.slow
 def test_sigkill_and_rerun_gives_the_uninterrupted_result(tmp_path):
     """A real process stopped by SIGTERM, rerun, killed by SIGKILL, rerun with the same command,
     ends with the same evaluation numbers (bit for bit) as a run never interrupted."""
@@ -454,6 +456,7 @@ def test_every_flag_comes_from_the_one_declaration():
         values(["prog", "--steps=0"])  # bounds come with the declaration
 
 
+@pytest.mark.slow
 def test_a_learning_rate_grid_is_one_program_whose_members_are_the_single_rate_runs(tmp_path):
     """--seeds=2 --learning_rates=a,b trains 4 members in one program; each rate's members
     are the seeds a run at that single rate trains (same keys, same data), up to float

@@ -89,11 +89,12 @@ def measure(width: int, steps: int, repeats: int) -> str:
 TRAIN_STEP_RUNS = (("bptt", False), ("bptt", True), ("rtrl", True))  # (gradient, segmented)
 
 
-def train_step_row(width: int, steps: int, segment: int, repeats: int, timed: bool) -> str:
-    """One Markdown row: T, then temporary MiB and ms per step for BPTT, truncated BPTT and
-    RTRL (ms "-" when not `timed`)."""
+def train_step_row(width: int, steps: int, segment: int, repeats: int, timed: bool,
+                   runs=TRAIN_STEP_RUNS) -> str:
+    """One Markdown row: T, then temporary MiB and ms per step for each of `runs` (gradient,
+    segmented): by default BPTT, truncated BPTT and RTRL (ms "-" when not `timed`)."""
     cells = []
-    for gradient, segmented in TRAIN_STEP_RUNS:
+    for gradient, segmented in runs:
         config = engine.Config(
             cell="mingru", task="passkey", task_hparams={"num_digits": 1}, width=width, depth=1,
             input_encoding="one_hot", norm=False, residual=False, mlp_expand=0,
