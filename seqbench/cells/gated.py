@@ -32,6 +32,7 @@ from seqbench.cells.base import (
     DiagonalForm,
     causal_depthwise_conv,
     check_bool,
+    check_choice,
     check_int,
     check_scan_impl,
     complex64,
@@ -46,12 +47,6 @@ _MAX_SQRT_GRADIENT = 1000.0  # RG-LRU: d sqrt(x)/dx clipped here near x = 0 (as 
 
 
 # ----------------------------------------------------------------------------- shared helpers
-
-
-
-
-
-
 
 
 def _check_common(cell: str, d_hidden, negative_eigenvalues, scan_impl) -> None:
@@ -259,6 +254,7 @@ def make_rg_lru(
     c: float = 8.0,
     negative_eigenvalues: bool = False,
     scan_impl: str = "auto",
+    convention: str = "griffin",
 ):
     """The Real-Gated Linear Recurrent Unit of Griffin/Hawk (De et al. 2024; RecurrentGemma).
 
@@ -280,14 +276,24 @@ def make_rg_lru(
     a^c in [0.43, 0.992]); W_in, W_a, W_x ~ N(0, 1/d_in) (LeCun normal, RecurrentGemma's
     choice), b_a = b_x = 0.
 
+    `convention`: "griffin" (default) applies the paper's equation at every step.
+    "recurrentgemma" follows RecurrentGemma's code, which at the first token of a document
+    (`segment_pos == 0`) sets a_0 = 0 and the input multiplier to 1: h_0 = i_0 ⊙ x̃_0, whatever
+    the state before, without the sqrt(1 − a²) factor (the outputs then differ by up to 0.54 at
+    t = 0, less after). The state then carries a flag per sequence (`RecurrentGemmaState`), so
+    a sequence scanned in pieces resets once; an initial-state intervention is erased at the
+    first token; there is no RTRL form.
+
     Parameters: 3*d_in*D + 3*D (W_in, W_a, W_x; b_a, b_x, Λ).
     """
     name = "rg_lru"
     _check_common(name, d_hidden, negative_eigenvalues, scan_impl)
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
         raise ValueError(f"{name}: c must be a positive number (the paper uses 8); got {c!r}")
+    check_choice(name, "convention", convention, RG_LRU_CONVENTIONS)
     hparams = dict(
-        d_hidden=d_hidden, c=c, negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl
+        d_hidden=d_hidden, c=c, negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl,
+        convention=convention,
     )
 
     def init(key, d_in):
@@ -303,22 +309,68 @@ def make_rg_lru(
             "lam": log_a - jnp.log(-jnp.expm1(log_a)),
         }
 
+    def gated_input(params, x):  # i ⊙ x̃
+        return jax.nn.sigmoid(dense(x, params["w_x"]) + params["b_x"]) * dense(x, params["w_in"])
+
     def coefficients(params, x):
         r = jax.nn.sigmoid(dense(x, params["w_a"]) + params["b_a"])
-        i = jax.nn.sigmoid(dense(x, params["w_x"]) + params["b_x"])
         log_a = -c * r * jax.nn.softplus(-params["lam"])
         a = jnp.exp(log_a)
         if negative_eigenvalues:  # 1 - (2a - 1)² = 4 a (1 - a)
             a, norm = 2.0 * a - 1.0, 2.0 * _sqrt_bounded_grad(a * -jnp.expm1(log_a))
         else:
             norm = _sqrt_bounded_grad(-jnp.expm1(2.0 * log_a))
-        return a, norm * i * dense(x, params["w_in"]), None
+        return a, norm * gated_input(params, x), None
 
+    if convention == "recurrentgemma":
+        return _first_token_reset_cell(name, hparams, init, coefficients, gated_input)
     return _diagonal_cell(
         name=name, hparams=hparams, state_shape=(d_hidden,), state_dtype=jnp.float32, init=init,
         input_dim=lambda p: p["w_in"].shape[0], coefficients=coefficients,
         readout=lambda params, h, aux: h,
         unit_axes={"w_in": 1, "w_a": 1, "w_x": 1, "b_a": 0, "b_x": 0, "lam": 0},
+    )
+
+
+RG_LRU_CONVENTIONS = ("griffin", "recurrentgemma")
+
+
+class RecurrentGemmaState(NamedTuple):
+    h: jax.Array  # shape=(*B, D), dtype=float32
+    started: jax.Array  # shape=(*B,), dtype=int32: 1 once the sequence's first token is in
+
+
+def _first_token_reset_cell(name, hparams, init, coefficients, gated_input) -> Cell:
+    """The RG-LRU with RecurrentGemma's first-token rule: where `started` is 0, the step's
+    coefficients become a = 0, b = gated_input (h = i ⊙ x̃); everywhere else the recurrence
+    h = a h + b of `coefficients`."""
+
+    def initial_state(params, batch_shape):
+        batch_shape = tuple(batch_shape)
+        return RecurrentGemmaState(jnp.zeros(batch_shape + (hparams["d_hidden"],), jnp.float32),
+                                   jnp.zeros(batch_shape, jnp.int32))
+
+    def first_step(params, state, a, b, x):
+        first = (state.started == 0)[..., None]
+        return jnp.where(first, 0.0, a), jnp.where(first, gated_input(params, x), b)
+
+    def step(params, state, x_t):
+        a, b, _ = coefficients(params, x_t)
+        a, b = first_step(params, state, a, b, x_t)
+        h = a * state.h + b
+        return RecurrentGemmaState(h, jnp.ones_like(state.started)), h
+
+    def scan(params, state, xs):
+        a, b, _ = coefficients(params, xs)
+        a0, b0 = first_step(params, state, a[..., 0, :], b[..., 0, :], xs[..., 0, :])
+        a, b = a.at[..., 0, :].set(a0), b.at[..., 0, :].set(b0)
+        hs, h_last = _scan_features(a, b, state.h, 1, hparams["scan_impl"])
+        return RecurrentGemmaState(h_last, jnp.ones_like(state.started)), hs
+
+    return make_cell(
+        name=name, family=FAMILY, d_out=hparams["d_hidden"], init=_compiled(init),
+        initial_state=initial_state, step=step, scan=scan,
+        input_dim=lambda p: p["w_in"].shape[0], hparams=hparams,
     )
 
 

@@ -1,4 +1,5 @@
-"""Matrix-state cells: linear attention, RetNet, GLA, DeltaNet and Mamba-2 (family "matrix").
+"""Matrix-state cells: linear attention, RetNet, GLA and Mamba-2 (family "matrix"; the delta-rule
+cells, DeltaNet, Gated DeltaNet and DeltaProduct, are in `cells.delta` and share these pieces).
 
 Every cell here is multi-head: H = num_heads heads, each with key dim K = d_key and value dim
 V = d_value (both default to d_hidden // num_heads, which then must divide evenly). Bias-free
@@ -15,9 +16,8 @@ transpose), and y_t = [o_t of all heads] W_o maps H·V features to d_hidden. The
 sequence is `MatrixState.s` of shape (*B, H, K, V) (linear attention adds its normaliser).
 
 `scan` runs all heads at once on `kernels.matrix_scan` (impl = the `scan_impl` hparam, chunked by
-default) except DeltaNet, whose transition is not diagonal: it has its own chunkwise form (the
-WY / UT transform of Yang et al. 2024) next to a sequential `lax.scan`. `step` writes the
-one-step update out directly; both compute the same function.
+default); the delta rule, whose transition is not diagonal, has its own chunkwise form in
+`cells.delta`. `step` writes the one-step update out directly; both compute the same function.
 
 Shared choices (all cells): projection weights ~ N(0, 1/fan_in) (`base.lecun_normal`), biases 0;
 no biases in the q, k, v, o projections (as in RetNet and GLA; Katharopoulos et al. use biased
@@ -51,7 +51,6 @@ from seqbench.cells import base
 
 LINEAR_ATTENTION_EPS = 1e-6  # added to the normaliser φ(q)·z (as in Katharopoulos et al.'s code)
 HEAD_NORM_EPS = 1e-5  # epsilon of the per-head norms (RMS or variance)
-L2_NORM_EPS = 1e-6  # DeltaNet's queries and keys: u / sqrt(|u|² + eps)
 ROTARY_BASE = 10000.0  # RetNet's θ_i = 1 / 10000^(i / (K/2 - 1)), i = 0..K/2-1
 
 
@@ -65,12 +64,6 @@ class NormalisedState(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-
-
-
-
 
 
 def _head_dims(name, d_hidden, num_heads, d_key, d_value):
@@ -474,184 +467,6 @@ def make_gla(
     )
 
 
-# ----------------------------------------------------------------------------- DeltaNet
-
-
-def _l2_normalise(x):
-    return x * lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + L2_NORM_EPS)
-
-
-def _delta_step(s, q, k, v, beta):
-    """S ← (I − β k kᵀ) S + β k vᵀ = S + β k (v − Sᵀk)ᵀ, o = Sᵀ q  (S: (..., K, V))."""
-    error = v - _read(s, k)
-    s = s + (beta[..., None, None] * k[..., :, None]) * error[..., None, :]
-    return s, _read(s, q)
-
-
-def _delta_sequential(q, k, v, beta, s0):
-    """lax.scan of `_delta_step` over the time axis -2 (the reference form)."""
-
-    def body(s, inputs):
-        return _delta_step(s, *inputs)
-
-    inputs = tuple(jnp.moveaxis(u, -2, 0) for u in (q, k, v)) + (jnp.moveaxis(beta, -1, 0),)
-    s_last, y = lax.scan(body, s0, inputs)
-    return jnp.moveaxis(y, 0, -2), s_last
-
-
-def _unit_lower_inverse(lower):
-    """L⁻¹ of unit lower-triangular matrices L (..., n, n), by 2 x 2 blocking:
-
-        [[A, 0], [B, D]]⁻¹ = [[A⁻¹, 0], [−D⁻¹ B A⁻¹, D⁻¹]],
-
-    with A and D inverted together in one batched call per level (⌈log2 n⌉ levels of
-    matmuls; n is padded to a power of two with identity rows). It replaces
-    `jax.scipy.linalg.solve_triangular`, whose CPU kernel (LAPACK trsm split over jaxlib's
-    thread pool, `ParallelBatchMap`) can deadlock when two run at once on a 2-core machine
-    (jaxlib 0.10.2; BUILD_NOTES, "Cells and models")."""
-    n = lower.shape[-1]
-    if n == 1:
-        return jnp.ones_like(lower)
-    size = 1 << (n - 1).bit_length()
-    if size != n:
-        lead = [(0, 0)] * (lower.ndim - 2)
-        padded = jnp.pad(lower, lead + [(0, size - n), (0, size - n)])
-        padded = padded + jnp.diag(jnp.arange(size) >= n).astype(lower.dtype)
-        return _unit_lower_inverse(padded)[..., :n, :n]
-    half = n // 2
-    halves = jnp.stack([lower[..., :half, :half], lower[..., half:, half:]], axis=-3)
-    inverses = _unit_lower_inverse(halves)
-    a_inv, d_inv = inverses[..., 0, :, :], inverses[..., 1, :, :]
-    below = -(d_inv @ lower[..., half:, :half]) @ a_inv
-    return jnp.concatenate([jnp.concatenate([a_inv, jnp.zeros_like(below)], axis=-1),
-                            jnp.concatenate([below, d_inv], axis=-1)], axis=-2)
-
-
-def _delta_chunked(q, k, v, beta, s0, chunk_size):
-    """The delta rule chunkwise (Yang et al. 2024, section 3), exact up to rounding.
-
-    Within a chunk of C steps entering with S0, S_t = S0 + Σ_{s<=t} k_s u_sᵀ where the
-    "pseudo-values" u_t = β_t (v_t − S_{t−1}ᵀ k_t) solve the unit lower-triangular system
-    (I + tril(diag(β) K Kᵀ, −1)) U = diag(β) (V − K S0); by linearity U = U' − W S0 with
-    [W | U'] = (I + A)^(−1) diag(β) [K | V] (the UT transform), solved for all chunks at once.
-    Then Y = Q S0 + tril(Q Kᵀ) U and S_end = S0 + Kᵀ U; only S0 → S_end runs chunk after chunk.
-    Shapes: q, k (..., T, K), v (..., T, V), beta (..., T), s0 (..., K, V).
-    """
-    *lead, steps, key_dim = q.shape
-    value_dim = v.shape[-1]
-    chunk = min(chunk_size, steps)
-    num_chunks = math.ceil(steps / chunk)
-    pad = num_chunks * chunk - steps
-
-    def split(x):  # (..., T, F) -> (..., M, C, F); padded steps have k = v = β = 0: S unchanged
-        x = jnp.pad(x, [(0, 0)] * len(lead) + [(0, pad), (0, 0)])
-        return x.reshape(*lead, num_chunks, chunk, x.shape[-1])
-
-    q, k, v, beta = split(q), split(k), split(v), split(beta[..., None])
-    mT = lambda x: jnp.swapaxes(x, -1, -2)
-    strictly_lower = jnp.tril(jnp.ones((chunk, chunk), bool), -1)
-    lower = jnp.where(strictly_lower, beta * (k @ mT(k)), 0.0) + jnp.eye(chunk, dtype=q.dtype)
-    wu = _unit_lower_inverse(lower) @ jnp.concatenate([beta * k, beta * v], axis=-1)
-    w, u = wu[..., :key_dim], wu[..., key_dim:]
-
-    def carry(s, inputs):  # S_end = S0 + Kᵀ (U' − W S0)
-        k_c, w_c, u_c = inputs
-        return s + mT(k_c) @ (u_c - w_c @ s), s
-
-    s_last, s_enter = lax.scan(carry, s0, tuple(jnp.moveaxis(x, -3, 0) for x in (k, w, u)))
-    s_enter = jnp.moveaxis(s_enter, 0, -3)  # (..., M, K, V): the state entering each chunk
-    u = u - w @ s_enter
-    causal = jnp.tril(jnp.ones((chunk, chunk), bool))
-    y = q @ s_enter + jnp.where(causal, q @ mT(k), 0.0) @ u
-    return y.reshape(*lead, num_chunks * chunk, value_dim)[..., :steps, :], s_last
-
-
-def make_deltanet(
-    *,
-    d_hidden: int = 64,
-    num_heads: int = 4,
-    d_key: int | None = None,
-    d_value: int | None = None,
-    negative_eigenvalues: bool = False,
-    head_norm: str = "rms",
-    chunked: bool = True,
-    chunk_size: int = 32,
-) -> base.Cell:
-    """DeltaNet (Schlag et al. 2021; Yang et al. 2024, "Parallelizing Linear Transformers with
-    the Delta Rule over Sequence Length"), multi-head.
-
-    Per head, with L2-normalised queries and keys (u / sqrt(|u|² + 1e-6)) and a write strength
-    β_t = σ(x_t W_β + b_β) per head:
-
-        S_t = (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,        o_t = S_tᵀ q_t,
-        y_t = HeadNorm([o_t of all heads]) W_o.
-
-    S is stored K×V (keys on the rows, like the other cells here); the papers write its
-    transpose, S_t = S_{t−1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ with o_t = S_t q_t. HeadNorm =
-    `head_norm` ("rms" default, as Yang et al.'s code; or "group"; module docstring); their
-    SiLU feature map and short convolutions are not included (a plain delta-rule layer).
-
-    `negative_eigenvalues` (Grazzi et al. 2025): β_t = 2σ(·) ∈ (0, 2), so I − β k kᵀ has the
-    eigenvalue 1 − β ∈ (−1, 1) along k. `chunked` picks the chunkwise-parallel `scan`
-    (`_delta_chunked`, the WY/UT form, chunks of `chunk_size` steps) or a sequential `lax.scan`;
-    they agree to fp32 rounding.
-
-    K = d_key, V = d_value default to d_hidden // num_heads. Init: weights ~ N(0, 1/fan_in),
-    b_β = 0 (β_0 ≈ 0.5). `chunk_size` is unused when chunked=False.
-    Parameters: d_in·H·(2K + V + 1) + H + H·V·d_hidden.
-    """
-    name = "deltanet"
-    hparams = dict(
-        d_hidden=d_hidden, num_heads=num_heads, d_key=d_key, d_value=d_value,
-        negative_eigenvalues=negative_eigenvalues, head_norm=head_norm, chunked=chunked,
-        chunk_size=chunk_size,
-    )
-    heads = num_heads
-    key_dim, value_dim = _head_dims(name, d_hidden, num_heads, d_key, d_value)
-    norm = _head_norm_fn(name, head_norm, value_dim)
-    base.check_bool(name, "negative_eigenvalues", negative_eigenvalues)
-    base.check_bool(name, "chunked", chunked)
-    base.check_int(name, "chunk_size", chunk_size)
-
-    def init(key, d_in):
-        key, k_b = jax.random.split(key)
-        params = _init_projections(key, d_in, d_hidden, heads, key_dim, value_dim)
-        params["w_beta"] = base.lecun_normal(k_b, (d_in, heads), d_in)
-        params["b_beta"] = jnp.zeros((heads,), jnp.float32)
-        return params
-
-    def initial_state(params, batch_shape):
-        return MatrixState(jnp.zeros(tuple(batch_shape) + (heads, key_dim, value_dim), jnp.float32))
-
-    def features(params, x):
-        q = _l2_normalise(_heads(x, params["w_q"], heads))
-        k = _l2_normalise(_heads(x, params["w_k"], heads))
-        beta = jax.nn.sigmoid(base.dense(x, params["w_beta"]) + params["b_beta"])
-        return q, k, _heads(x, params["w_v"], heads), beta * (2.0 if negative_eigenvalues else 1.0)
-
-    def output(params, o):
-        return _merge_heads(norm(o), params["w_o"])
-
-    def step(params, state, x_t):
-        s, o = _delta_step(state.s, *features(params, x_t))
-        return MatrixState(s), output(params, o)
-
-    def scan(params, state, xs):
-        q, k, v, beta = features(params, xs)
-        q, k, v = _head_major(q), _head_major(k), _head_major(v)
-        beta = jnp.swapaxes(beta, -1, -2)  # (*B, H, T)
-        if chunked:
-            y, s_last = _delta_chunked(q, k, v, beta, state.s, chunk_size)
-        else:
-            y, s_last = _delta_sequential(q, k, v, beta, state.s)
-        return MatrixState(s_last), output(params, _head_major(y))
-
-    return base.make_cell(
-        name=name, family="matrix", d_out=d_hidden, init=init, initial_state=initial_state,
-        step=step, scan=scan, input_dim=lambda p: p["w_q"].shape[0], hparams=hparams,
-    )
-
-
 # ----------------------------------------------------------------------------- Mamba-2 / SSD
 
 
@@ -780,5 +595,4 @@ CELLS = {
     "linear_attention": make_linear_attention,
     "retnet": make_retnet,
     "gla": make_gla,
-    "deltanet": make_deltanet,
 }

@@ -39,6 +39,7 @@ import numpy as np
 from seqbench import kernels
 from seqbench.cells import base
 
+S5_CONVENTIONS = ("seqbench", "s5")  # make_s5: this docstring's choices or the S5 code's
 _S5_MAX_REAL = -1e-4  # S5's `clip_eigs`: Re Λ <= -1e-4 keeps every mode strictly stable
 
 
@@ -368,6 +369,7 @@ def make_s5(
     dt_min: float = 0.001,
     dt_max: float = 0.1,
     scan_impl: str = "auto",
+    convention: str = "seqbench",
 ) -> base.Cell:
     """S5: one multi-input multi-output diagonal SSM (Smith, Warrington, Linderman 2023,
     "Simplified State Space Layers for Sequence Modeling").
@@ -393,6 +395,11 @@ def make_s5(
     "trunc_standard_normal" without the truncation) then C̃ = CV; Δ log-uniform in
     [dt_min, dt_max]; D ~ N(0, 1/d_in).
 
+    `convention="s5"` follows the S5 authors' code (lindermanlab/S5) in the two places it
+    differs from the above: B is drawn by `jax.nn.initializers.lecun_normal()` on its (N, d_in)
+    array, whose fan-in is then N (a truncated normal of variance 1/N, not 1/d_in), and Re Λ is
+    not clipped (their `clip_eigs` defaults to False).
+
     No `negative_eigenvalues`: HiPPO-N's eigenvalues are complex and the learnable phase Δ·Im Λ
     already reaches the negative real axis (phase π), so Grazzi et al.'s map of a real gate
     [0, 1] -> [−1, 1] has nothing to extend (asking for it is an unknown-hyperparameter error).
@@ -413,10 +420,12 @@ def make_s5(
         )
     _check_dt(cell, dt_min, dt_max)
     base.check_scan_impl(cell, scan_impl, base.SCAN_IMPLS)
+    base.check_choice(cell, "convention", convention, S5_CONVENTIONS)
     hparams = dict(
         d_hidden=d_hidden, d_state=d_state, blocks=blocks, dt_min=dt_min, dt_max=dt_max,
-        scan_impl=scan_impl,
+        scan_impl=scan_impl, convention=convention,
     )
+    max_real = _S5_MAX_REAL if convention == "seqbench" else jnp.inf
     H, P = d_hidden, d_state  # the legend's D and N
     lam_block, v_block = hippo_n_eigs(P // blocks)
     lam = np.tile(lam_block, blocks)  # (N/2,)
@@ -425,7 +434,10 @@ def make_s5(
 
     def init_fn(key, d_in):
         k_b, k_c, k_d, k_dt = jax.random.split(key, 4)
-        b = jax.random.normal(k_b, (P, d_in), jnp.float32) / math.sqrt(d_in)
+        if convention == "s5":
+            b = jax.nn.initializers.lecun_normal()(k_b, (P, d_in), jnp.float32)  # fan_in = P
+        else:
+            b = jax.random.normal(k_b, (P, d_in), jnp.float32) / math.sqrt(d_in)
         c = jax.random.normal(k_c, (2, H, P), jnp.float32) / math.sqrt(P)
         b_tilde = jnp.matmul(v_inv.astype(np.complex64), b).T  # (d_in, N/2)
         c_tilde = jnp.matmul(base.complex64(c[0], c[1]), v.astype(np.complex64)).T  # (N/2, D)
@@ -442,7 +454,7 @@ def make_s5(
 
     def discretize(params):
         eig = base.complex64(
-            jnp.minimum(params["Lambda_re"], _S5_MAX_REAL), params["Lambda_im"]
+            jnp.minimum(params["Lambda_re"], max_real), params["Lambda_im"]
         )
         a, b_scale = _zoh(eig, jnp.exp(params["log_step"]))
         return a, _complex(params, "B") * b_scale  # B̄: (d_in, N/2)

@@ -71,8 +71,9 @@ def ref_mamba(p, xs, h, conv, *, block, negative):
     return np.stack(ys, 1), (h, conv_last), np.min(transitions)
 
 
-def ref_rg_lru(p, xs, h, *, c, negative):
-    """Griffin eq. (1)-(4) with a = sigmoid(Λ), a_t = a^(c r_t), computed directly in float64."""
+def ref_rg_lru(p, xs, h, *, c, negative, first_token_reset=False):
+    """Griffin eq. (1)-(4) with a = sigmoid(Λ), a_t = a^(c r_t), computed directly in float64.
+    `first_token_reset`: RecurrentGemma's rule at segment_pos == 0, h_0 = i_0 ⊙ x̃_0."""
     ys, transitions = [], []
     for t in range(xs.shape[1]):
         x = xs[:, t]
@@ -81,7 +82,10 @@ def ref_rg_lru(p, xs, h, *, c, negative):
         a = sigmoid(p["lam"]) ** (c * r)
         if negative:
             a = 2.0 * a - 1.0
-        h = a * h + np.sqrt(1.0 - a**2) * (i * (x @ p["w_in"]))
+        if first_token_reset and t == 0:
+            h = i * (x @ p["w_in"])
+        else:
+            h = a * h + np.sqrt(1.0 - a**2) * (i * (x @ p["w_in"]))
         ys.append(h)
         transitions.append(a)
     return np.stack(ys, 1), h, np.min(transitions)
@@ -220,6 +224,35 @@ def test_rg_lru_matches_reference(negative):
     ys, h, a_min = ref_rg_lru(p, xs, s, c=8.0, negative=negative)
     _check(result, ys, (h,), lambda st: (st,))
     assert (a_min < 0) == negative
+
+
+def test_rg_lru_recurrentgemma_resets_at_the_first_token_only():
+    """convention="recurrentgemma": from a random state, h_0 = i_0 ⊙ x̃_0 (the state is erased),
+    then Griffin's recurrence; scanning in two pieces or stepping resets once, as the whole."""
+    cell = seqbench.cells.get("rg_lru", d_hidden=D_HIDDEN, convention="recurrentgemma")
+    rng = np.random.default_rng(2)
+    p = _random_params(cell, rng)
+    xs = rng.standard_normal((BATCH, STEPS, D_IN))
+    params = {name: jnp.asarray(leaf, jnp.float32) for name, leaf in p.items()}
+    xs32 = jnp.asarray(xs, jnp.float32)
+    fresh = cell.initial_state(params, (BATCH,))
+    h_before = rng.standard_normal((BATCH, D_HIDDEN))
+    state, ys = jax.jit(cell.scan)(params, fresh._replace(h=jnp.asarray(h_before, jnp.float32)),
+                                   xs32)
+    ref_ys, ref_h, _ = ref_rg_lru(p, xs, h_before, c=8.0, negative=False, first_token_reset=True)
+    _close(ys, ref_ys)
+    _close(state.h, ref_h)
+    assert np.all(np.asarray(state.started) == 1)
+    middle, first = jax.jit(cell.scan)(params, fresh, xs32[:, :4])
+    _, second = jax.jit(cell.scan)(params, middle, xs32[:, 4:])
+    _close(np.concatenate([first, second], 1), ref_ys)
+    stepped, h = fresh, None
+    for t in range(STEPS):
+        stepped, h = cell.step(params, stepped, xs32[:, t])
+    _close(h, ref_ys[:, -1])
+    griffin = seqbench.cells.get("rg_lru", d_hidden=D_HIDDEN)
+    _, ys_griffin = jax.jit(griffin.scan)(params, fresh.h, xs32)
+    assert np.abs(np.asarray(ys_griffin[:, 0]) - ref_ys[:, 0]).max() > 1e-2  # a real difference
 
 
 @NEG
@@ -363,6 +396,8 @@ def test_param_count(name, hparams, d_in, d_hidden):
         ("mamba", {"block": "yes"}, "block must be True or False"),
         ("mamba", {"scan_impl": "fast"}, "scan_impl must be one of"),
         ("rg_lru", {"c": 0.0}, "c must be a positive number"),
+        ("rg_lru", {"convention": "hawk"}, r"convention must be one of \('griffin', "
+                                           r"'recurrentgemma'\)"),
         ("rg_lru", {"negative_eigenvalues": 1}, "negative_eigenvalues must be True or False"),
         ("gateloop", {"d_hidden": 10, "num_heads": 4}, "num_heads must divide d_hidden=10"),
         ("gateloop", {"num_heads": 0}, "num_heads must be a positive int"),

@@ -1,9 +1,10 @@
-"""Matrix-state cells (linear attention, RetNet, GLA, DeltaNet) against float64 NumPy references.
+"""Matrix-state cells (linear attention, RetNet, GLA, Mamba-2) against float64 NumPy references
+(the delta-rule cells: test_delta.py).
 
 Each reference is written from the paper's equations and shares no code with the cells: linear
 attention and GLA step their recurrences, RetNet is its parallel (quadratic) form with the
-rotation done by complex numbers at absolute positions, DeltaNet steps the papers' V×K
-convention S ← S (I − β k kᵀ) + β v kᵀ, o = S q. Inputs and parameters are fresh random draws
+rotation done by complex numbers at absolute positions, Mamba-2 steps Mamba2Simple's equations
+in the paper's orientation. Inputs and parameters are fresh random draws
 (biases and gates spread out, so every branch is exercised); scan runs 37 steps so the chunked
 kernels cross a chunk boundary. Tolerance: fp32 against float64, errors scaled by
 max(1, max|reference|) must stay below 2e-5 (the head norms divide by a per-head RMS or std
@@ -135,26 +136,6 @@ def ref_gla(p, xs, num_heads, negative_eigenvalues, head_norm="rms", tau=16.0):
     return merge(gate * NORMS[head_norm](o), p["w_o"])
 
 
-def ref_deltanet(p, xs, num_heads, negative_eigenvalues, head_norm="rms"):
-    """Papers' convention: S (V×K), S ← S (I − β k kᵀ) + β v kᵀ, o = S q. Returns (y, S_T)."""
-    l2 = lambda u: u / np.sqrt((u**2).sum(-1, keepdims=True) + 1e-6)
-    q, k = l2(heads(xs, p["w_q"], num_heads)), l2(heads(xs, p["w_k"], num_heads))
-    v = heads(xs, p["w_v"], num_heads)
-    beta = sigmoid(xs @ p["w_beta"] + p["b_beta"]) * (2.0 if negative_eigenvalues else 1.0)
-    batch, _, _, key_dim = q.shape
-    s = np.zeros((batch, num_heads, v.shape[-1], key_dim))
-    o = np.zeros(v.shape)
-    for t in range(xs.shape[1]):
-        for b in range(batch):
-            for h in range(num_heads):
-                kk, bt = k[b, t, h], beta[b, t, h]
-                s[b, h] = s[b, h] @ (np.eye(key_dim) - bt * np.outer(kk, kk)) + bt * np.outer(
-                    v[b, t, h], kk
-                )
-                o[b, t, h] = s[b, h] @ q[b, t, h]
-    return merge(NORMS[head_norm](o), p["w_o"]), s
-
-
 def ref_mamba2(p, xs, d_state, head_dim, d_conv):
     """Mamba2Simple's equations (state-spaces/mamba) step by step in float64, in the paper's
     orientation: per head h_t (P x N) = exp(Δ_t A) h_{t-1} + Δ_t x_t B_tᵀ, y_t = h_t C_t."""
@@ -258,73 +239,6 @@ def test_gla_matches_reference(negative_eigenvalues, head_norm, scan_impl):
     assert scaled_error(ys, ref_gla(f64(params), xs, H, negative_eigenvalues, head_norm)) < TOL
 
 
-@pytest.mark.parametrize(
-    "negative_eigenvalues, head_norm, chunked, chunk_size",
-    [(False, "rms", True, 32), (False, "group", True, 5), (True, "rms", True, 4),
-     (True, "rms", False, 32)],
-)
-def test_deltanet_matches_reference(negative_eigenvalues, head_norm, chunked, chunk_size):
-    cell = matrix.make_deltanet(
-        d_hidden=D_HIDDEN, num_heads=H, negative_eigenvalues=negative_eigenvalues,
-        head_norm=head_norm, chunked=chunked, chunk_size=chunk_size,
-    )
-    params = random_params(cell, 5)
-    xs, ys = run_scan(cell, params, 5, steps=13)
-    ref, _ = ref_deltanet(f64(params), xs, H, negative_eigenvalues, head_norm)
-    assert scaled_error(ys, ref) < TOL
-
-
-@pytest.mark.parametrize("chunk_size", [3, 16])
-def test_deltanet_chunked_equals_sequential_with_state(chunk_size):
-    """The WY/UT chunkwise form equals the sequential delta rule: outputs, final state and
-    gradients, entering with a non-zero state and β in (0, 2)."""
-    rng = np.random.default_rng(chunk_size)
-    shape = (BATCH, H, 10)
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
-    q = jnp.asarray(unit(rng.standard_normal(shape + (K,))), jnp.float32)
-    k = jnp.asarray(unit(rng.standard_normal(shape + (K,))), jnp.float32)
-    v = jnp.asarray(rng.standard_normal(shape + (V,)), jnp.float32)
-    beta = jnp.asarray(rng.uniform(0.0, 2.0, shape), jnp.float32)
-    s0 = jnp.asarray(rng.standard_normal((BATCH, H, K, V)), jnp.float32)
-
-    def loss(fn, *args):
-        y, s = fn(*args)
-        return jnp.sum(jnp.sin(y)) + jnp.sum(jnp.cos(s))
-
-    def outputs_and_grads(fn):
-        grads = jax.grad(lambda *a: loss(fn, *a), argnums=(0, 1, 2, 3, 4))
-        return jax.jit(lambda *a: (fn(*a), grads(*a)))(q, k, v, beta, s0)
-
-    (y_c, s_c), g_c = outputs_and_grads(lambda *a: matrix._delta_chunked(*a, chunk_size))
-    (y_s, s_s), g_s = outputs_and_grads(matrix._delta_sequential)
-    assert scaled_error(y_c, y_s) < 1e-5 and scaled_error(s_c, s_s) < 1e-5
-    for a, b in zip(g_c, g_s):
-        assert scaled_error(a, b) < 1e-4
-
-
-@pytest.mark.parametrize("n", [1, 2, 5, 16, 32])
-def test_unit_lower_inverse_matches_numpy(n):
-    """The blocked inverse used by the chunked delta rule (instead of LAPACK trsm) against
-    float64 `np.linalg.inv`, for power-of-two and padded sizes, with a batch of matrices whose
-    strictly lower entries are like the chunk's β kᵢ·kⱼ (|entries| < 2)."""
-    rng = np.random.default_rng(n)
-    lower = np.tril(rng.uniform(-1.0, 1.0, (3, 2, n, n)), -1) + np.eye(n)
-    inverse = matrix._unit_lower_inverse(jnp.asarray(lower, jnp.float32))
-    expected = np.linalg.inv(lower)
-    assert inverse.shape == lower.shape
-    assert scaled_error(inverse, expected) < 1e-5
-    assert np.all(np.triu(np.asarray(inverse), 1) == 0)  # exactly lower-triangular
-
-
-def test_deltanet_final_state_is_the_transposed_paper_state():
-    cell = matrix.make_deltanet(d_hidden=D_HIDDEN, num_heads=H, chunk_size=4)
-    params = random_params(cell, 6)
-    xs = jax.random.normal(jax.random.key(6), (BATCH, 9, D_IN))
-    state, _ = jax.jit(cell.scan)(params, cell.initial_state(params, (BATCH,)), xs)
-    _, s_ref = ref_deltanet(f64(params), np.asarray(xs, np.float64), H, False)
-    assert scaled_error(state.s, np.swapaxes(s_ref, -1, -2)) < 1e-5
-
-
 # ----------------------------------------------------------------------------- decays and init
 
 
@@ -349,15 +263,13 @@ def test_rotary_frequencies():
 
 
 def test_gate_initialisation():
-    """GLA α = σ(b_α + ·)^(1/16) starts near 0.5^(1/16) ≈ 0.958; DeltaNet β near 0.5."""
+    """GLA α = σ(b_α + ·)^(1/16) starts near 0.5^(1/16) ≈ 0.958."""
     gla = matrix.make_gla(d_hidden=D_HIDDEN, num_heads=H)
     params = f64(gla.init(jax.random.key(8), D_IN))
     assert np.all(params["b_a"] == 0) and np.all(params["b_r"] == 0)
     xs = np.random.default_rng(8).standard_normal((256, D_IN))
     alpha = sigmoid(xs @ params["w_a1"] @ params["w_a2"] + params["b_a"]) ** (1 / 16)
     assert 0.9 < np.median(alpha) < 0.99 and np.all(alpha > 0.5)
-    delta = matrix.make_deltanet(d_hidden=D_HIDDEN, num_heads=H)
-    assert np.all(np.asarray(delta.init(jax.random.key(8), D_IN)["b_beta"]) == 0)
 
 
 # ----------------------------------------------------------------------------- parameter counts
@@ -370,7 +282,6 @@ def count_formula(name, d_in, d_hidden, h, k, v, rank=16):
         "retnet": d_in * h * (2 * k + 2 * v) + h * v * d_hidden,
         "gla": d_in * (h * (2 * k + 2 * v) + rank) + rank * h * k + h * k + h * v
         + h * v * d_hidden,
-        "deltanet": d_in * h * (2 * k + v + 1) + h + h * v * d_hidden,
     }[name]
 
 
@@ -420,9 +331,6 @@ def test_gla_gate_rank_in_param_count():
         ("gla", {"gate_rank": 0}, "gate_rank must be a positive int"),
         ("gla", {"gate_tau": 0.0}, "gate_tau must be a number > 0"),
         ("gla", {"negative_eigenvalues": 1}, "negative_eigenvalues must be True or False"),
-        ("deltanet", {"chunk_size": 0}, "chunk_size must be a positive int"),
-        ("deltanet", {"chunked": "no"}, "chunked must be True or False"),
-        ("deltanet", {"head_norm": "layer"}, r"head_norm must be one of \('rms', 'group'\)"),
         ("gla", {"head_norm": "group", "d_value": 1}, "head_norm='group' needs d_value >= 2"),
         ("gla", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
                                          r"'chunked'\)"),

@@ -102,9 +102,10 @@ def hippo_n(size):
     return A + np.outer(p, p)
 
 
-def ref_s5(p, xs, h0):
-    """S5 with conj. symmetry: Λ̄ = exp(ΔΛ), B̄ = (Λ̄ − 1)/Λ B̃, y = 2Re(C̃h) + Du."""
-    lam = np.minimum(p["Lambda_re"], -1e-4) + 1j * p["Lambda_im"]
+def ref_s5(p, xs, h0, clip=True):
+    """S5 with conj. symmetry: Λ̄ = exp(ΔΛ), B̄ = (Λ̄ − 1)/Λ B̃, y = 2Re(C̃h) + Du; `clip`:
+    Re Λ <= −1e-4 (S5's clip_eigs)."""
+    lam = (np.minimum(p["Lambda_re"], -1e-4) if clip else p["Lambda_re"]) + 1j * p["Lambda_im"]
     lam_bar = np.exp(np.exp(p["log_step"]) * lam)
     b_tilde = (p["B_re"] + 1j * p["B_im"]).T  # (P/2, d_in)
     c_tilde = (p["C_re"] + 1j * p["C_im"]).T  # (H, P/2)
@@ -226,12 +227,14 @@ def test_s4d_init(a_init):
 # ----------------------------------------------------------------------------- S5
 
 
-@pytest.mark.parametrize("blocks", [1, 3])
-def test_s5_matches_reference(blocks):
-    cell = ssm.make_s5(d_hidden=D_HIDDEN, d_state=D_STATE, blocks=blocks)
+@pytest.mark.parametrize("blocks, convention", [(1, "seqbench"), (3, "seqbench"), (1, "s5")])
+def test_s5_matches_reference(blocks, convention):
+    """With an unstable mode (Re Λ = 0.2): clipped at −1e-4 by default, kept as it is under
+    the S5 code's convention (clip_eigs=False)."""
+    cell = ssm.make_s5(d_hidden=D_HIDDEN, d_state=D_STATE, blocks=blocks, convention=convention)
     params = fresh_params(cell, seed=4)
-    params["Lambda_re"] = params["Lambda_re"].at[0].set(0.2)  # exercises the clip at −1e-4
-    run_against(cell, params, ref_s5)
+    params["Lambda_re"] = params["Lambda_re"].at[0].set(0.2)
+    run_against(cell, params, lambda *a: ref_s5(*a, clip=convention == "seqbench"))
 
 
 @pytest.mark.parametrize("d_state, blocks", [(16, 1), (16, 2), (12, 3)])
@@ -253,12 +256,15 @@ def test_s5_eigenvalues_are_hippo_n(d_state, blocks):
     assert steps.min() >= dt_min * (1 - 1e-6) and steps.max() <= dt_max * (1 + 1e-6)
 
 
-def test_s5_input_and_output_matrices_are_projected_on_the_eigenbasis():
-    """B̃ = V⁻¹B with V unitary keeps E|B̃|² = E B² = 1/d_in; C̃ = CV keeps E|C̃|² = 2/P."""
-    d_in, P = 64, 64
-    cell = ssm.make_s5(d_hidden=64, d_state=P)
+@pytest.mark.parametrize("convention", ["seqbench", "s5"])
+def test_s5_input_and_output_matrices_are_projected_on_the_eigenbasis(convention):
+    """B̃ = V⁻¹B with V unitary keeps E|B̃|² = E B²: 1/d_in, or 1/N under the S5 code's
+    lecun_normal on the (N, d_in) array (fan_in = N); C̃ = CV keeps E|C̃|² = 2/P."""
+    d_in, P = 256, 64
+    cell = ssm.make_s5(d_hidden=64, d_state=P, convention=convention)
     p = to_numpy(init(cell, 6, d_in))
-    assert abs(np.mean(p["B_re"] ** 2 + p["B_im"] ** 2) * d_in - 1.0) < 0.05
+    fan_in = d_in if convention == "seqbench" else P
+    assert abs(np.mean(p["B_re"] ** 2 + p["B_im"] ** 2) * fan_in - 1.0) < 0.05
     assert abs(np.mean(p["C_re"] ** 2 + p["C_im"] ** 2) * P / 2 - 1.0) < 0.05
 
 
@@ -359,6 +365,7 @@ def test_param_count(name, hp, d_in, H):
     ("s4d", dict(scan_impl="fast"), "scan_impl must be one of"),
     ("s5", dict(d_state=10, blocks=2), "multiple of 2\\*blocks"),
     ("s5", dict(blocks=0), "blocks must be a positive int"),
+    ("s5", dict(convention="paper"), r"convention must be one of \('seqbench', 's5'\)"),
     ("s5", dict(dt_min=0.0), "0 < dt_min <= dt_max"),
     ("s5", dict(negative_eigenvalues=True), r"unknown hyperparameter\(s\) \['negative_eigen"),
     ("lru", dict(r_min=0.5, r_max=1.0), "0 <= r_min <= r_max < 1"),
