@@ -21,7 +21,8 @@ TIMINGS = ("tokens_per_s", "compile_s", "train_s", "eval_s", "wall_s", "environm
 
 
 def train(workdir, devices, *extra):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                                      f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.Popen([sys.executable, "-m", "seqbench.train", *ARGS,
                              f"--workdir={workdir}", *extra], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

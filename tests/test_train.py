@@ -347,7 +347,8 @@ def test_four_devices_give_the_single_device_numbers(tiny_run, tmp_path):
     """Seeds x batch rows sharded over 4 (forced host) devices: same results as one device."""
     code = ("import sys; from tests.test_train import tiny_config; from seqbench import engine; "
             "engine.run(tiny_config(), sys.argv[1])")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                                      "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

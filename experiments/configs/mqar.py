@@ -38,7 +38,8 @@ Variants:
 - "full" (this 2-core CPU, runs across sittings): the first panel (length 64, 4 pairs) with a
   vocabulary of 512 (8,192 makes the readout most of a CPU step), 10,000 steps of batch 64
   (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3) as one grid
-  program, 2 seeds; attention at widths 16, 32, 64; gla and mamba at widths 16, 32, 64, 128.
+  program, 2 seeds; attention at widths 16, 32, 64; gla, mamba and gated_deltanet (added
+  2026-12-01, after the others in the queue) at widths 16, 32, 64, 128.
 - "smoke": every cell at toy size (3 steps), for the tests.
 """
 
@@ -58,10 +59,12 @@ CELLS = {
     "gla": {"num_heads": 1},
     # a diagonal recurrence whose state follows the width (d_state = width, set per run)
     "lru": {},
+    # the delta rule with Mamba-2's decay (Yang et al. 2025), one head: a D x D matrix state
+    "gated_deltanet": {"num_heads": 1},
 }
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
-                   "mamba": (16, 32, 64, 128)},
+                   "mamba": (16, 32, 64, 128), "gated_deltanet": (16, 32, 64, 128)},
           "smoke": {cell: (8,) for cell in CELLS}}
 
 

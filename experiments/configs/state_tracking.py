@@ -1,74 +1,117 @@
-"""Permutation word problems (S5): which cell families can track state?
+"""Permutation word problems: which transitions can track state in one layer?
 
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=experiments/runs/state_tracking
+    python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5 --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:smoke --runs=/tmp/smoke   # seconds
 
-Published (Merrill, Petty & Sabharwal, "The Illusion of State in State-Space Models", ICML 2024):
-the S5 (and A5) word problem is NC1-complete, so transformers and diagonal/linear state-space
-models of fixed depth cannot solve it at every length; in their experiments an LSTM (an RNN
-with a nonlinear recurrence) solves it with one layer, while transformers and Mamba need more
-layers as the length grows. Grazzi et al. (ICLR 2025) show that products of generalized
-Householder transitions with eigenvalues in [-1, 1] (DeltaNet with `negative_eigenvalues`) can
-learn it with several layers.
+Published:
+- Merrill, Petty & Sabharwal ("The Illusion of State in State-Space Models", ICML 2024): the
+  S5 (and A5) word problem is NC1-complete, so transformers and diagonal state-space models of
+  fixed depth cannot solve it at every length; a one-layer LSTM can.
+- Grazzi et al. (ICLR 2025): linear recurrences need eigenvalues in [-1, 1]
+  (`negative_eigenvalues`) for parity; products of generalized Householder transitions with
+  them can reach any group.
+- Siems et al. ("DeltaProduct: Improving State-Tracking in Linear RNNs via Householder
+  Products", 2025; their code automl/DeltaProduct, `state_tracking/`): on S3 in ONE layer,
+  DeltaProduct with n_h = 2 Householder steps per token and β ∈ (0, 2) trains, while n_h = 1
+  (DeltaNet) does not (a 3-cycle is a rotation, a product of two reflections), nor either n_h
+  with β ∈ (0, 1) ([0, 1] eigenvalues); S5 needs n_h = 4 in one layer. Their protocol: 1 layer
+  of width 128 (head dim 32), no short conv, no output or forget gate; ~99,000 sequences of
+  length 128, every position scored (the running product); AdamW at 1e-3 (weight decay 1e-6,
+  cosine, no clipping), batch 2,048 for 100 epochs (~4,800 steps), early stop at 99% sequence
+  accuracy; tested at length 512. (Read from the repository by a helper on 2026-12-01; the
+  paper's own text could not be read here.)
 
-seqbench got (variant "full", this 2-core CPU; per-step accuracy of the running product, chance
-1/120; score = mean accuracy over the lengths 32..1024 beyond training; mean ± 95% CI
-half-width over 3 seeds):
-  attention-s5                     in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-  deltanet-neg-s5                  in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-  lru-s5                           in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-  lstm-s5                          in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-  rg_lru-s5                        in-dist 0.07 ± 0.01  score 0.02 ± 0.00 (best seed 0.02)  eff. length [16, 16, 16]
-Run time: 3 min for the 5 runs (sum of the runs' wall time on 2026-11-30, rerun with the
-code after the DeltaNet deadlock fix, see BUILD_NOTES.md "Cells and models"; the machine ran
-tests alongside part of the time).
-Comparison with the paper: BUILD_NOTES.md, "Reproductions".
+seqbench got:
+- "s5" (the previous "full": width 64, 2 layers, lengths U[1, 16], 600 steps, 3 seeds; per-step
+  accuracy, chance 1/120; score = mean accuracy over the lengths 32..1024): attention, lstm,
+  lru, rg_lru and deltanet-neg all 0.07 ± 0.01 in distribution and 0.02 ± 0.00 beyond —
+  inconclusive (no cell learned S5 at this budget). BUILD_NOTES.md, "Reproductions".
+- "full" (S3): under way; BUILD_NOTES.md, "Reproductions", state_tracking.
 
 Variants:
-- "full" (run): s5 for one cell of every family — attention, lstm (classic), lru (ssm),
-  rg_lru (gated), deltanet with negative eigenvalues (matrix) = 5 runs; width 64, depth 2,
-  lengths U[1, 16], 600 steps of batch 32, 3 seeds, lr 3e-3, evaluated at 16 x {1, ..., 64} on 64
-  test sequences per length (600 steps and 64 sequences: the CPU budget).
-- "paper" (not run): s5 and a5 for every registered cell, lengths U[1, 64], width 256, 4 layers,
-  20,000 steps.
+- "full" (this 2-core CPU): S3 in one layer, Siems et al.'s protocol at CPU size: width 128,
+  4 heads, every position scored, fixed length 64 in training (the half of theirs this CPU
+  affords), AdamW at 1e-3 with weight decay 1e-6, warm-up and cosine, no clipping, 3 seeds;
+  evaluated at 64, 128, 256 and 512 (8x). DeltaProduct as their runs have it (no conv, no
+  output gate, no forget gate) with n_h ∈ {1, 2} x β ∈ {(0, 1), (0, 2)}; Gated DeltaNet with
+  negative eigenvalues (the flash-linear-attention layer as published, conv and gates on);
+  the LSTM (nonlinear: expected to solve it); rg_lru with negative eigenvalues (diagonal: its
+  transitions commute, so it cannot compose S3's non-commuting elements); attention.
+- "s5": the runs committed before (S5; 5 cells; see above), kept reproducible.
+- "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
+  U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
 """
 
-VARIANTS = ("full", "smoke", "paper")
-FULL_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru", {}),
-              ("rg_lru", "rg_lru", {}),
-              ("deltanet-neg", "deltanet", {"negative_eigenvalues": True}))
-PAPER_CELLS = ("attention", "bilinear", "deltanet", "elman", "gateloop", "gla", "gru", "lem",
-               "linear_attention", "lru", "lstm", "mamba", "mingru", "minlstm", "retnet",
-               "rg_lru", "s4d", "s5")
+VARIANTS = ("full", "s5", "smoke", "paper")
+# Siems et al.'s DeltaProduct layer for state tracking: no short conv, no output or forget gate
+SIEMS = {"d_conv": 0, "output_gate": False, "forget_gate": False}
+FULL_CELLS = (
+    ("deltaproduct1", "deltaproduct", {"num_householder": 1, **SIEMS}),
+    ("deltaproduct1-neg", "deltaproduct",
+     {"num_householder": 1, "negative_eigenvalues": True, **SIEMS}),
+    ("deltaproduct2", "deltaproduct", {"num_householder": 2, **SIEMS}),
+    ("deltaproduct2-neg", "deltaproduct",
+     {"num_householder": 2, "negative_eigenvalues": True, **SIEMS}),
+    ("gated_deltanet-neg", "gated_deltanet", {"negative_eigenvalues": True}),
+    ("lstm", "lstm", {}),
+    ("rg_lru-neg", "rg_lru", {"negative_eigenvalues": True}),
+    ("attention", "attention", {}),
+)
+S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru", {}),
+            ("rg_lru", "rg_lru", {}),
+            ("deltanet-neg", "deltanet", {"negative_eigenvalues": True}))
+PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
+               "gateloop", "gla", "gru", "lem", "linear_attention", "lru", "lstm", "mamba",
+               "mamba2", "mingru", "minlstm", "retnet", "rg_lru", "s4d", "s5")
 
 
 def get_config(arg="full"):
-    """Fields shared by every run (alone: the LSTM on s5)."""
+    """Fields shared by every run (alone: the LSTM on the variant's group)."""
     if arg not in VARIANTS:
         raise ValueError(f"state_tracking: unknown variant {arg!r}; valid: {list(VARIANTS)}")
+    if arg in ("s5", "paper"):
+        config = dict(
+            cell="lstm",
+            task="s5",
+            width=64,  # 120 group elements in and out
+            depth=2,
+            train_length=16,
+            min_train_length=1,
+            curriculum="uniform",
+            steps=600,
+            batch_size=32,
+            seeds=3,
+            learning_rate=3e-3,
+            eval_lengths=(),  # the default grid: 16 x {1, 2, 4, ..., 64}
+            eval_size=64,  # test sequences per length
+            log_every=250,
+        )
+        if arg == "paper":
+            config.update(width=256, depth=4, train_length=64, steps=20_000, learning_rate=1e-3,
+                          eval_size=128, log_every=1000, checkpoint_every=5000)
+        return config
     config = dict(
         cell="lstm",
-        task="s5",
-        width=64,  # 120 group elements in and out
-        depth=2,
-        train_length=16,
-        min_train_length=1,
-        curriculum="uniform",
-        steps=600,
-        batch_size=32,
+        task="s3",
+        width=128,
+        depth=1,
+        train_length=64,
+        curriculum="fixed",  # every position of a length-64 word is scored: all prefixes
+        steps=3000,
+        batch_size=64,
         seeds=3,
-        learning_rate=3e-3,
-        eval_lengths=(),  # the default grid: 16 x {1, 2, 4, ..., 64}
-        eval_size=64,  # test sequences per length
+        learning_rate=1e-3,
+        weight_decay=1e-6,
+        clip_norm=0.0,
+        eval_lengths=(64, 128, 256, 512),
+        eval_size=128,
         log_every=250,
+        checkpoint_every=500,
     )
-    if arg == "paper":
-        config.update(width=256, depth=4, train_length=64, steps=20_000, learning_rate=1e-3,
-                      eval_size=128,
-                      log_every=1000, checkpoint_every=5000)
     if arg == "smoke":
-        config.update(width=8, depth=1, train_length=4, steps=3, batch_size=4, seeds=2,
+        config.update(width=8, train_length=4, steps=3, batch_size=4, seeds=2,
                       eval_lengths=(4, 8), eval_size=8, log_every=3)
     return config
 
@@ -77,6 +120,9 @@ def get_sweep(arg="full"):
     get_config(arg)  # checks the variant
     if arg == "paper":
         return [dict(name=f"{cell}-{task}", cell=cell, task=task)
-                for task in ("s5", "a5") for cell in PAPER_CELLS]
-    return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
+                for task in ("s3", "s5", "a5") for cell in PAPER_CELLS]
+    if arg == "s5":
+        return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
+                for prefix, cell, hparams in S5_CELLS]
+    return [dict(name=f"{prefix}-s3", label=prefix, cell=cell, cell_hparams=hparams)
             for prefix, cell, hparams in FULL_CELLS]
