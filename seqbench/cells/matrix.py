@@ -148,6 +148,26 @@ def _read(s, q):
     return jnp.einsum("...k,...kv->...v", q, s)
 
 
+def _signed_gate(log_alpha, negative_eigenvalues):
+    """α = exp(log α) ∈ (0, 1), or 2α − 1 ∈ (−1, 1) with `negative_eigenvalues` (Grazzi et al.)."""
+    alpha = jnp.exp(log_alpha)
+    return 2.0 * alpha - 1.0 if negative_eigenvalues else alpha
+
+
+def _per_key_scan(q, k, v, log_alpha, s0, negative_eigenvalues, impl):
+    """`kernels.matrix_scan` with per-key gates (head-major (*B, H, T, K) inputs), where the
+    gates may be negative: matrix_scan takes log |α|, and the sign of Π_{s<=t} α_s per key is
+    moved onto q_t and k_t (S_t = D_t S'_t with D_t = diag(that sign), so k_t's write and q_t's
+    read see S' = D_t S_t; D_T restores the final state). Returns (y, S_T)."""
+    if not negative_eigenvalues:
+        return kernels.matrix_scan(q, k, v, log_alpha, s0, impl=impl)
+    a = _signed_gate(log_alpha, True)
+    sign = jnp.cumprod(jnp.where(a < 0, -1.0, 1.0).astype(a.dtype), axis=-2)
+    log_alpha = jnp.log(jnp.maximum(jnp.abs(a), jnp.finfo(a.dtype).tiny))
+    y, s_last = kernels.matrix_scan(sign * q, sign * k, v, log_alpha, s0, impl=impl)
+    return y, sign[..., -1, :, None] * s_last
+
+
 def _param_count_base(d_in, d_hidden, num_heads, d_key, d_value):
     return d_in * num_heads * (2 * d_key + d_value) + num_heads * d_value * d_hidden
 
@@ -443,23 +463,96 @@ def make_gla(
 
     def step(params, state, x_t):
         q, k, v, log_alpha = features(params, x_t)
-        alpha = jnp.exp(log_alpha)
-        if negative_eigenvalues:
-            alpha = 2.0 * alpha - 1.0
-        s = _outer_update(state.s, alpha[..., None], k, v)
+        s = _outer_update(state.s, _signed_gate(log_alpha, negative_eigenvalues)[..., None], k, v)
         return MatrixState(s), output(params, _read(s, q), x_t)
 
     def scan(params, state, xs):
         q, k, v, log_alpha = (_head_major(u) for u in features(params, xs))
-        if negative_eigenvalues:
-            a = 2.0 * jnp.exp(log_alpha) - 1.0
-            sign = jnp.cumprod(jnp.where(a < 0, -1.0, 1.0).astype(a.dtype), axis=-2)
-            log_alpha = jnp.log(jnp.maximum(jnp.abs(a), jnp.finfo(a.dtype).tiny))
-            q, k = sign * q, sign * k
-        y, s_last = kernels.matrix_scan(q, k, v, log_alpha, state.s, impl=scan_impl)
-        if negative_eigenvalues:
-            s_last = sign[..., -1, :, None] * s_last
+        y, s_last = _per_key_scan(q, k, v, log_alpha, state.s, negative_eigenvalues, scan_impl)
         return MatrixState(s_last), output(params, _head_major(y), xs)
+
+    return base.make_cell(
+        name=name, family="matrix", d_out=d_hidden, init=init, initial_state=initial_state,
+        step=step, scan=scan, input_dim=lambda p: p["w_q"].shape[0], hparams=hparams,
+    )
+
+
+# ----------------------------------------------------------------------------- HGRN2
+
+
+def make_hgrn2(
+    *,
+    d_hidden: int = 64,
+    num_heads: int = 4,
+    d_key: int | None = None,
+    negative_eigenvalues: bool = False,
+    scan_impl: str = "auto",
+) -> base.Cell:
+    """HGRN2 (Qin et al. 2024, "HGRN2: Gated Linear RNNs with State Expansion"), as
+    flash-linear-attention's `HGRN2Attention` layer computes it (read 2026-12-01).
+
+    HGRN's forget gate f_t (per key dim) expands the state by an outer product with the input,
+    and the gate's complement is the key (no separate key projection). Per head, with K = d_key
+    (the layer's `expand_ratio`) and V = D / H:
+
+        q_t = SiLU(x_t W_q),   g_t = log σ(x_t W_f),   k_t = 1 − exp(g_t)      (H·K each)
+        v_t = x_t W_i   (H·V = D)
+        S_t = diag(exp g_t) S_{t−1} + k_t v_tᵀ,    o_t = S_tᵀ q_t / sqrt(K)
+        y_t = W_o (RMSNorm([o_t of all heads]) ⊙ w_norm)             (over all D, eps 1e-5)
+
+    q / sqrt(K) is fla's GLA kernel's default scale. Not included: HGRN's lower bound on the
+    forget gates of deeper layers (a model-level, layer-indexed parameter) and the optional
+    short convolutions (off in fla's layer by default). `negative_eigenvalues` (Grazzi et al.):
+    the forget gate 2σ − 1 ∈ (−1, 1), the key 1 − σ unchanged. Runs on `kernels.matrix_scan`
+    with per-key gates (`scan_impl`). K defaults to D / H. Init: weights ~ N(0, 1/fan_in),
+    w_norm = 1. Parameters: d_in·(2HK + D) + D + D·D.
+    """
+    name = "hgrn2"
+    hparams = dict(d_hidden=d_hidden, num_heads=num_heads, d_key=d_key,
+                   negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl)
+    heads = num_heads
+    base.check_int(name, "d_hidden", d_hidden)
+    base.check_int(name, "num_heads", num_heads)
+    if d_hidden % num_heads:
+        raise ValueError(f"{name}: d_hidden={d_hidden} must be a multiple of num_heads="
+                         f"{num_heads} (the value dim is d_hidden // num_heads)")
+    key_dim, value_dim = _head_dims(name, d_hidden, num_heads, d_key, None)
+    base.check_bool(name, "negative_eigenvalues", negative_eigenvalues)
+    base.check_scan_impl(name, scan_impl, base.PER_KEY_MATRIX_SCAN_IMPLS)
+
+    def init(key, d_in):
+        kq, kf, ki, ko = jax.random.split(key, 4)
+        return {
+            "w_q": base.lecun_normal(kq, (d_in, heads * key_dim), d_in),
+            "w_f": base.lecun_normal(kf, (d_in, heads * key_dim), d_in),
+            "w_i": base.lecun_normal(ki, (d_in, d_hidden), d_in),
+            "w_norm": jnp.ones((d_hidden,), jnp.float32),
+            "w_o": base.lecun_normal(ko, (d_hidden, d_hidden), d_hidden),
+        }
+
+    def initial_state(params, batch_shape):
+        return MatrixState(jnp.zeros(tuple(batch_shape) + (heads, key_dim, value_dim), jnp.float32))
+
+    def features(params, x):
+        q = jax.nn.silu(_heads(x, params["w_q"], heads)) / math.sqrt(key_dim)
+        log_forget = jax.nn.log_sigmoid(_heads(x, params["w_f"], heads))
+        return q, -jnp.expm1(log_forget), _heads(x, params["w_i"], heads), log_forget
+
+    def output(params, o):
+        o = o.reshape(o.shape[:-2] + (-1,))
+        o = o * lax.rsqrt(jnp.mean(jnp.square(o), -1, keepdims=True) + HEAD_NORM_EPS)
+        return base.dense(o * params["w_norm"], params["w_o"])
+
+    def step(params, state, x_t):
+        q, k, v, log_forget = features(params, x_t)
+        gate = _signed_gate(log_forget, negative_eigenvalues)[..., None]
+        s = _outer_update(state.s, gate, k, v)
+        return MatrixState(s), output(params, _read(s, q))
+
+    def scan(params, state, xs):
+        q, k, v, log_forget = (_head_major(u) for u in features(params, xs))
+        y, s_last = _per_key_scan(q, k, v, log_forget, state.s, negative_eigenvalues, scan_impl)
+        return MatrixState(s_last), output(params, _head_major(y))
 
     return base.make_cell(
         name=name, family="matrix", d_out=d_hidden, init=init, initial_state=initial_state,
@@ -595,4 +688,5 @@ CELLS = {
     "linear_attention": make_linear_attention,
     "retnet": make_retnet,
     "gla": make_gla,
+    "hgrn2": make_hgrn2,
 }

@@ -136,6 +136,22 @@ def ref_gla(p, xs, num_heads, negative_eigenvalues, head_norm="rms", tau=16.0):
     return merge(gate * NORMS[head_norm](o), p["w_o"])
 
 
+def ref_hgrn2(p, xs, num_heads, negative_eigenvalues):
+    """fla's HGRN2Attention with its GLA recurrence stepped: q = SiLU(x W_q), f = σ(x W_f),
+    k = 1 − f, v = x W_i; S = f S + k vᵀ (2f − 1 with negative eigenvalues), o = Sᵀq / sqrt(K);
+    y = W_o (RMSNorm over all heads ⊙ w_norm)."""
+    q, v = silu(heads(xs, p["w_q"], num_heads)), heads(xs, p["w_i"], num_heads)
+    forget = sigmoid(heads(xs, p["w_f"], num_heads))
+    decay = 2.0 * forget - 1.0 if negative_eigenvalues else forget
+    s = np.zeros(q.shape[:1] + q.shape[2:] + v.shape[-1:])
+    o = np.zeros(v.shape)
+    for t in range(xs.shape[1]):
+        s = decay[:, t, :, :, None] * s + np.einsum("bhk,bhv->bhkv", 1.0 - forget[:, t], v[:, t])
+        o[:, t] = np.einsum("bhkv,bhk->bhv", s, q[:, t]) / np.sqrt(q.shape[-1])
+    o = o.reshape(o.shape[:2] + (-1,))
+    return o / np.sqrt((o ** 2).mean(-1, keepdims=True) + 1e-5) * p["w_norm"] @ p["w_o"]
+
+
 def ref_mamba2(p, xs, d_state, head_dim, d_conv):
     """Mamba2Simple's equations (state-spaces/mamba) step by step in float64, in the paper's
     orientation: per head h_t (P x N) = exp(Δ_t A) h_{t-1} + Δ_t x_t B_tᵀ, y_t = h_t C_t."""
@@ -223,6 +239,28 @@ GATE_BIAS = {"b_a": lambda rng, shape: rng.uniform(-25.0, 3.0, shape)}
 
 
 @pytest.mark.parametrize(
+    "negative_eigenvalues, scan_impl, d_key",
+    [(False, "chunked", None), (True, "chunked", 3), (True, "sequential", None)],
+)
+def test_hgrn2_matches_reference(negative_eigenvalues, scan_impl, d_key):
+    cell = matrix.make_hgrn2(d_hidden=D_HIDDEN, num_heads=H, d_key=d_key,
+                             negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl)
+    params = random_params(cell, 11)
+    xs, ys = run_scan(cell, params, 11)
+    if negative_eigenvalues:  # the test means something only if some gates are negative
+        assert np.mean(sigmoid(xs @ f64(params)["w_f"]) < 0.5) > 0.1
+    assert scaled_error(ys, ref_hgrn2(f64(params), xs, H, negative_eigenvalues)) < TOL
+
+
+def test_hgrn2_param_count():
+    d_in, d, h, k = 5, 12, 3, 2
+    cell = matrix.make_hgrn2(d_hidden=d, num_heads=h, d_key=k)
+    params = cell.init(jax.random.key(0), d_in)
+    assert base.param_count(params) == d_in * (2 * h * k + d) + d + d * d
+    assert cell.input_dim(params) == d_in and cell.d_out == d
+
+
+@pytest.mark.parametrize(
     "negative_eigenvalues, head_norm, scan_impl",
     [(False, "rms", "chunked"), (True, "rms", "chunked"), (True, "group", "sequential")],
 )
@@ -285,7 +323,7 @@ def count_formula(name, d_in, d_hidden, h, k, v, rank=16):
     }[name]
 
 
-@pytest.mark.parametrize("name", sorted(set(matrix.CELLS) - {"mamba2"}))  # heads of q, k, v
+@pytest.mark.parametrize("name", sorted(set(matrix.CELLS) - {"mamba2", "hgrn2"}))  # q, k, v heads
 @pytest.mark.parametrize(
     "d_in, d_hidden, hparams, dims",
     [(3, 8, {"num_heads": 2}, (2, 4, 4)),
@@ -335,6 +373,9 @@ def test_gla_gate_rank_in_param_count():
         ("gla", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
                                          r"'chunked'\)"),
         ("mamba2", {"head_dim": 5}, r"head_dim must divide expand \* d_hidden = 128"),
+        ("hgrn2", {"d_hidden": 10, "num_heads": 4}, "multiple of num_heads=4 .the value dim"),
+        ("hgrn2", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
+                                           r"'chunked'\)"),
         ("mamba2", {"d_conv": 0}, "d_conv must be a positive int"),
         ("mamba2", {"scan_impl": "deer"}, "for the classic cells"),
     ],
