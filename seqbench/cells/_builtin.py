@@ -1,6 +1,6 @@
 """Registers the cells of every built-in cell module (each ends with a `CELLS` dict)."""
 
-from seqbench.cells import _REGISTRY, attention, classic, delta, gated, matrix, ssm
+from seqbench.cells import _REGISTRY, attention, classic, delta, gated, matrix, ssm, xlstm
 
-for _module in (classic, ssm, gated, matrix, delta, attention):
+for _module in (classic, xlstm, ssm, gated, matrix, delta, attention):
     _REGISTRY.register_all(_module.CELLS)
