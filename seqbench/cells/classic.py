@@ -1,4 +1,4 @@
-"""Classic nonlinear recurrent cells: Elman, LSTM, GRU, LEM, and the bilinear RNN.
+"""Classic nonlinear recurrent cells: Elman, LSTM, GRU, LEM, the bilinear RNN and SCRN.
 
 Every cell here is written as two pure functions:
 
@@ -380,10 +380,73 @@ def make_bilinear(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# SCRN
+
+
+class SCRNState(NamedTuple):
+    hs: jax.Array  # shape=(*B, D), dtype=float32: [h (D − C fast units); s (C context units)]
+
+
+def make_scrn(
+    *, d_hidden: int = 64, d_context: int | None = None, alpha: float = 0.95,
+    scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
+    """Structurally Constrained Recurrent Network (Mikolov, Joulin, Chopra, Mathieu & Ranzato
+    2015, "Learning Longer Memory in Recurrent Neural Networks", section 3): a fast sigmoid
+    layer h beside a slow, near-identity context layer s,
+
+        s_t = (1 − α) B x_t + α s_{t−1}                         (C = d_context units)
+        h_t = σ(A x_t + P s_t + R h_{t−1} + b)                  (D − C units)
+        y_t = [h_t; s_t]                                         (D = d_hidden features)
+
+    with α fixed (0.95, the paper's value). The paper's output layer f(U h_t + V s_t) is the
+    model's readout of y_t here; its hidden layer has no bias, this one has b (the function
+    class of a model with biases elsewhere is the same). C defaults to D // 4; the state is y_t
+    itself. Init: every weight and bias U(±1/sqrt(D)). Parameters: d_in·D + (D − C)² + C·(D − C)
+    + (D − C) (A and B, R, P, b).
+    """
+    name = "scrn"
+    base.check_int(name, "d_hidden", d_hidden)
+    context = d_hidden // 4 if d_context is None else d_context
+    base.check_int(name, "d_context (or None for d_hidden // 4)", context)
+    if context >= d_hidden:
+        raise ValueError(f"{name}: d_context must be below d_hidden={d_hidden} (the fast layer "
+                         f"has d_hidden - d_context units); got {context}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"{name}: alpha must be a number in [0, 1] (the paper uses 0.95); "
+                         f"got {alpha!r}")
+    fast = d_hidden - context
+
+    def init(key, d_in):
+        return _uniform_all(key, {"w_x": (d_in, d_hidden), "w_h": (fast, fast),
+                                  "w_p": (context, fast), "b": (fast,)}, d_hidden)
+
+    def project(params, x):  # [A x; B x]
+        return base.dense(x, params["w_x"])
+
+    def recur(params, state, u_t):
+        h, s = state.hs[..., :fast], state.hs[..., fast:]
+        s = (1.0 - alpha) * u_t[..., fast:] + alpha * s
+        h = jax.nn.sigmoid(u_t[..., :fast] + s @ params["w_p"] + h @ params["w_h"] + params["b"])
+        hs = jnp.concatenate([h, s], axis=-1)
+        return SCRNState(hs), hs
+
+    return _build(
+        name=name, d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, d_context=d_context, alpha=alpha), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
+        state_type=SCRNState, project=project, recur=recur,
+        input_dim=lambda p: p["w_x"].shape[0],
+    )
+
+
 CELLS = {
     "elman": make_elman,
     "lstm": make_lstm,
     "gru": make_gru,
     "lem": make_lem,
     "bilinear": make_bilinear,
+    "scrn": make_scrn,
 }

@@ -35,6 +35,8 @@ CONFIGS = [
     ("bilinear", {"block_size": 1}),
     ("bilinear", {"block_size": 2, "normalize": False}),
     ("bilinear", {"block_size": 4}),
+    ("scrn", {}),
+    ("scrn", {"d_context": 5, "alpha": 0.5}),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in hp.items()) or 'default'}" for name, hp in CONFIGS]
 
@@ -121,6 +123,21 @@ REFERENCES = {
 }
 
 
+def ref_scrn(p, hp, state, x):
+    """Mikolov et al. 2015, section 3: s = (1 − α) B x + α s, h = σ(A x + P s + R h + b)."""
+    (hs,) = state
+    context = hp.get("d_context") or D_HIDDEN // 4
+    fast, alpha = hs.size - context, hp.get("alpha", 0.95)
+    a, b = p["w_x"][:, :fast], p["w_x"][:, fast:]
+    s = (1 - alpha) * (x @ b) + alpha * hs[fast:]
+    h = sigmoid(x @ a + s @ p["w_p"] + hs[:fast] @ p["w_h"] + p["b"])
+    hs = np.concatenate([h, s])
+    return (hs,), hs
+
+
+REFERENCES["scrn"] = ref_scrn
+
+
 def run_reference(name, hp, params, state, xs):
     """xs (B, T, d_in), state fields (B, H) -> (final state fields, ys (B, T, H))."""
     ref = REFERENCES[name]
@@ -176,7 +193,7 @@ PARALLEL = ["jacobi", "deer", "quasi_deer"]
 
 @pytest.mark.parametrize("scan_impl", PARALLEL)
 @pytest.mark.parametrize("steps", [1, 33])
-@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "lem", "bilinear"])
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "lem", "bilinear", "scrn"])
 def test_parallel_in_time_scan_matches_float64_reference(name, steps, scan_impl):
     hp = {"scan_impl": scan_impl, "tol": 1e-7}
     assert_matches_reference(name, hp, *random_setup(name, hp, steps))
@@ -222,6 +239,9 @@ def test_parallel_in_time_reports_its_solve():
 
 
 def expected_param_count(name, hp, d_in, h):
+    if name == "scrn":
+        fast = h - (hp.get("d_context") or h // 4)
+        return d_in * h + fast * fast + (h - fast) * fast + fast
     if name == "elman":
         return h * (d_in + h + 1)
     if name == "lstm":
@@ -308,6 +328,8 @@ def test_bilinear_normalize_gives_unit_rms_and_handles_zero():
         ("gru", {"scan_impl": "jacobi", "damping": 1.0}, "damping applies to scan_impl"),
         ("elman", {"scan_impl": "deer", "tol": -1}, "tol must be a number >= 0"),
         ("lem", {"scan_impl": "deer", "max_iters": 0}, "max_iters must be a positive int"),
+        ("scrn", {"d_context": 64}, "d_context must be below d_hidden=64"),
+        ("scrn", {"alpha": 1.5}, r"alpha must be a number in \[0, 1\]"),
     ],
 )
 def test_bad_hparams_raise(name, kwargs, match):
