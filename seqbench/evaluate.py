@@ -126,6 +126,13 @@ def masked_loss_and_hits(outputs: jax.Array, targets: jax.Array, mask: jax.Array
     return nll, hits & mask
 
 
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """The mean of `values` over the positions where the bool `mask` (same shape) is True, as a
+    float32 scalar (0 where no position is); masked-out values are never read."""
+    count = jnp.maximum(mask.astype(jnp.float32).sum(), 1.0)
+    return jnp.sum(jnp.where(mask, values, 0.0)) / count
+
+
 def loss_and_accuracy(model, vocab, params, batch, state=None):
     """(loss, (accuracy, final_state)) of one seed's parameters on a batch: means over the
     scored positions. `state=None` starts from the zero state. Differentiable and jittable: the
@@ -147,9 +154,7 @@ def loss_and_accuracy(model, vocab, params, batch, state=None):
         state = model.initial_state(params, (batch.mask.shape[0],))
     final_state, outputs = model.apply(params, state, batch.inputs)
     loss, hits = masked_loss_and_hits(outputs, batch.targets, batch.mask, vocab)
-    mask = batch.mask.astype(jnp.float32)
-    count = jnp.maximum(mask.sum(), 1.0)
-    return jnp.sum(jnp.where(batch.mask, loss, 0.0)) / count, (hits.sum() / count, final_state)
+    return masked_mean(loss, batch.mask), (masked_mean(hits, batch.mask), final_state)
 
 
 def state_norm(state) -> jax.Array:

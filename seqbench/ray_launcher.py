@@ -12,7 +12,8 @@ The semantics are the local launcher's (`seqbench.sweep.sweep`):
 - a post-training run is given its source's task as a dependency, so Ray starts it only once
   the source has finished;
 - a run that raises (or whose worker dies) is retried up to `retries` times, then reported with
-  its error while the other runs go on (a post-training run whose source failed fails too);
+  its error while the other runs go on (a post-training run whose source failed is reported
+  as not run);
 - results land in `root/NAME/` as locally. On a filesystem every node shares (the setting
   this is for: checkpoints must survive a task moving to another node), the task writes them
   there itself; without one, the task returns its `config.json`, `metrics.jsonl` and
@@ -70,6 +71,15 @@ def _write_missing(workdir: str, files: dict[str, str]) -> None:
             f.write(files[name])
 
 
+def _failed(ray, ref) -> bool:
+    """Whether the finished Ray task `ref` raised."""
+    try:
+        ray.get(ref)
+    except Exception:  # noqa: BLE001 - any failure of the task counts
+        return True
+    return False
+
+
 def sweep(resolved, root: str, *, address: str | None = None, cpus_per_run: float = 1.0,
           gpus_per_run: float = 0.0, retries: int = 2) -> list[dict | None]:
     """Trains `resolved` (`seqbench.sweep.check`'s runs) as Ray tasks; returns the records in
@@ -93,6 +103,7 @@ def sweep(resolved, root: str, *, address: str | None = None, cpus_per_run: floa
         records: dict[str, dict | None] = {}
         pending: dict[Any, tuple[int, str, float]] = {}
         refs: dict[str, Any] = {}
+        sources: dict[str, str] = {}  # a post-training run -> the run it starts from
         for index, (name, config, config_json) in enumerate(resolved, 1):
             workdir = os.path.abspath(os.path.join(root, name))
             record = sweep_lib.finished(workdir, config_json)
@@ -102,6 +113,8 @@ def sweep(resolved, root: str, *, address: str | None = None, cpus_per_run: floa
                 continue
             source = os.path.basename(os.path.normpath(config.init_from or ""))
             after = [refs[source]] if config.init_from and source in refs else []
+            if after:
+                sources[name] = source
             refs[name] = task.remote(config, workdir, *after)
             pending[refs[name]] = (index, name, time.perf_counter())
         submitted, finished_runs = time.perf_counter(), 0
@@ -111,10 +124,15 @@ def sweep(resolved, root: str, *, address: str | None = None, cpus_per_run: floa
             try:
                 out = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - a run's failure must not stop the sweep
-                cause = getattr(e, "cause", None) or e
-                message = f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
-                logger.error(f"[{index}/{len(resolved)}] {name}: failed after {retries + 1} "
-                             f"tries: {message}")
+                source = sources.get(name)
+                if source is not None and _failed(ray, refs[source]):
+                    logger.error(f"[{index}/{len(resolved)}] {name}: not run: the run it "
+                                 f"post-trains, {source}, failed")
+                else:
+                    cause = getattr(e, "cause", None) or e
+                    message = f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
+                    logger.error(f"[{index}/{len(resolved)}] {name}: failed after "
+                                 f"{retries + 1} tries: {message}")
                 records[name] = None
                 continue
             _write_missing(os.path.join(root, name), out["files"])

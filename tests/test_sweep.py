@@ -153,7 +153,8 @@ def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_
                                                                              tmp_path):
     """The TINY preset's lstm and its post-training run on a local Ray: the same result files as
     the local launcher, apart from timings. A run that fails in its worker (a user module that
-    raises there only) is reported after its retries while the others finish."""
+    raises there only) is reported after its retries while the others finish, and a run that
+    post-trains it as not run."""
     import ray
 
     from seqbench import ray_launcher
@@ -165,17 +166,22 @@ def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_
         "    raise RuntimeError('injected failure')\n")
     failing = ("lstm-boom", engine.Config(**{**runs[0][1].__dict__,
                                               "user_module": str(tmp_path / "boom.py")}))
+    after_failing = ("lstm-boom-post", engine.Config(**{**runs[1][1].__dict__,
+                                                        "init_from": "lstm-boom"}))
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
              runtime_env={"env_vars": {"SEQBENCH_TEST_WORKER": "1"}})
     try:
         with logs.captured() as lines:
-            remote = ray_launcher.sweep(sweep.check(runs + [failing], str(tmp_path / "ray")),
+            remote = ray_launcher.sweep(sweep.check(runs + [failing, after_failing],
+                                                    str(tmp_path / "ray")),
                                         str(tmp_path / "ray"), retries=1)
     finally:
         ray.shutdown()
-    assert remote[2] is None
+    assert remote[2] is None and remote[3] is None
     assert any("lstm-boom: failed after 2 tries: ValueError: --user_module" in line
                and "failed to import: RuntimeError: injected failure" in line for line in lines)
+    assert any("lstm-boom-post: not run: the run it post-trains, lstm-boom, failed" in line
+               for line in lines)
     timings = ("tokens_per_s", "compile_s", "train_s", "eval_s", "wall_s", "environment")
     for (name, _), record in zip(runs, local):
         on_disk = json.loads((tmp_path / "ray" / name / "result.json").read_text())

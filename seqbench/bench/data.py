@@ -13,10 +13,9 @@ upper bound).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
-from seqbench import cells, models, tasks
+from seqbench import cells, evaluate, models, tasks
 from seqbench.kernels.timing import median_ms
 
 FLAGS = flags.FLAGS
@@ -33,21 +32,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 5, "Timed calls (median).", lower_bound=1)
 
 
-
-
 def loss_fn(model, task):
-    def loss(params, batch):
-        _, out = model.apply(params, model.initial_state(params, (batch.mask.shape[0],)), batch.inputs)
-        mask = batch.mask.astype(jnp.float32)
-        if task.output_vocab == 0:
-            per_step = (out[..., 0] - batch.targets) ** 2
-        else:
-            logits = out.reshape(*batch.targets.shape, task.output_vocab)
-            log_probs = jax.nn.log_softmax(logits)
-            per_step = -jnp.take_along_axis(log_probs, batch.targets[..., None], -1)[..., 0]
-        return jnp.sum(per_step * mask) / jnp.maximum(mask.sum(), 1.0)
-
-    return loss
+    """The training loss of one seed's parameters on a batch (`evaluate.loss_and_accuracy`)."""
+    return lambda params, batch: evaluate.loss_and_accuracy(model, task.output_vocab, params,
+                                                            batch)[0]
 
 
 def measure(task_name: str, cell_name: str, width: int, batch_size: int, length: int, repeats: int):

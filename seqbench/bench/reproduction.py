@@ -95,8 +95,7 @@ def flax_step(task):
         def loss_fn(params):
             logits = state.apply_fn({"params": params}, batch.inputs)
             nll, _ = evaluate.masked_loss_and_hits(logits, batch.targets, batch.mask, vocab)
-            mask = batch.mask.astype(jnp.float32)
-            return jnp.sum(nll * mask) / jnp.maximum(mask.sum(), 1.0)
+            return evaluate.masked_mean(nll, batch.mask)
 
         return state.apply_gradients(grads=jax.grad(loss_fn)(state.params))
 

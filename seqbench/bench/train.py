@@ -192,9 +192,8 @@ def make_flax_train_step(config: engine.Config, task):
         def loss_fn(params):
             logits = state.apply_fn({"params": params}, batch.inputs)
             nll, hits = evaluate.masked_loss_and_hits(logits, batch.targets, batch.mask, vocab)
-            mask = batch.mask.astype(jnp.float32)
-            count = jnp.maximum(mask.sum(), 1.0)
-            return jnp.sum(nll * mask) / count, hits.sum() / count
+            return (evaluate.masked_mean(nll, batch.mask),
+                    evaluate.masked_mean(hits, batch.mask))
 
         (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": optax.tree.norm(grads)}
