@@ -61,6 +61,11 @@ CELLS = {
     "lru": {},
     # the delta rule with Mamba-2's decay (Yang et al. 2025), one head: a D x D matrix state
     "gated_deltanet": {"num_heads": 1},
+    # the current generation's other matrix states, one head each (the "paper" variant only)
+    "deltaproduct": {"num_heads": 1},
+    "hgrn2": {"num_heads": 1},
+    "mlstm": {"num_heads": 1},
+    "rwkv7": {"num_heads": 1},
 }
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),

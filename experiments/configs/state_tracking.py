@@ -67,8 +67,9 @@ S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru",
             ("rg_lru", "rg_lru", {}),
             ("deltanet-neg", "deltanet", {"negative_eigenvalues": True}))
 PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
-               "gateloop", "gla", "gru", "lem", "linear_attention", "lru", "lstm", "mamba",
-               "mamba2", "mingru", "minlstm", "retnet", "rg_lru", "s4d", "s5")
+               "gateloop", "gla", "gru", "hgrn2", "lem", "linear_attention", "lru", "lstm",
+               "mamba", "mamba2", "mingru", "minlstm", "mlstm", "retnet", "rg_lru", "rwkv7",
+               "s4d", "s5", "scrn", "slstm")
 
 
 def get_config(arg="full"):
