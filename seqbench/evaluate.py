@@ -19,8 +19,11 @@ of two below it, so a whole grid of lengths compiles at most log2(chunk_size) + 
 Attention (any cell whose state grows with time, `Cell.sized_for`) is evaluated whole, its KV
 cache sized to the time axis padded to the next power of two
 (>= 64, mask False after the real steps, so the causal model's scored outputs are unchanged):
-one program per power of two. A length whose estimate (`attention_eval_bytes`) exceeds
-`max_eval_bytes` is recorded as skipped instead of crashing.
+one program per power of two. When the estimate (`attention_eval_bytes`) of all `size` rows
+exceeds `max_eval_bytes`, the rows go through in equal groups that fit (a divisor of `size`,
+`attention_rows`); a length that does not fit even one row at a time is recorded as skipped
+instead of crashing. (Until 2026-12-01, fifth session, any length over the limit was skipped:
+the Chomsky preset's attention runs lost their lengths 261..500 that way.)
 
 Metrics of one length n (T steps, `size` rows, per seed; every value JSON-serialisable and of
 bounded size):
@@ -310,29 +313,43 @@ def attention_eval_bytes(model, seeds: int, size: int, steps: int) -> int:
                + rows * bucket * (16 * model.width + model.output_dim) * 4)
 
 
-def _whole(model, vocab, seed_params, batch, task, compiled):
+def attention_rows(model, seeds: int, size: int, steps: int, max_eval_bytes: int) -> int | None:
+    """The most rows, a divisor of `size`, that attention evaluates at once within
+    `max_eval_bytes` (`attention_eval_bytes`); None when not even one row fits."""
+    for parts in range(1, size + 1):
+        if size % parts == 0 and attention_eval_bytes(model, seeds, size // parts,
+                                                      steps) <= max_eval_bytes:
+            return size // parts
+    return None
+
+
+def _whole(model, vocab, seed_params, batch, task, compiled, rows):
     """Per-seed (Σ loss·mask, hits per bin, loss per loss bin, norm positions, norms) of
-    attention, whole."""
+    attention, whole, `rows` rows at a time (a divisor of the batch: the sums add up over the
+    groups and the norms, means over rows, average over groups of equal size)."""
     size, steps = batch.mask.shape[:2]
     bucket = attention_bucket(steps)
-    if bucket not in compiled:
+    if (bucket, rows) not in compiled:
         wide = model.with_cell(model.cell.sized_for(bucket))  # same parameters, longer state
 
         def whole(params, inputs, targets, mask, bins, loss_bins, positions):
-            state, outputs = wide.apply(params, wide.initial_state(params, (size,)), inputs)
+            state, outputs = wide.apply(params, wide.initial_state(params, (rows,)), inputs)
             return (*_score(vocab, outputs, targets, mask, bins, loss_bins),
                     cache_prefix_norms(state, positions))
 
-        compiled[bucket] = jax.jit(jax.vmap(whole, in_axes=(0,) + (None,) * 6))
+        compiled[bucket, rows] = jax.jit(jax.vmap(whole, in_axes=(0,) + (None,) * 6))
     padded = [np.pad(x, [(0, 0), (0, bucket - steps)] + [(0, 0)] * (x.ndim - 2)) for x in batch]
     bins = np.minimum(_bin_of(0, bucket, steps), min(MAX_BINS, steps) - 1)  # padding: mask False
     keep = _log_spaced(list(range(1, steps + 1)))
     positions = np.asarray(keep + [steps] * (MAX_NORM_POSITIONS - len(keep)), np.int32)
     loss_bins = _loss_bin_of(0, bucket)  # the padding's bins score nothing (mask False)
-    loss_sum, hits, bin_loss, norms = jax.device_get(
-        compiled[bucket](seed_params, *padded, bins, loss_bins, positions))
-    return (np.asarray(loss_sum, np.float64), np.asarray(hits, np.int64),
-            np.asarray(bin_loss, np.float64), keep, np.asarray(norms)[:, :len(keep)])
+    groups = [jax.device_get(compiled[bucket, rows](
+        seed_params, *(x[first:first + rows] for x in padded), bins, loss_bins, positions))
+        for first in range(0, size, rows)]
+    loss_sum, hits, bin_loss = (sum(np.asarray(g[i], np.float64) for g in groups)
+                                for i in range(3))
+    norms = np.mean([np.asarray(g[3]) for g in groups], axis=0)
+    return (loss_sum, hits.astype(np.int64), bin_loss, keep, norms[:, :len(keep)])
 
 
 def _metrics(batch, loss_sum, hits, bin_loss, positions, norms) -> dict[str, Any]:
@@ -410,10 +427,12 @@ def length_grid(
             break
         start = time.perf_counter()
         steps = task.seq_len(int(length))
+        rows = None
         if not model.cell.recurrent:
-            need = attention_eval_bytes(model, seeds, size, steps)
-            if need > max_eval_bytes:
-                reason = (f"attention at {steps} steps x {size} rows x {seeds} seeds needs "
+            rows = attention_rows(model, seeds, size, steps, max_eval_bytes)
+            if rows is None:
+                need = attention_eval_bytes(model, seeds, 1, steps)
+                reason = (f"attention at {steps} steps x 1 row x {seeds} seeds needs "
                           f"~{need / 2**30:.1f} GiB > max_eval_bytes "
                           f"{max_eval_bytes / 2**30:.1f} GiB")
                 results[int(length)] = {"skipped": reason, "accuracy": [None] * seeds,
@@ -422,7 +441,7 @@ def length_grid(
                 continue
         batch, digest = task.test_set(length, size, seed=EVAL_SEED)
         if not model.cell.recurrent:
-            sums = _whole(model, vocab, seed_params, batch, task, compiled)
+            sums = _whole(model, vocab, seed_params, batch, task, compiled, rows)
         else:
             sums = _streamed(model, run, seed_params, batch, chunk_size)
         results[int(length)] = {**_metrics(batch, *sums), "test_set_hash": digest}

@@ -105,13 +105,16 @@ def step_by_step(model, seed_params, length):
 
 @pytest.mark.parametrize("cell_name", ["lru", "attention"])
 def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
-    """lru (a complex state) streamed in pieces of <= 4 steps; attention whole, with a second
-    length whose memory estimate is over the limit: skipped, not evaluated."""
+    """lru (a complex state) streamed in pieces of <= 4 steps; attention whole under a memory
+    limit that one row of LENGTH just fits (so its rows go through one at a time and the sums
+    and norms add up over the groups), with a second length that not even one row fits:
+    skipped, not evaluated."""
     attention, too_long = cell_name == "attention", 200
     if attention:
         model, seed_params = model_and_params(cell_name, max_length=64)
-        limit = (evaluate.attention_eval_bytes(model, SEEDS, SIZE, LENGTH)
-                 + evaluate.attention_eval_bytes(model, SEEDS, SIZE, too_long)) // 2
+        limit = evaluate.attention_eval_bytes(model, SEEDS, 1, LENGTH)
+        assert evaluate.attention_rows(model, SEEDS, SIZE, LENGTH, limit) == 1
+        assert evaluate.attention_rows(model, SEEDS, SIZE, LENGTH, limit * SIZE) == SIZE
         with logs.captured() as lines:
             got = evaluate.length_grid(model, seed_params, TASK, [LENGTH, too_long], SIZE,
                                        max_eval_bytes=limit)
