@@ -388,7 +388,7 @@ def length_grid(
     size: int,
     *,
     chunk_size: int = CHUNK_SIZE,
-    max_eval_bytes: int = MAX_EVAL_BYTES,
+    max_eval_bytes: int | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """{length: metrics} for every length (definitions: module docstring).
@@ -405,7 +405,7 @@ def length_grid(
       lengths: input lengths L to evaluate (each >= task.min_length).
       size: test sequences B per length.
       chunk_size: the longest streamed piece, in steps.
-      max_eval_bytes: attention's memory limit per length.
+      max_eval_bytes: attention's memory limit per length (None: `MAX_EVAL_BYTES`).
       stop: optional callable checked before each length.
 
     Returns:
@@ -419,6 +419,7 @@ def length_grid(
         task.check_length(length)
     seeds = jax.tree_util.tree_leaves(seed_params)[0].shape[0]
     vocab = task.output_vocab
+    max_eval_bytes = MAX_EVAL_BYTES if max_eval_bytes is None else max_eval_bytes
     run = _streamer(model.apply, vocab) if model.cell.recurrent else None
     compiled = {}  # attention: one jitted whole evaluation per bucket
     results = {}

@@ -71,8 +71,11 @@ RECORD = {
     "eval_s": Field((int, float), False, False, "seconds evaluating"),
     "wall_s": Field((int, float), False, False, "seconds of the whole run (this process)"),
     "environment": Field((dict,), False, True, "code version, machine and library versions"),
+    "reevaluated": Field((dict,), False, False, "lengths evaluated after training, from the "
+                         "final checkpoint (`python -m seqbench.reevaluate`): which, the seconds "
+                         "and the environment"),
 }
-OPTIONAL_FIELDS = ("in_distribution_note",)  # present only when they say something
+OPTIONAL_FIELDS = ("in_distribution_note", "reevaluated")  # present only when they say something
 
 
 def check_fields(record: dict[str, Any]) -> None:

@@ -103,9 +103,29 @@ def test_post_training_refuses_an_unfinished_or_another_model(tiny_run, tmp_path
                                     initial_state="state_passing", learning_rate=1e-4))
 
 
-def test_attention_gets_a_cache_long_enough_for_evaluation(tmp_path):
-    record = engine.run(tiny_config(cell="attention", eval_lengths=(6, 40)), str(tmp_path))
-    assert set(record["per_length"]) == {"6", "40"}
+def test_attention_gets_a_cache_long_enough_for_evaluation_and_skipped_lengths_a_second_one(
+        tmp_path, monkeypatch):
+    """Attention evaluated at 6 and 100 steps; a run whose evaluator skipped 100 (over a memory
+    limit, as before 2026-12-01) is completed from its final checkpoint by `reevaluate`, which
+    gives the numbers of the run evaluated in one go."""
+    config = tiny_config(cell="attention", eval_lengths=(6, 100))
+    whole = engine.run(config, str(tmp_path / "whole"))
+    assert set(whole["per_length"]) == {"6", "100"} and "reevaluated" not in whole
+    model = engine.build(config)[2]
+    between = (evaluate.attention_eval_bytes(model, 2, 1, 6)
+               + evaluate.attention_eval_bytes(model, 2, 1, 100)) // 2
+    monkeypatch.setattr(evaluate, "MAX_EVAL_BYTES", between)  # one row of 100 does not fit
+    skipped = engine.run(config, str(tmp_path / "skipped"))
+    assert "skipped" in skipped["per_length"]["100"]
+    monkeypatch.undo()
+    record = engine.reevaluate(str(tmp_path / "skipped"))
+    assert record["reevaluated"]["lengths"] == [100]
+    on_disk = json.loads((tmp_path / "skipped" / "result.json").read_text())
+    assert on_disk["reevaluated"]["lengths"] == [100]
+    for field in ("accuracy", "loss", "test_set_hash"):
+        assert on_disk["per_length"]["100"][field] == whole["per_length"]["100"][field]
+    assert on_disk["score"] == whole["score"] and on_disk["score_mean"] == whole["score_mean"]
+    assert engine.reevaluate(str(tmp_path / "skipped")) is None  # nothing left to do
 
 
 def test_summarise_against_hand_computed_numbers():

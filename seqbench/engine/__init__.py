@@ -23,7 +23,7 @@ from seqbench.engine.config import (
                                     load_config_file,
                                     model_for,
 )
-from seqbench.engine.loop import check_workdir, run, summary_table
+from seqbench.engine.loop import check_workdir, reevaluate, run, summary_table
 from seqbench.engine.post_train import (
                                     check_post_train,
                                     check_post_train_start,
@@ -48,6 +48,6 @@ __all__ = [
     "Config", "HASHED_FIELDS", "POST_TRAIN_SHARED", "PRESETS", "TrainState", "build",
     "cast_floats", "check_post_train", "check_workdir", "check_post_train_start", "config_hash", "config_json",
     "device_mesh", "from_fields", "from_json", "init_state", "load_config_file", "make_loss",
-    "make_train_step", "make_value_and_grad", "model_for", "optimizer", "post_train_start", "run", "shard_state",
+    "make_train_step", "make_value_and_grad", "model_for", "optimizer", "post_train_start", "reevaluate", "run", "shard_state",
     "source_record", "start_state", "summary_table",
 ]

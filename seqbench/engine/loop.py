@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -27,7 +28,7 @@ from seqbench import evaluate, models, results, tensorboard
 from seqbench.checkpoint import Checkpointer, StopRequested
 from seqbench.engine import curricula
 from seqbench.engine import workdir as workdir_lib
-from seqbench.engine.config import Config, build, config_hash
+from seqbench.engine.config import Config, build, config_hash, from_json
 from seqbench.engine.post_train import config_json, post_train_start
 from seqbench.engine.step import (
     cast_floats,
@@ -149,17 +150,9 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
     steps_run = step - first_step + 1
 
     eval_start = time.perf_counter()
-    lengths = list(config.eval_lengths) or evaluate.default_lengths(task, config.train_length)
-    eval_model = model
-    if not cell.recurrent:  # a state that grows with time (attention's cache) must fit
-        eval_model = model.with_cell(cell.sized_for(task.seq_len(max(lengths))))
-    eval_params = state.params
-    if jax.process_count() > 1:  # every process evaluates every seed, on its first device
-        eval_params = jax.device_put(fetch(eval_params), jax.local_devices()[0])
-    if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
-        eval_params = cast_floats(eval_params, jnp.bfloat16)
-    per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
-                                      stop=lambda: stop.requested)
+    per_length, eval_params = evaluate_trained(config, cell, task, model, state,
+                                               eval_lengths(config, task),
+                                               stop=lambda: stop.requested)
     if stop.requested:
         logger.warning(f"stopped by signal {stop.signum} during evaluation; the checkpoint of "
                        f"step {step} is saved; rerun the same command to evaluate")
@@ -203,6 +196,68 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         board.result(record)
         board.close()
     logger.info(summary_table(per_length, summary, config.train_length, record["seed_status"]))
+    return record
+
+
+def eval_lengths(config: Config, task) -> list[int]:
+    """The run's evaluation lengths: `eval_lengths`, or the task's default grid."""
+    return list(config.eval_lengths) or evaluate.default_lengths(task, config.train_length)
+
+
+def evaluate_trained(config: Config, cell, task, model, state, lengths, stop=None):
+    """(per_length, the evaluated parameters) of a trained state at `lengths`: attention's cache
+    sized for the run's longest length, every seed on this process's first device, bf16 weights
+    for a bf16 run (the model that was trained)."""
+    eval_model = model
+    if not cell.recurrent:  # a state that grows with time (attention's cache) must fit
+        longest = max(eval_lengths(config, task))
+        eval_model = model.with_cell(cell.sized_for(task.seq_len(longest)))
+    eval_params = state.params
+    if jax.process_count() > 1:  # every process evaluates every seed, on its first device
+        eval_params = jax.device_put(fetch(eval_params), jax.local_devices()[0])
+    if config.precision == "bfloat16":  # score the model that was trained: bf16 weights
+        eval_params = cast_floats(eval_params, jnp.bfloat16)
+    per_length = evaluate.length_grid(eval_model, eval_params, task, lengths, config.eval_size,
+                                      stop=stop)
+    return per_length, eval_params
+
+
+def reevaluate(workdir: str) -> dict[str, Any] | None:
+    """Evaluates the lengths a finished run recorded as skipped (attention over the memory
+    limit of the evaluator it ran with) from its final checkpoint, and rewrites its
+    `result.json` with them: the per-length metrics merged, the summary recomputed, every other
+    field kept, and `reevaluated` saying which lengths, when and with which code. Returns the
+    new record, or None when nothing was skipped. Raises ValueError when the run has no
+    result or its final checkpoint is gone."""
+    path = os.path.join(workdir, "result.json")
+    if not os.path.exists(path):
+        raise ValueError(f"{workdir}: no result.json (not a finished run)")
+    with open(path) as f:
+        record = json.load(f)
+    missing = sorted(int(n) for n, entry in record["per_length"].items() if "skipped" in entry)
+    if not missing:
+        return None
+    config = from_json(record["config"])
+    cell, task, model = build(config)
+    _, state, _ = start_state(config, model, optimizer(config))
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    restored = checkpointer.restore(state)
+    checkpointer.close()
+    if restored is None or restored[0] != record["steps_run"]:
+        raise ValueError(f"{workdir}: the checkpoint of its last step {record['steps_run']} is "
+                         f"gone; rerun it with the sweep to evaluate every length")
+    start = time.perf_counter()
+    found, _ = evaluate_trained(config, cell, task, model, restored[1], missing)
+    per_length = {int(n): entry for n, entry in record["per_length"].items()}
+    per_length.update(found)
+    summary = evaluate.summarise(per_length, config.train_length,
+                                 ok=[s == "ok" for s in record["seed_status"]])
+    record.pop("in_distribution_note", None)
+    record.update(per_length={str(n): per_length[n] for n in sorted(per_length)}, **summary,
+                  reevaluated={"lengths": missing, "eval_s": time.perf_counter() - start,
+                               "environment": results.environment()})
+    results.check_fields(record)
+    results.write_json(path, record)
     return record
 
 
