@@ -252,6 +252,16 @@ def check_int(cell: str, name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def head_dim(cell: str, d_hidden, num_heads) -> int:
+    """d_hidden // num_heads, after checking both are positive ints and the heads divide it."""
+    check_int(cell, "d_hidden", d_hidden)
+    check_int(cell, "num_heads", num_heads)
+    if d_hidden % num_heads:
+        raise ValueError(f"{cell}: d_hidden={d_hidden} must be a multiple of num_heads="
+                         f"{num_heads}")
+    return d_hidden // num_heads
+
+
 def check_bool(cell: str, name: str, value) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{cell}: {name} must be True or False; got {value!r}")

@@ -511,12 +511,8 @@ def make_hgrn2(
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, d_key=d_key,
                    negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl)
     heads = num_heads
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_heads", num_heads)
-    if d_hidden % num_heads:
-        raise ValueError(f"{name}: d_hidden={d_hidden} must be a multiple of num_heads="
-                         f"{num_heads} (the value dim is d_hidden // num_heads)")
-    key_dim, value_dim = _head_dims(name, d_hidden, num_heads, d_key, None)
+    value_dim = base.head_dim(name, d_hidden, num_heads)
+    key_dim, _ = _head_dims(name, d_hidden, num_heads, d_key, value_dim)
     base.check_bool(name, "negative_eigenvalues", negative_eigenvalues)
     base.check_scan_impl(name, scan_impl, base.PER_KEY_MATRIX_SCAN_IMPLS)
 

@@ -138,16 +138,11 @@ def make_rwkv7(
     B ~ N(0, 0.1²/rank) (our choice). Ranks: fla's defaults for D (32 below D = 164).
     """
     name = "rwkv7"
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_heads", num_heads)
+    heads, head_dim = num_heads, base.head_dim(name, d_hidden, num_heads)
     base.check_bool(name, "chunked", chunked)
     base.check_int(name, "chunk_size", chunk_size)
-    if d_hidden % num_heads:
-        raise ValueError(f"{name}: d_hidden={d_hidden} must be a multiple of num_heads="
-                         f"{num_heads}")
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, chunked=chunked,
                    chunk_size=chunk_size)
-    heads, head_dim = num_heads, d_hidden // num_heads
     ranks = {"w": _lora_rank(2.5, d_hidden, head_dim), "a": _lora_rank(2.5, d_hidden, head_dim),
              "g": max(32, int(round(5 * math.sqrt(d_hidden) / 32) * 32))}
     mix_powers = np.array([0.2, 0.9, 0.7, 0.7, 0.9, 0.2], np.float32)  # r, w, k, v, a, g

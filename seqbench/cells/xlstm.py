@@ -72,14 +72,9 @@ def make_slstm(
     Parameters: 4·d_in·D + 4·D·P + 4·D + D (W, R, b, w_norm) + (d_conv + 1)·d_in with the conv.
     """
     name = "slstm"
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_heads", num_heads)
+    heads, head_dim = num_heads, base.head_dim(name, d_hidden, num_heads)
     base.check_int(name, "d_conv", d_conv, minimum=0)
-    if d_hidden % num_heads:
-        raise ValueError(f"{name}: d_hidden={d_hidden} must be a multiple of num_heads="
-                         f"{num_heads}")
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, d_conv=d_conv)
-    heads, head_dim = num_heads, d_hidden // num_heads
 
     def init(key, d_in):
         k_w, k_cw, k_cb = jax.random.split(key, 3)
@@ -260,16 +255,11 @@ def make_mlstm(
     Parameters: 4·d_in·D + 2·d_in·H + 2·H + D.
     """
     name = "mlstm"
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_heads", num_heads)
+    heads, head_dim = num_heads, base.head_dim(name, d_hidden, num_heads)
     base.check_bool(name, "chunked", chunked)
     base.check_int(name, "chunk_size", chunk_size)
-    if d_hidden % num_heads:
-        raise ValueError(f"{name}: d_hidden={d_hidden} must be a multiple of num_heads="
-                         f"{num_heads}")
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, chunked=chunked,
                    chunk_size=chunk_size)
-    heads, head_dim = num_heads, d_hidden // num_heads
 
     def init(key, d_in):
         keys = jax.random.split(key, 5)

@@ -373,7 +373,7 @@ def test_gla_gate_rank_in_param_count():
         ("gla", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
                                          r"'chunked'\)"),
         ("mamba2", {"head_dim": 5}, r"head_dim must divide expand \* d_hidden = 128"),
-        ("hgrn2", {"d_hidden": 10, "num_heads": 4}, "multiple of num_heads=4 .the value dim"),
+        ("hgrn2", {"d_hidden": 10, "num_heads": 4}, "d_hidden=10 must be a multiple of num_heads=4"),
         ("hgrn2", {"scan_impl": "pallas"}, r"scan_impl must be one of \('auto', 'sequential', "
                                            r"'chunked'\)"),
         ("mamba2", {"d_conv": 0}, "d_conv must be a positive int"),

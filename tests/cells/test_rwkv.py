@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from seqbench.cells import base, rwkv
+from tests.cells.test_xlstm import random_params, scaled_error
 
 BATCH, STEPS, D_IN, D, HEADS = 2, 37, 3, 8, 2
 TOL = 2e-5
@@ -52,22 +53,10 @@ def ref_rwkv7(p, xs, heads):
     return ((normed + bonus) * g) @ p["w_o"], h
 
 
-def random_params(cell, seed):
-    params = cell.init(jax.random.key(seed), D_IN)
-    rng = np.random.default_rng(seed)
-    return {name: np.asarray(leaf, np.float64) + 0.3 * rng.standard_normal(leaf.shape)
-            for name, leaf in params.items()}
-
-
-def scaled_error(x, ref):
-    x = np.asarray(x, np.float64)
-    return np.max(np.abs(x - ref)) / max(1.0, np.max(np.abs(ref)))
-
-
 @pytest.mark.parametrize("chunked, chunk_size", [(True, 16), (True, 5), (False, 16)])
 def test_rwkv7_matches_the_fla_layer(chunked, chunk_size):
     cell = rwkv.make_rwkv7(d_hidden=D, num_heads=HEADS, chunked=chunked, chunk_size=chunk_size)
-    p = random_params(cell, 4)
+    p = random_params(cell, 4, D_IN)
     xs = np.random.default_rng(4).standard_normal((BATCH, STEPS, D_IN))
     f32 = {name: jnp.asarray(leaf, jnp.float32) for name, leaf in p.items()}
     state, ys = jax.jit(cell.scan)(f32, cell.initial_state(f32, (BATCH,)),

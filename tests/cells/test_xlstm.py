@@ -53,8 +53,9 @@ def ref_slstm(p, xs, heads, d_conv, state=None):
     return np.stack(ys, 1), (c, n, m, h)
 
 
-def random_params(cell, seed):
-    params = cell.init(jax.random.key(seed), D_IN)
+def random_params(cell, seed, d_in=D_IN):
+    """init, then every leaf nudged by N(0, 0.3²) (float64): biases and gates spread out."""
+    params = cell.init(jax.random.key(seed), d_in)
     rng = np.random.default_rng(seed)
     return {name: np.asarray(leaf, np.float64) + 0.3 * rng.standard_normal(leaf.shape)
             for name, leaf in params.items()}
