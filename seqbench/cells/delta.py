@@ -294,7 +294,7 @@ def _householder_cell(name, hparams, *, d_hidden, num_heads, d_key, d_value, num
                       forget_gate, negative_eigenvalues, d_conv, output_gate, chunked,
                       chunk_size):
     """Gated DeltaNet and (gated) DeltaProduct: flash-linear-attention's `GatedDeltaNet` and
-    `GatedDeltaProduct` layers (one value head per key head, output gate on).
+    `GatedDeltaProduct` layers (one value head per key head).
 
     With n = num_householder, per token x_t (d_in features):
 
@@ -423,7 +423,8 @@ def make_gated_deltanet(
     the output: DeltaProduct with one Householder step and the forget gate
     (`_householder_cell` has the whole layer and its init). `negative_eigenvalues`: β ∈ (0, 2)
     (fla's `allow_neg_eigval`). K = d_key, V = d_value default to d_hidden // num_heads.
-    Parameters: d_in·(2HK + 2HV + 2H) + 2H + d_conv·H(2K + V) + V + H·V·D.
+    Parameters: d_in·(2HK + HV + 2H) + 2H + V + H·V·D, plus d_in·HV with the output gate and
+    d_conv·H(2K + V) with the conv.
     """
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, d_key=d_key, d_value=d_value,
                    negative_eigenvalues=negative_eigenvalues, d_conv=d_conv,
@@ -457,8 +458,8 @@ def make_deltaproduct(
     `negative_eigenvalues` (β ∈ (0, 2), as the paper's state-tracking runs) each factor is a
     generalised reflection; n_h of them compose rotations a single one cannot. The layer and
     its init: `_householder_cell`. `chunk_size` counts Householder sub-steps (T·n_h in all).
-    Parameters: d_in·(HK + n_h H(K + V + 1) + HV) + [d_in·H + 2H] + d_conv·H(K + n_h(K + V))
-    + V + H·V·D, the bracket with the forget gate.
+    Parameters: d_in·(HK + n_h H(K + V + 1)) + V + H·V·D, plus d_in·H + 2H with the forget
+    gate, d_in·HV with the output gate and d_conv·H(K + n_h(K + V)) with the conv.
     """
     hparams = dict(d_hidden=d_hidden, num_heads=num_heads, d_key=d_key, d_value=d_value,
                    num_householder=num_householder, forget_gate=forget_gate,
