@@ -229,6 +229,13 @@ def causal_depthwise_conv(w, bias, buffer, x):
     return out, full[..., steps:, :]
 
 
+def layer_norm(x, eps: float):
+    """(x − mean(x)) / sqrt(var(x) + eps) over the last axis, no affine part (a per-head
+    GroupNorm when the last axis is a head's features)."""
+    centred = x - jnp.mean(x, axis=-1, keepdims=True)
+    return centred * lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + eps)
+
+
 def uniform_init(key, shape, fan_in, dtype=jnp.float32):
     """An array of `shape` and `dtype` drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's
     default for RNN and linear weights."""

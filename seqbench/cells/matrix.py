@@ -119,9 +119,7 @@ def _rms_norm(o):
 
 def _group_norm(o):
     """GroupNorm with one group per head (LayerNorm over its V features), no affine part."""
-    centred = o - jnp.mean(o, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(centred), axis=-1, keepdims=True)
-    return centred * lax.rsqrt(var + HEAD_NORM_EPS)
+    return base.layer_norm(o, HEAD_NORM_EPS)
 
 
 HEAD_NORMS = {"rms": _rms_norm, "group": _group_norm}

@@ -198,10 +198,8 @@ def make_rwkv7(
 
     def output(params, o, r, k, v, g):
         """o (*B, T, H, P) -> (*B, T, D): the group norm, the bonus (r·k ρ) v, the gate, W_o."""
-        centred = o - jnp.mean(o, -1, keepdims=True)
-        normed = centred * lax.rsqrt(jnp.mean(jnp.square(centred), -1, keepdims=True)
-                                     + head_dim * 1e-5)
-        normed = normed.reshape(g.shape) * params["norm_w"] + params["norm_b"]
+        normed = base.layer_norm(o, head_dim * 1e-5).reshape(g.shape)
+        normed = normed * params["norm_w"] + params["norm_b"]
         bonus = jnp.sum(r * k * params["r_k"], -1, keepdims=True) * v
         return base.dense((normed + bonus.reshape(g.shape)) * g, params["w_o"])
 

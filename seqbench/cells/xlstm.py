@@ -123,10 +123,7 @@ def make_slstm(
         return (c, n, m_new, h), h
 
     def output(params, h):
-        per_head = h.reshape(h.shape[:-1] + (heads, head_dim))
-        centred = per_head - jnp.mean(per_head, -1, keepdims=True)
-        normed = centred * lax.rsqrt(jnp.mean(jnp.square(centred), -1, keepdims=True)
-                                     + GROUP_NORM_EPS)
+        normed = base.layer_norm(h.reshape(h.shape[:-1] + (heads, head_dim)), GROUP_NORM_EPS)
         return normed.reshape(h.shape) * (1.0 + params["w_norm"])
 
     def step(params, state, x_t):
@@ -286,9 +283,7 @@ def make_mlstm(
         return q, k / math.sqrt(head_dim), v, i_raw, log_f
 
     def output(params, x, h):  # h (..., H, P) -> (..., D)
-        centred = h - jnp.mean(h, -1, keepdims=True)
-        normed = centred * lax.rsqrt(jnp.mean(jnp.square(centred), -1, keepdims=True)
-                                     + GROUP_NORM_EPS)
+        normed = base.layer_norm(h, GROUP_NORM_EPS)
         gate = jax.nn.sigmoid(base.dense(x, params["w_o"]))
         return normed.reshape(gate.shape) * (1.0 + params["w_norm"]) * gate
 
