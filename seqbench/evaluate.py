@@ -47,7 +47,8 @@ bounded size):
   Positions: recurrent cells, the piece ends of the schedule (1, 2, 4, ... up to chunk_size,
   then log-spaced chunk ends, always T), at most `MAX_NORM_POSITIONS`; attention, the same
   count log-spaced in 1..T, read off the final KV cache (slot j holds token j's key and value,
-  so the slots < t are exactly the cache after t tokens).
+  so the slots < t are exactly the cache after t tokens); none (empty lists) for a cache whose
+  slots change after they are written (`Cell.cache_rewritten`: PaTH attention).
 - `test_set_hash`; for a skipped length `"skipped": "<reason>"`, accuracy and loss lists of
   None, and no hash, per-position accuracy or norms.
 
@@ -334,13 +335,14 @@ def _whole(model, vocab, seed_params, batch, task, compiled, rows):
 
         def whole(params, inputs, targets, mask, bins, loss_bins, positions):
             state, outputs = wide.apply(params, wide.initial_state(params, (rows,)), inputs)
-            return (*_score(vocab, outputs, targets, mask, bins, loss_bins),
-                    cache_prefix_norms(state, positions))
+            norms = (jnp.zeros((0,)) if wide.cell.cache_rewritten
+                     else cache_prefix_norms(state, positions))
+            return *_score(vocab, outputs, targets, mask, bins, loss_bins), norms
 
         compiled[bucket, rows] = jax.jit(jax.vmap(whole, in_axes=(0,) + (None,) * 6))
     padded = [np.pad(x, [(0, 0), (0, bucket - steps)] + [(0, 0)] * (x.ndim - 2)) for x in batch]
     bins = np.minimum(_bin_of(0, bucket, steps), min(MAX_BINS, steps) - 1)  # padding: mask False
-    keep = _log_spaced(list(range(1, steps + 1)))
+    keep = [] if model.cell.cache_rewritten else _log_spaced(list(range(1, steps + 1)))
     positions = np.asarray(keep + [steps] * (MAX_NORM_POSITIONS - len(keep)), np.int32)
     loss_bins = _loss_bin_of(0, bucket)  # the padding's bins score nothing (mask False)
     groups = [jax.device_get(compiled[bucket, rows](

@@ -103,13 +103,13 @@ def step_by_step(model, seed_params, length):
     return out, mask
 
 
-@pytest.mark.parametrize("cell_name", ["lru", "attention"])
+@pytest.mark.parametrize("cell_name", ["lru", "attention", "path_attention"])
 def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
-    """lru (a complex state) streamed in pieces of <= 4 steps; attention whole under a memory
-    limit that one row of LENGTH just fits (so its rows go through one at a time and the sums
-    and norms add up over the groups), with a second length that not even one row fits:
-    skipped, not evaluated."""
-    attention, too_long = cell_name == "attention", 200
+    """lru (a complex state) streamed in pieces of <= 4 steps; attention and PaTH attention
+    whole under a memory limit that one row of LENGTH just fits (so its rows go through one at
+    a time and the sums and norms add up over the groups), with a second length that not even
+    one row fits: skipped, not evaluated. PaTH's cache is rewritten (no state norms)."""
+    attention, too_long = cell_name in ("attention", "path_attention"), 200
     if attention:
         model, seed_params = model_and_params(cell_name, max_length=64)
         limit = evaluate.attention_eval_bytes(model, SEEDS, 1, LENGTH)
@@ -135,13 +135,17 @@ def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
     np.testing.assert_allclose(np.array(entry["loss_by_position"]["loss"]).T, ref["loss_bins"],
                                rtol=1e-4)
     positions = entry["state_norm"]["positions"]
-    if attention:  # log-spaced in 1..45, read off the final KV cache
+    if cell_name == "path_attention":
+        assert positions == [] and entry["state_norm"]["norm"] == []
+    elif attention:  # log-spaced in 1..45, read off the final KV cache
         assert len(positions) <= 32 and positions[:3] == [1, 2, 3] and positions[-1] == LENGTH
     else:  # the piece ends: 1 1 2, then 4 at a time, then 1
         assert positions == [1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 45]
         assert set(traces) >= {1, 2, 4} and len(traces) == len(set(traces))
-    ref_norms = np.array(ref["norms"])[:, np.array(positions) - 1]
-    np.testing.assert_allclose(np.array(entry["state_norm"]["norm"]).T, ref_norms, rtol=1e-4)
+    if positions:
+        ref_norms = np.array(ref["norms"])[:, np.array(positions) - 1]
+        np.testing.assert_allclose(np.array(entry["state_norm"]["norm"]).T, ref_norms,
+                                   rtol=1e-4)
     assert lines[0].startswith(f"eval length {LENGTH}: accuracy ")
     if attention:
         assert got[too_long]["accuracy"] == [None] * SEEDS and "GiB >" in got[too_long]["skipped"]

@@ -66,6 +66,8 @@ CELLS = {
     "hgrn2": {"num_heads": 1},
     "mlstm": {"num_heads": 1},
     "rwkv7": {"num_heads": 1},
+    # attention with PaTH's Householder position encoding, one head (the "paper" variant only)
+    "path_attention": {"num_heads": 1},
 }
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),

@@ -41,7 +41,9 @@ Variants:
   output gate, no forget gate) with n_h ∈ {1, 2} x β ∈ {(0, 1), (0, 2)}; Gated DeltaNet with
   negative eigenvalues (the flash-linear-attention layer as published, conv and gates on);
   the LSTM (nonlinear: expected to solve it); rg_lru with negative eigenvalues (diagonal: its
-  transitions commute, so it cannot compose S3's non-commuting elements); attention.
+  transitions commute, so it cannot compose S3's non-commuting elements); attention; PaTH
+  attention (Yang et al. 2025: attention whose positions are Householder products, like
+  DeltaProduct's transitions; claimed to solve word problems RoPE attention cannot).
 - "s5": the runs committed before (S5; 5 cells; see above), kept reproducible.
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
@@ -62,14 +64,17 @@ FULL_CELLS = (  # the claims first: the sweep trains them in this order
     ("deltaproduct1", "deltaproduct", {"num_householder": 1, **SIEMS}),
     ("gated_deltanet-neg", "gated_deltanet", {"negative_eigenvalues": True}),
     ("attention", "attention", {}),
+    # PaTH attention (β ∈ (0, 2), its paper's setting): softmax attention with accumulated
+    # Householder products, claimed to track state where RoPE attention cannot; added 2026-12-02
+    ("path_attention", "path_attention", {}),
 )
 S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru", {}),
             ("rg_lru", "rg_lru", {}),
             ("deltanet-neg", "deltanet", {"negative_eigenvalues": True}))
 PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
                "gateloop", "gla", "gru", "hgrn2", "lem", "linear_attention", "lru", "lstm",
-               "mamba", "mamba2", "mingru", "minlstm", "mlstm", "retnet", "rg_lru", "rwkv7",
-               "s4d", "s5", "scrn", "slstm")
+               "mamba", "mamba2", "mingru", "minlstm", "mlstm", "path_attention", "retnet",
+               "rg_lru", "rwkv7", "s4d", "s5", "scrn", "slstm")
 
 
 def get_config(arg="full"):

@@ -76,6 +76,10 @@ class Cell(NamedTuple):
     # Cells whose recurrence is diagonal with columnar parameters give its form (exact RTRL
     # trains them: `seqbench.cells.rtrl`); None for the others.
     diagonal: DiagonalForm | None = None
+    # Growing-state cells whose cache slots change after they are written (PaTH attention
+    # carries every cached key through each new token) set this: the slots < t of the final
+    # cache are then not the cache after t tokens, so the evaluator reports no state norms.
+    cache_rewritten: bool = False
 
     @property
     def recurrent(self) -> bool:
@@ -158,6 +162,7 @@ def make_cell(
     state_size=None,
     sized_for=None,
     diagonal=None,
+    cache_rewritten=False,
 ) -> Cell:
     """Builds a `Cell` whose step/scan check shapes first; scan defaults to `scan_with_steps`.
 
@@ -165,7 +170,7 @@ def make_cell(
     `state_size(params, length)` defaults to the floats in `initial_state(params, ())`, right
     for every cell whose state does not grow with time. Every leaf of a state has the leading
     axes *B. `sized_for(T) -> Cell`: for cells whose state grows with time (see `Cell`).
-    `diagonal`: a `DiagonalForm`, for cells exact RTRL can train.
+    `diagonal`: a `DiagonalForm`, for cells exact RTRL can train. `cache_rewritten`: see `Cell`.
     The raw `step` and `scan` take and return the shapes of `Cell.step` and `Cell.scan`; the
     checked ones raise ValueError on an x whose last axis is not d_in or whose *B does not
     match the state's.
@@ -195,6 +200,7 @@ def make_cell(
         name=name, family=family, d_out=d_out, init=checked_init, initial_state=initial_state,
         step=checked_step, scan=checked_scan, state_size=state_size, hparams=hparams,
         input_dim=input_dim, sized_for=sized_for, diagonal=diagonal,
+        cache_rewritten=cache_rewritten,
     )
 
 
