@@ -1,4 +1,5 @@
-"""Classic nonlinear recurrent cells: Elman, LSTM, GRU, LEM, the bilinear RNN and SCRN.
+"""Classic nonlinear recurrent cells: Elman, LSTM, GRU, LEM, the bilinear RNN, SCRN and the
+Sparse Combo Net (RNNs of RNNs).
 
 Every cell here is written as two pure functions:
 
@@ -24,10 +25,11 @@ cell's block size).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from seqbench.cells import base, parallel_in_time
@@ -83,6 +85,79 @@ def _gated_params(key, d_in: int, d_hidden: int, blocks: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Low-rank and sparse recurrent connectivity (Tumma, Lechner, Loo, Hasani & Rus 2024)
+
+
+class Connectivity(NamedTuple):
+    """How a classic cell's recurrent matrix W_h (D, G·D) is parameterised.
+
+    `factorise(params)`: the params of the full cell (w_h drawn at its usual init) -> the params
+    this parameterisation trains; `matrix(params)` -> W_h (D, G·D).
+    """
+
+    factorise: Callable[[dict], dict]
+    matrix: Callable[[dict], jax.Array]
+
+
+def _svd_factors(w: jax.Array, rank: int) -> tuple[jax.Array, jax.Array]:
+    """(U_r Σ_r^½, Σ_r^½ V_rᵀ) from the rank-r truncated SVD of w (D, G·D), in float64 on the
+    host (numpy, through `jax.pure_callback`; init only): XLA:CPU's batched LAPACK calls can
+    deadlock when two run at once (BUILD_NOTES, "Cells and models")."""
+
+    def host(w):
+        u, s, vt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+        root = np.sqrt(s[:rank])
+        return ((u[:, :rank] * root).astype(np.float32),
+                (root[:, None] * vt[:rank]).astype(np.float32))
+
+    shapes = (jax.ShapeDtypeStruct((w.shape[0], rank), jnp.float32),
+              jax.ShapeDtypeStruct((rank, w.shape[1]), jnp.float32))
+    return jax.pure_callback(host, shapes, w, vmap_method="sequential")
+
+
+def _connectivity(name: str, d_hidden: int, blocks: int, recurrent_rank: int,
+                  recurrent_sparsity: float, mask_seed: int) -> Connectivity:
+    """W_h = (W1 W2) ⊙ M (Tumma et al. 2024, "Leveraging Low-Rank and Sparse Recurrent
+    Connectivity for Robust Closed-Loop Control"): rank r = `recurrent_rank` (0: W_h itself,
+    full rank), sparsity s = `recurrent_sparsity`.
+
+    W1 (D, r) = U_r Σ_r^½ and W2 (r, G·D) = Σ_r^½ V_rᵀ come from the rank-r truncated SVD of the
+    cell's usual initial W_h, and both are trained. M (D, G·D) is fixed, not a parameter:
+    M_ij = [u_ij >= s] with u = numpy.random.default_rng(mask_seed).random((D, G·D)), so about
+    a fraction s of the entries of W_h are zero (every seed of a run shares the mask; vary
+    `mask_seed` across runs for other masks). s = 0: no mask. The paper's text could not be
+    read here; this follows its published summary and reviews (BUILD_NOTES, "Cells and models").
+    Parameters: r·(D + G·D) in place of G·D² when r > 0.
+    """
+    base.check_int(name, "recurrent_rank", recurrent_rank, minimum=0)
+    if recurrent_rank > d_hidden:
+        raise ValueError(f"{name}: recurrent_rank must be at most d_hidden={d_hidden}; "
+                         f"got {recurrent_rank}")
+    if (isinstance(recurrent_sparsity, bool) or not isinstance(recurrent_sparsity, (int, float))
+            or not 0.0 <= recurrent_sparsity < 1.0):
+        raise ValueError(f"{name}: recurrent_sparsity must be a number in [0, 1); "
+                         f"got {recurrent_sparsity!r}")
+    base.check_int(name, "mask_seed", mask_seed, minimum=0)
+    shape = (d_hidden, blocks * d_hidden)
+    mask = None
+    if recurrent_sparsity:
+        uniform = np.random.default_rng(mask_seed).random(shape)
+        mask = jnp.asarray(uniform >= recurrent_sparsity, jnp.float32)
+
+    def factorise(params):
+        if recurrent_rank:
+            params = dict(params)
+            params["w_h1"], params["w_h2"] = _svd_factors(params.pop("w_h"), recurrent_rank)
+        return params
+
+    def matrix(params):
+        w = params["w_h1"] @ params["w_h2"] if recurrent_rank else params["w_h"]
+        return w if mask is None else w * mask
+
+    return Connectivity(factorise, matrix)
+
+
+# --------------------------------------------------------------------------------------------
 # Elman
 
 
@@ -91,7 +166,8 @@ class ElmanState(NamedTuple):
 
 
 def make_elman(
-    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    *, d_hidden: int = 64, recurrent_rank: int = 0, recurrent_sparsity: float = 0.0,
+    mask_seed: int = 0, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
     max_iters: int | None = None,
 ) -> base.Cell:
     """Elman RNN (Elman 1990, "Finding structure in time").
@@ -99,20 +175,26 @@ def make_elman(
         h_t = tanh(W_x x_t + W_h h_{t-1} + b),      y_t = h_t
 
     One bias (PyTorch's b_ih + b_hh is the same function with a redundant parameter).
+    `recurrent_rank`, `recurrent_sparsity`, `mask_seed`: W_h = (W1 W2) ⊙ M, low-rank and sparse
+    (`_connectivity`); by default W_h itself.
     Init: every weight and bias U(±1/sqrt(D)) (PyTorch `nn.RNN`).
     Parameters: D·(d_in + D + 1).
     """
     base.check_int("elman", "d_hidden", d_hidden)
+    connectivity = _connectivity("elman", d_hidden, 1, recurrent_rank, recurrent_sparsity,
+                                 mask_seed)
 
     def init(key, d_in):
-        return _gated_params(key, d_in, d_hidden, blocks=1)
+        return connectivity.factorise(_gated_params(key, d_in, d_hidden, blocks=1))
 
     def recur(params, state, u_t):
-        h = jnp.tanh(u_t + state.h @ params["w_h"])
+        h = jnp.tanh(u_t + state.h @ connectivity.matrix(params))
         return ElmanState(h), h
 
     return _build(
-        name="elman", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        name="elman", d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, recurrent_rank=recurrent_rank,
+                     recurrent_sparsity=recurrent_sparsity, mask_seed=mask_seed), init=init,
         solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=ElmanState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
@@ -129,7 +211,8 @@ class LSTMState(NamedTuple):
 
 
 def make_lstm(
-    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    *, d_hidden: int = 64, recurrent_rank: int = 0, recurrent_sparsity: float = 0.0,
+    mask_seed: int = 0, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
     max_iters: int | None = None,
 ) -> base.Cell:
     """LSTM with a forget gate (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
@@ -138,27 +221,32 @@ def make_lstm(
         c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)
         h_t = σ(o) ⊙ tanh(c_t),                         y_t = h_t;   state (c, h)
 
-    No peepholes; one bias per gate.
+    No peepholes; one bias per gate. `recurrent_rank`, `recurrent_sparsity`, `mask_seed`: the
+    (D, 4D) W_h = (W1 W2) ⊙ M, low-rank and sparse (`_connectivity`); by default W_h itself.
     Init: weights and the i, g, o biases U(±1/sqrt(D)) (PyTorch `nn.LSTM`); the forget-gate bias
     is 1 (Gers et al. 2000; Jozefowicz et al. 2015), so the cell starts out remembering.
     Parameters: 4D·(d_in + D + 1).
     """
     base.check_int("lstm", "d_hidden", d_hidden)
     h_ = d_hidden
+    connectivity = _connectivity("lstm", d_hidden, 4, recurrent_rank, recurrent_sparsity,
+                                 mask_seed)
 
     def init(key, d_in):
         params = _gated_params(key, d_in, d_hidden, blocks=4)
         params["b"] = params["b"].at[h_ : 2 * h_].set(1.0)
-        return params
+        return connectivity.factorise(params)
 
     def recur(params, state, u_t):
-        i, f, g, o = jnp.split(u_t + state.h @ params["w_h"], 4, axis=-1)
+        i, f, g, o = jnp.split(u_t + state.h @ connectivity.matrix(params), 4, axis=-1)
         c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMState(c, h), h
 
     return _build(
-        name="lstm", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        name="lstm", d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, recurrent_rank=recurrent_rank,
+                     recurrent_sparsity=recurrent_sparsity, mask_seed=mask_seed), init=init,
         solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=LSTMState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
@@ -174,7 +262,8 @@ class GRUState(NamedTuple):
 
 
 def make_gru(
-    *, d_hidden: int = 64, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    *, d_hidden: int = 64, recurrent_rank: int = 0, recurrent_sparsity: float = 0.0,
+    mask_seed: int = 0, scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
     max_iters: int | None = None,
 ) -> base.Cell:
     """GRU (Cho et al. 2014), in the "reset after" form of cuDNN, PyTorch and Keras 2.
@@ -188,20 +277,24 @@ def make_gru(
     PyTorch do, not its input (Cho et al. 2014 wrote W (r ⊙ h)); the two forms are equally
     expressive in practice and this one lets all three recurrent matmuls run as one. It needs
     the separate recurrent bias b_hn (b_hr, b_hz would be redundant and are folded into b).
+    `recurrent_rank`, `recurrent_sparsity`, `mask_seed`: W_h = [W_hr W_hz W_hn] (D, 3D) =
+    (W1 W2) ⊙ M, low-rank and sparse (`_connectivity`); by default W_h itself.
     Init: every weight and bias U(±1/sqrt(D)) (PyTorch `nn.GRU`).
     Parameters: 3D·(d_in + D + 1) + D.
     """
     base.check_int("gru", "d_hidden", d_hidden)
+    connectivity = _connectivity("gru", d_hidden, 3, recurrent_rank, recurrent_sparsity,
+                                 mask_seed)
 
     def init(key, d_in):
         key_gates, key_bias = jax.random.split(key)
         params = _gated_params(key_gates, d_in, d_hidden, blocks=3)
         params["b_hn"] = base.uniform_init(key_bias, (d_hidden,), d_hidden)
-        return params
+        return connectivity.factorise(params)
 
     def recur(params, state, u_t):
         r_x, z_x, n_x = jnp.split(u_t, 3, axis=-1)
-        r_h, z_h, n_h = jnp.split(state.h @ params["w_h"], 3, axis=-1)
+        r_h, z_h, n_h = jnp.split(state.h @ connectivity.matrix(params), 3, axis=-1)
         r = jax.nn.sigmoid(r_x + r_h)
         z = jax.nn.sigmoid(z_x + z_h)
         n = jnp.tanh(n_x + r * (n_h + params["b_hn"]))
@@ -209,7 +302,9 @@ def make_gru(
         return GRUState(h), h
 
     return _build(
-        name="gru", d_hidden=d_hidden, hparams=dict(d_hidden=d_hidden), init=init,
+        name="gru", d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, recurrent_rank=recurrent_rank,
+                     recurrent_sparsity=recurrent_sparsity, mask_seed=mask_seed), init=init,
         solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
         state_type=GRUState, project=_affine_projection, recur=recur,
         input_dim=lambda p: p["w_x"].shape[0],
@@ -442,6 +537,115 @@ def make_scrn(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Sparse Combo Net (RNNs of RNNs)
+
+
+class ComboNetState(NamedTuple):
+    h: jax.Array  # shape=(*B, D), dtype=float32: the modules' states side by side
+
+
+def _contracting_modules(num_modules: int, size: int, density: float, radius: float,
+                         seed: int) -> np.ndarray:
+    """blockdiag(W_1, ..., W_k) (D, D), float32: each W_i (size × size) sparse with U(−1, 1)
+    entries at a fraction `density` of the off-diagonal places, zero diagonal, scaled so that
+    the spectral norm ‖|W_i|‖₂ is `radius` < 1 (drawn by numpy.random.default_rng(seed)).
+    Then ρ(|W_i|) <= radius, Kozachkov et al.'s Theorem 1 for ReLU (|W_i| − I Hurwitz), and
+    ‖W_i‖₂ <= radius, so ẋ = −x + W_i relu(x) + u contracts in the identity metric at rate
+    1 − radius, the metric in which the skew-symmetric feedback keeps the assembly
+    contracting."""
+    rng = np.random.default_rng(seed)
+    blocks = np.zeros((num_modules * size,) * 2)
+    for i in range(num_modules):
+        w = rng.uniform(-1.0, 1.0, (size, size)) * (rng.random((size, size)) < density)
+        np.fill_diagonal(w, 0.0)
+        norm = np.linalg.norm(np.abs(w), 2)
+        if norm > 0.0:
+            w *= radius / norm
+        blocks[i * size:(i + 1) * size, i * size:(i + 1) * size] = w
+    return blocks.astype(np.float32)
+
+
+def _feedback_mask(num_modules: int, size: int, feedback_density: float,
+                   seed: int) -> np.ndarray:
+    """(D, D) float32: ones on the blocks (i, j), i > j, of the module pairs that are coupled,
+    each pair with probability `feedback_density` (drawn by default_rng(seed + 1))."""
+    rng = np.random.default_rng(seed + 1)
+    pairs = np.tril(rng.random((num_modules, num_modules)) < feedback_density, -1)
+    return np.kron(pairs, np.ones((size, size))).astype(np.float32)
+
+
+def make_sparse_combo_net(
+    *, d_hidden: int = 64, num_modules: int = 4, density: float = 0.5, radius: float = 0.9,
+    feedback_density: float = 1.0, dt: float = 0.1, module_seed: int = 0,
+    scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
+    """Sparse Combo Net (Kozachkov, Ennis & Slotine 2022, "RNNs of RNNs: Recursive Construction
+    of Stable Assemblies of Recurrent Neural Networks"): k fixed contracting RNN modules
+    coupled by trained negative feedback, so the assembly contracts by construction.
+
+        h_t = h_{t−1} + dt · (−h_{t−1} + W relu(h_{t−1}) + L h_{t−1} + W_x x_t + b)
+        W = blockdiag(W_1, …, W_k)      fixed: sparse, ‖|W_i|‖₂ = radius < 1 (their Theorem 1)
+        L = B̃ − B̃ᵀ,  B̃ = B ⊙ M          M: the blocks (i, j), i > j, of coupled module pairs
+        y_t = h_t
+
+    (Euler steps of τẋ = −x + W relu(x) + L x + u with dt = Δt/τ.) The modules contract in the
+    identity metric, and the skew-symmetric feedback keeps the assembly contracting whatever B
+    is (the authors' code uses the metric M = 0.5 I, where their L = B̃ − M B̃ᵀ M⁻¹ is this L);
+    the Euler steps inherit it when dt < 2(1 − radius) / (1 + radius + ‖L‖₂)² (sufficient:
+    forward Euler expands the rotations of a large L, where the continuous system does not). W and M
+    are constants of the cell drawn from `module_seed` (numpy, at construction: every seed of
+    a run shares them; `_contracting_modules`, `_feedback_mask`); B, W_x and b are trained.
+    Module size D / k. The paper's text could not be read here: the construction follows the
+    authors' helper code and reimplementations (BUILD_NOTES, "Cells and models"); their module
+    density, weight scale and dt were not found, so `density`, `radius` (a scaling in place of
+    their rejection sampling) and `dt` are this cell's own defaults.
+    Init: W_x, b, B U(±1/sqrt(D)). Parameters: D·(d_in + 1) + D² (B is stored whole; only its
+    masked blocks act).
+    """
+    name = "sparse_combo_net"
+    base.check_int(name, "d_hidden", d_hidden)
+    base.check_int(name, "num_modules", num_modules)
+    base.check_int(name, "module_seed", module_seed, minimum=0)
+    if d_hidden % num_modules:
+        raise ValueError(f"{name}: num_modules must divide d_hidden={d_hidden}; got {num_modules}")
+    for field, value, low, high in (("density", density, 0.0, 1.0),
+                                    ("feedback_density", feedback_density, 0.0, 1.0),
+                                    ("dt", dt, 0.0, 1.0)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not low < value <= high):
+            raise ValueError(f"{name}: {field} must be a number in ({low:g}, {high:g}]; "
+                             f"got {value!r}")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 <= radius < 1:
+        raise ValueError(f"{name}: radius must be a number in [0, 1) (Theorem 1 needs "
+                         f"ρ(|W_i|) < 1); got {radius!r}")
+    size = d_hidden // num_modules
+    modules = jnp.asarray(_contracting_modules(num_modules, size, density, radius, module_seed))
+    mask = jnp.asarray(_feedback_mask(num_modules, size, feedback_density, module_seed))
+
+    def init(key, d_in):
+        return _uniform_all(key, {"w_x": (d_in, d_hidden), "b": (d_hidden,),
+                                  "w_b": (d_hidden, d_hidden)}, d_hidden)
+
+    def recur(params, state, u_t):
+        coupled = params["w_b"] * mask
+        feedback = coupled - coupled.T  # L, skew-symmetric
+        h = state.h
+        h = h + dt * (-h + jax.nn.relu(h) @ modules.T + h @ feedback.T + u_t)
+        return ComboNetState(h), h
+
+    return _build(
+        name=name, d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, num_modules=num_modules, density=density,
+                     radius=radius, feedback_density=feedback_density, dt=dt,
+                     module_seed=module_seed), init=init,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
+        state_type=ComboNetState, project=_affine_projection, recur=recur,
+        input_dim=lambda p: p["w_x"].shape[0],
+    )
+
+
 CELLS = {
     "elman": make_elman,
     "lstm": make_lstm,
@@ -449,4 +653,5 @@ CELLS = {
     "lem": make_lem,
     "bilinear": make_bilinear,
     "scrn": make_scrn,
+    "sparse_combo_net": make_sparse_combo_net,
 }

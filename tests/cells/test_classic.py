@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import seqbench
-from seqbench.cells import base
+from seqbench.cells import base, classic
 
 TOL = 1e-5
 T = 7
@@ -37,7 +37,14 @@ CONFIGS = [
     ("bilinear", {"block_size": 4}),
     ("scrn", {}),
     ("scrn", {"d_context": 5, "alpha": 0.5}),
+    ("elman", {"recurrent_rank": 3}),
+    ("lstm", {"recurrent_rank": 4, "recurrent_sparsity": 0.5}),
+    ("gru", {"recurrent_sparsity": 0.3, "mask_seed": 7}),
+    ("sparse_combo_net", {}),
+    ("sparse_combo_net", {"num_modules": 2, "feedback_density": 0.5, "dt": 0.5,
+                          "module_seed": 3}),
 ]
+BLOCKS = {"elman": 1, "lstm": 4, "gru": 3}  # gate/candidate blocks G of W_h (D, G·D)
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in hp.items()) or 'default'}" for name, hp in CONFIGS]
 
 
@@ -138,10 +145,47 @@ def ref_scrn(p, hp, state, x):
 REFERENCES["scrn"] = ref_scrn
 
 
+def low_rank_sparse(name, hp, params):
+    """params with W_h = (W1 W2) ⊙ M written out (Tumma et al. 2024; the mask as documented:
+    M_ij = [u_ij >= s], u = numpy default_rng(mask_seed).random((D, G·D)))."""
+    if not (hp.get("recurrent_rank") or hp.get("recurrent_sparsity")):
+        return params
+    params = dict(params)
+    w = (params.pop("w_h1") @ params.pop("w_h2") if hp.get("recurrent_rank")
+         else params["w_h"])
+    u = np.random.default_rng(hp.get("mask_seed", 0)).random(w.shape)
+    params["w_h"] = w * (u >= hp.get("recurrent_sparsity", 0.0))
+    return params
+
+
+def combo_constants(hp):
+    """The fixed modules W and feedback mask M of a sparse_combo_net (D = D_HIDDEN), from the
+    cell's own constructors (their properties are tested in test_combo_net_constants)."""
+    k, seed = hp.get("num_modules", 4), hp.get("module_seed", 0)
+    size = D_HIDDEN // k
+    modules = classic._contracting_modules(k, size, hp.get("density", 0.5),
+                                           hp.get("radius", 0.9), seed)
+    return (np.asarray(modules, np.float64),
+            np.asarray(classic._feedback_mask(k, size, hp.get("feedback_density", 1.0), seed),
+                       np.float64))
+
+
+def ref_sparse_combo_net(p, hp, state, x):
+    (h,) = state
+    modules, mask = combo_constants(hp)
+    feedback = p["w_b"] * mask - (p["w_b"] * mask).T
+    dt = hp.get("dt", 0.1)
+    h = h + dt * (-h + modules @ np.maximum(h, 0.0) + feedback @ h + x @ p["w_x"] + p["b"])
+    return (h,), h
+
+
+REFERENCES["sparse_combo_net"] = ref_sparse_combo_net
+
+
 def run_reference(name, hp, params, state, xs):
     """xs (B, T, d_in), state fields (B, H) -> (final state fields, ys (B, T, H))."""
     ref = REFERENCES[name]
-    params, xs = f64(params), np.asarray(xs, np.float64)
+    params, xs = low_rank_sparse(name, hp, f64(params)), np.asarray(xs, np.float64)
     finals, outputs = [], []
     for row in range(xs.shape[0]):
         s = tuple(np.asarray(f, np.float64)[row] for f in state)
@@ -193,7 +237,8 @@ PARALLEL = ["jacobi", "deer", "quasi_deer"]
 
 @pytest.mark.parametrize("scan_impl", PARALLEL)
 @pytest.mark.parametrize("steps", [1, 33])
-@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "lem", "bilinear", "scrn"])
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "lem", "bilinear", "scrn",
+                                  "sparse_combo_net"])
 def test_parallel_in_time_scan_matches_float64_reference(name, steps, scan_impl):
     hp = {"scan_impl": scan_impl, "tol": 1e-7}
     assert_matches_reference(name, hp, *random_setup(name, hp, steps))
@@ -240,6 +285,12 @@ def test_parallel_in_time_reports_its_solve():
 
 
 def expected_param_count(name, hp, d_in, h):
+    if name == "sparse_combo_net":
+        return h * (d_in + 1) + h * h
+    if hp.get("recurrent_rank"):
+        blocks, rank = BLOCKS[name], hp["recurrent_rank"]
+        full = expected_param_count(name, {}, d_in, h)
+        return full - blocks * h * h + rank * (h + blocks * h)
     if name == "scrn":
         fast = h - (hp.get("d_context") or h // 4)
         return d_in * h + fast * fast + (h - fast) * fast + fast
@@ -331,8 +382,103 @@ def test_bilinear_normalize_gives_unit_rms_and_handles_zero():
         ("lem", {"scan_impl": "deer", "max_iters": 0}, "max_iters must be a positive int"),
         ("scrn", {"d_context": 64}, "d_context must be below d_hidden=64"),
         ("scrn", {"alpha": 1.5}, r"alpha must be a number in \[0, 1\]"),
+        ("elman", {"recurrent_rank": 65}, "recurrent_rank must be at most d_hidden=64"),
+        ("lstm", {"recurrent_rank": -1}, "recurrent_rank must be an int >= 0"),
+        ("gru", {"recurrent_sparsity": 1.0}, r"recurrent_sparsity must be a number in \[0, 1\)"),
+        ("elman", {"mask_seed": -2}, "mask_seed must be an int >= 0"),
+        ("sparse_combo_net", {"num_modules": 5}, "num_modules must divide d_hidden=64"),
+        ("sparse_combo_net", {"radius": 1.0}, r"radius must be a number in \[0, 1\)"),
+        ("sparse_combo_net", {"dt": 0.0}, r"dt must be a number in \(0, 1\]"),
+        ("sparse_combo_net", {"density": 1.5}, r"density must be a number in \(0, 1\]"),
     ],
 )
 def test_bad_hparams_raise(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         seqbench.cells.get(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru"])
+def test_low_rank_sparse_connectivity(name):
+    """W_h = (W1 W2) ⊙ M: the factors start as the rank-r truncated SVD of the cell's usual
+    initial W_h (so at full rank and no mask the cell computes what the plain cell computes),
+    the product has rank r, a fraction ~s of W_h is exactly zero, and the mask is fixed by
+    mask_seed, not trained."""
+    h, blocks = 16, BLOCKS[name]
+    key = jax.random.PRNGKey(5)
+    plain = seqbench.cells.get(name, d_hidden=h)
+    w_plain = np.asarray(plain.init(key, 3)["w_h"], np.float64)
+    full = seqbench.cells.get(name, d_hidden=h, recurrent_rank=h).init(key, 3)
+    np.testing.assert_allclose(np.asarray(full["w_h1"] @ full["w_h2"], np.float64), w_plain,
+                               atol=1e-6)
+    low = seqbench.cells.get(name, d_hidden=h, recurrent_rank=3).init(key, 3)
+    u, sv, vt = np.linalg.svd(w_plain)
+    truncated = (u[:, :3] * sv[:3]) @ vt[:3]
+    product = np.asarray(low["w_h1"] @ low["w_h2"], np.float64)
+    np.testing.assert_allclose(product, truncated, atol=1e-6)
+    assert np.linalg.matrix_rank(product, tol=1e-5) == 3
+
+    sparse = seqbench.cells.get(name, d_hidden=h, recurrent_sparsity=0.75, mask_seed=3)
+    params = sparse.init(key, 3)
+    state = sparse.initial_state(params, (2,))
+    xs = jax.random.normal(jax.random.PRNGKey(6), (2, 4, 3))
+    grads = jax.grad(lambda p: jnp.sum(sparse.scan(p, state, xs)[1] ** 2))(params)["w_h"]
+    zero = np.asarray(grads) == 0  # masked entries get no gradient
+    assert zero.shape == (h, blocks * h) and 0.65 < zero.mean() < 0.85
+    again = seqbench.cells.get(name, d_hidden=h, recurrent_sparsity=0.75, mask_seed=3)
+    other = seqbench.cells.get(name, d_hidden=h, recurrent_sparsity=0.75, mask_seed=4)
+    zero_again = np.asarray(jax.grad(
+        lambda p: jnp.sum(again.scan(p, state, xs)[1] ** 2))(params)["w_h"]) == 0
+    zero_other = np.asarray(jax.grad(
+        lambda p: jnp.sum(other.scan(p, state, xs)[1] ** 2))(params)["w_h"]) == 0
+    np.testing.assert_array_equal(zero_again, zero)
+    assert np.mean(zero_other != zero) > 0.2
+
+
+@pytest.mark.parametrize("k,size,density,seed", [(4, 8, 0.5, 0), (3, 10, 0.2, 7)])
+def test_combo_net_constants(k, size, density, seed):
+    """The fixed modules: block-diagonal, zero diagonal, about `density` of the off-diagonal
+    places filled, ‖|W_i|‖₂ = radius, hence ρ(|W_i|) <= radius (Kozachkov et al.'s Theorem 1)
+    and ‖W_i‖₂ <= radius; the feedback mask: the blocks (i, j), i > j, of coupled pairs."""
+    radius = 0.7
+    w = classic._contracting_modules(k, size, density, radius, seed).astype(np.float64)
+    filled = []
+    for i in range(k):
+        for j in range(k):
+            block = w[i * size:(i + 1) * size, j * size:(j + 1) * size]
+            if i != j:
+                assert not np.any(block)
+                continue
+            assert not np.any(np.diag(block))
+            assert np.linalg.norm(np.abs(block), 2) == pytest.approx(radius, rel=1e-6)
+            assert np.max(np.abs(np.linalg.eigvals(np.abs(block)))) <= radius * (1 + 1e-6)
+            assert np.linalg.norm(block, 2) <= radius * (1 + 1e-6)
+            filled.append(np.count_nonzero(block) / (size * (size - 1)))
+    assert abs(np.mean(filled) - density) < 0.1
+    mask = classic._feedback_mask(k, size, 1.0, seed)
+    np.testing.assert_array_equal(mask, np.kron(np.tril(np.ones((k, k)), -1),
+                                                np.ones((size, size))))
+    assert not np.any(np.triu(classic._feedback_mask(k, size, 0.5, seed)))
+
+
+def test_combo_net_contracts_whatever_the_feedback():
+    """Two different states under the same inputs converge (the point of the construction),
+    with the trained feedback B replaced by a large random one and dt set by the documented
+    sufficient condition dt < 2(1 − radius) / (1 + radius + ‖L‖₂)²: per-step contraction
+    factor sqrt(1 − 2dt(1 − r) + dt²(1 + r + ‖L‖)²), checked over 2,000 steps."""
+    radius = 0.5
+    w_b = 3.0 * np.asarray(jax.random.normal(jax.random.PRNGKey(1), (16, 16)), np.float64)
+    mask = classic._feedback_mask(4, 4, 1.0, 0)
+    feedback_norm = np.linalg.norm(w_b * mask - (w_b * mask).T, 2)
+    assert feedback_norm > 10  # a feedback far larger than the modules
+    dt = 0.5 * 2 * (1 - radius) / (1 + radius + feedback_norm) ** 2
+    cell = seqbench.cells.get("sparse_combo_net", d_hidden=16, radius=radius, dt=dt)
+    params = cell.init(jax.random.PRNGKey(0), 3)
+    params["w_b"] = jnp.asarray(w_b, jnp.float32)
+    steps = 2000
+    xs = jax.random.normal(jax.random.PRNGKey(2), (1, steps, 3))
+    h0 = [5.0 * jax.random.normal(jax.random.PRNGKey(seed), (1, 16)) for seed in (3, 4)]
+    state_type = type(cell.initial_state(params, (1,)))
+    finals = [jax.jit(cell.scan)(params, state_type(h), xs)[0].h for h in h0]
+    factor = math.sqrt(1 - 2 * dt * (1 - radius) + dt**2 * (1 + radius + feedback_norm) ** 2)
+    ratio = float(jnp.linalg.norm(finals[0] - finals[1]) / jnp.linalg.norm(h0[0] - h0[1]))
+    assert ratio <= factor**steps * (1 + 1e-3) and factor**steps < 0.6
