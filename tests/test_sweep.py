@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from seqbench import engine, logs, results, sweep
+from seqbench import cells, engine, logs, results, sweep
 
 PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
                                         "configs", "*.py")))
@@ -200,3 +200,11 @@ def test_ray_flags_without_the_ray_launcher_are_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "seqbench.sweep: error: --gpus_per_run, --retries need --launcher=ray")
+
+
+def test_the_state_tracking_paper_variant_lists_every_registered_cell():
+    """Its docstring promises every cell; a cell added to the zoo must join it."""
+    _, namespace = engine.load_config_file(
+        os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
+                     "state_tracking.py:paper"))
+    assert sorted(namespace["PAPER_CELLS"]) == cells.names()
