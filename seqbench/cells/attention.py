@@ -89,6 +89,17 @@ def _write(cache: jax.Array, new: jax.Array, position: jax.Array) -> jax.Array:
     return flat_cache.reshape(cache.shape)
 
 
+def _check_chunk(name: str, length: int, max_length: int) -> int:
+    """`length` if a chunk of that many tokens fits a KV cache of `max_length` slots, else a
+    ValueError naming the fix."""
+    if length > max_length:
+        raise ValueError(
+            f"cell {name!r}: a chunk of {length} tokens does not fit the KV cache of "
+            f"max_length={max_length}; rebuild the cell with max_length >= {length}"
+        )
+    return length
+
+
 def make_attention(
     *,
     d_hidden: int = 64,
@@ -155,12 +166,7 @@ def make_attention(
         return base.dense(xs, params[weight]).reshape(*xs.shape[:-1], num_heads, head_dim)
 
     def scan(params, state, xs):
-        length = xs.shape[-2]
-        if length > max_length:
-            raise ValueError(
-                f"cell {name!r}: a chunk of {length} tokens does not fit the KV cache of "
-                f"max_length={max_length}; rebuild the cell with max_length >= {length}"
-            )
+        length = _check_chunk(name, xs.shape[-2], max_length)
         positions = state.position[..., None] + jnp.arange(length, dtype=jnp.int32)  # (*B, T)
         q, k, v = (heads(params, xs, w) for w in ("w_q", "w_k", "w_v"))  # (*B, T, H, K)
         if positional == "rope":
@@ -214,7 +220,8 @@ def _householder_blocks(q, k, w, beta):
       beta: (..., C).
 
     Returns:
-      (q̄ (..., C, K), k̄ (..., C, K), a (..., C, C) valid on and below the diagonal, u (..., C, K)).
+      (q̄ (..., C, K), k̄ (..., C, K), a (..., C, C) valid on and below the diagonal,
+      u (..., C, K)).
     """
     chunk = q.shape[-2]
     mT = lambda x: jnp.swapaxes(x, -1, -2)
@@ -332,12 +339,7 @@ def make_path_attention(
         return q, k, v, w, beta, log_f, conv
 
     def scan(params, state, xs):
-        length = xs.shape[-2]
-        if length > max_length:
-            raise ValueError(
-                f"cell {name!r}: a chunk of {length} tokens does not fit the KV cache of "
-                f"max_length={max_length}; rebuild the cell with max_length >= {length}"
-            )
+        length = _check_chunk(name, xs.shape[-2], max_length)
         q, k, v, w, beta, log_f, conv = features(params, state.conv, xs)
         batch_ndim = xs.ndim - 2
         block = min(block_size, length)
@@ -348,7 +350,8 @@ def make_path_attention(
             pad = [(0, 0)] * x.ndim
             pad[batch_ndim + 1] = (0, num_blocks * block - length)
             x = jnp.pad(x, pad)
-            return x.reshape(*x.shape[:batch_ndim + 1], num_blocks, block, *x.shape[batch_ndim + 2:])
+            return x.reshape(*x.shape[:batch_ndim + 1], num_blocks, block,
+                             *x.shape[batch_ndim + 2:])
 
         q, k, v, w, beta = map(blocked, (q, k, v, w, beta))
         q_bar, k_bar, logits_in, u = _householder_blocks(q, k, w, beta)
