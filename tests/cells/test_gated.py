@@ -404,7 +404,8 @@ def test_param_count(name, hparams, d_in, d_hidden):
         ("mingru", {"d_hidden": True}, "d_hidden must be a positive int"),
         ("minlstm", {"scan_impl": None}, "scan_impl must be one of"),
         ("mingru", {"scan_impl": "deer"},
-         r"for the classic cells \(elman, lstm, gru, lem, bilinear, scrn\); mingru's recurrence is linear"),
+         r"for the classic cells \(elman, lstm, gru, lem, bilinear, scrn, sparse_combo_net\); "
+         r"mingru's recurrence is linear"),
     ],
 )
 def test_bad_hparams(name, hparams, message):
