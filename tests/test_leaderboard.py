@@ -14,7 +14,15 @@ import sys
 import numpy as np
 import pytest
 
-from seqbench import engine, leaderboard, leaderboard_html, leaderboard_read, logs, results
+from seqbench import (
+    engine,
+    leaderboard,
+    leaderboard_html,
+    leaderboard_read,
+    logs,
+    published,
+    results,
+)
 
 TRAIN_LENGTH = 4
 FRESH_SEEDS = itertools.count(100)  # every record its own base seed unless a test says otherwise
@@ -392,6 +400,24 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
     assert "| task | lstm-bare |" in overview
     assert "| parity_check | 0.750 ± 0.635 (best 1.000) |" in overview
     assert 'id="overview"' in (tmp_path / "out" / "leaderboard.html").read_text()
+
+
+def test_the_overview_puts_the_published_score_beside_ours(tmp_path):
+    """A model named as in the chomsky preset ("lstm") on a task whose Table 2 entry was read
+    gets "paper 1.000" beside our numbers; a model the paper did not run gets none."""
+    for label in ("lstm", "gru"):
+        record = make_record({4: [1.0, 1.0], 8: [0.7, 0.8]}, cell=label, seed=0)
+        record["config"].update(label=label)
+        write_run(tmp_path / "runs" / label, record)
+    leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    overview = (tmp_path / "out" / "leaderboard.md").read_text().split("## Overview")[1]
+    assert published.chomsky_score("parity_check", "lstm") == 1.0
+    assert "| task | gru | lstm |" in overview
+    assert "| parity_check | 0.750 ± 0.635 (best 0.800) | 0.750 ± 0.635 (best 0.800; paper " \
+           "1.000) |" in overview
+    assert "paper 1.000" in (tmp_path / "out" / "leaderboard.html").read_text()
+    assert leaderboard_html.grid_cell(None, 0.52) == "(paper 0.520)"
+    assert published.chomsky_score("even_pairs", "lstm") is None  # not read: left out
 
 
 def test_loss_by_position_is_the_seeds_interval_at_the_longest_length(tmp_path):
