@@ -51,6 +51,7 @@ def test_run_writes_config_metrics_and_result(tiny_run):
     assert len(on_disk["score"]) == 2 and on_disk["param_count"] > 0 and on_disk["state_size"] == 16
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["step"] for l in lines] == [2, 4]
+    assert not any("batch_length" in json.loads(l) for l in lines)  # rows of many lengths
     assert json.loads((workdir / "config.json").read_text())["cell"] == "lstm"
 
 
@@ -438,6 +439,21 @@ def test_uniform_batch_draws_one_length_per_step_and_compiles_one_program_per_bu
                           task.generate(key, n, bucket))
     jax.eval_shape(engine.make_train_step(config, probe, model, tx, bucket=8), state, keys, 5)
     assert captured[0].shape == (config.batch_size,)
+
+
+def test_a_one_length_per_batch_run_logs_each_step_s_length(tmp_path):
+    """Its metrics lines and progress lines say which length the step's numbers are of."""
+    config = tiny_config(curriculum="uniform_batch", train_length=20, seeds=1, steps=6,
+                         eval_lengths=(3,))
+    with logs.captured() as lines:
+        engine.run(config, str(tmp_path))
+    metrics = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    drawn = [curricula.CURRICULA["uniform_batch"].batch_length(1, 20, config.seed, m["step"] - 1,
+                                                               config.steps) for m in metrics]
+    assert [m["batch_length"] for m in metrics] == drawn and [m["step"] for m in metrics] == \
+        [2, 4, 6]
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [f"(length {n})" in line for line, n in zip(progress, drawn)] == [True] * 3
 
 
 def test_a_config_file_is_checked_like_the_flags(tmp_path):

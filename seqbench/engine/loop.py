@@ -122,7 +122,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
         tokens += config.members * config.batch_size * task.seq_len(bucket)
         all_diverged = False
         if step % config.log_every == 0 or step == config.steps:
-            line = _metrics_line(step, *fetch((metrics, state.alive)), tokens,
+            line = _metrics_line(step, batch_length if curriculum.per_batch else None,
+                                 *fetch((metrics, state.alive)), tokens,
                                  time.perf_counter() - train_start)
             if writer:
                 results.append_jsonl(metrics_path, line)
@@ -267,14 +268,19 @@ def members(config: Config) -> list[dict[str, Any]]:
             for m, rate in enumerate(config.member_learning_rates)]
 
 
-def _metrics_line(step, metrics, alive, tokens, seconds) -> dict[str, Any]:
-    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite),
-    and for cells solved in parallel over time the per-seed solver iterations and residual."""
+def _metrics_line(step, batch_length, metrics, alive, tokens, seconds) -> dict[str, Any]:
+    """One `metrics.jsonl` object: per-seed loss/accuracy/grad norm (null once not finite) of
+    the step's batch; under a curriculum of one length per batch (`uniform_batch`) the length
+    L it was drawn at, `batch_length` (a step's numbers are those of one length: a batch of
+    length 1 scores near 1 whatever the model learned); and for cells solved in parallel over
+    time the per-seed solver iterations and residual."""
     per_seed = lambda xs: [float(x) if np.isfinite(x) else None for x in xs]
     line = {"step": step, "loss": per_seed(metrics["loss"]),
             "accuracy": per_seed(metrics["accuracy"]), "grad_norm": per_seed(metrics["grad_norm"]),
             "alive": [bool(a) for a in alive], "tokens_per_s": tokens / seconds,
             "train_s": seconds}
+    if batch_length is not None:
+        line["batch_length"] = int(batch_length)
     if "solver_iterations" in metrics:
         line["solver_iterations"] = [int(x) for x in metrics["solver_iterations"]]
         line["solver_residual"] = per_seed(metrics["solver_residual"])
@@ -291,9 +297,10 @@ def _progress(line, steps, eta) -> str:
         residuals = [r for r in line["solver_residual"] if r is not None]
         worst = max(residuals) if len(residuals) == len(line["solver_residual"]) else float("nan")
         solver = f"  solver {max(line['solver_iterations'])} it, residual {worst:.1e}"
+    length = f" (length {line['batch_length']})" if "batch_length" in line else ""
     return (f"step {line['step']:>6}/{steps}  loss {mean(line['loss']):.4f}  "
-            f"acc {mean(line['accuracy']):.3f}  {line['tokens_per_s']:,.0f} tok/s{solver}  "
-            f"ETA {eta:.0f}s{dead}")
+            f"acc {mean(line['accuracy']):.3f}{length}  "
+            f"{line['tokens_per_s']:,.0f} tok/s{solver}  ETA {eta:.0f}s{dead}")
 
 
 def summary_table(per_length, summary, train_length, seed_status) -> str:
