@@ -19,9 +19,16 @@ lie in [0, 1] cannot compute parity at finite precision and find that [-1, 1]
 seqbench got (this 2-core CPU, 2026-12-01): on parity_check, the Elman RNN and the LSTM score
 1.000 at every length 41..500 on every one of 5 seeds at lr 1e-3 ("full"; elman 4 of 5 seeds at
 3e-3) and on every one of 3 seeds in "main"; attention scores 0.50 on every seed at both rates
-in "full" (best-of 0.508) and 0.456 in "main" (main job from a fresh clone: 23-28 min). The rest of the "full" sweep is under
-way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
-BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task, cell, learning rate) with 5 seeds; the paper's statistic is the
+in "full" (best-of 0.508) and 0.456 in "main" (main job from a fresh clone: 23-30 min).
+even_pairs: the RNN and the LSTM generalise on every seed at 1e-3, attention does not.
+cycle_navigation: the RNN's best-of is 1.000 (mean 0.892 at the selected rate); the LSTM fits
+the training lengths and does not generalise (best-of 0.395): not reproduced.
+modular_arithmetic (2026-12-02): the RNN fits not even the training lengths (chance; an
+8,000-step pilot did not change it), the LSTM generalises partly (best seed 0.905 at 3e-3): not
+reproduced at this budget. The extension: lru without negative eigenvalues stays at chance on
+parity_check, as predicted. The rest of the "full" sweep is under way (it resumes where it
+stopped); finished runs are in experiments/runs/chomsky and BUILD_NOTES.md, "Reproductions",
+sets them beside the published numbers. Each run is one (task, cell, learning rate) with 5 seeds; the paper's statistic is the
 best score over a (task, cell)'s runs and seeds, ours the mean and 95% interval over the seeds of
 the learning rate with the best in-distribution accuracy.
 
