@@ -587,16 +587,17 @@ def make_sparse_combo_net(
 
         h_t = h_{t−1} + dt · (−h_{t−1} + W relu(h_{t−1}) + L h_{t−1} + W_x x_t + b)
         W = blockdiag(W_1, …, W_k)      fixed: sparse, ‖|W_i|‖₂ = radius < 1 (their Theorem 1)
-        L = B̃ − B̃ᵀ,  B̃ = B ⊙ M          M: the blocks (i, j), i > j, of coupled module pairs
+        L = B̃ − B̃ᵀ,  B̃ = B ⊙ Ω          Ω: the blocks (i, j), i > j, of coupled module pairs
         y_t = h_t
 
     (Euler steps of τẋ = −x + W relu(x) + L x + u with dt = Δt/τ.) The modules contract in the
     identity metric, and the skew-symmetric feedback keeps the assembly contracting whatever B
     is (the authors' code uses the metric M = 0.5 I, where their L = B̃ − M B̃ᵀ M⁻¹ is this L);
     the Euler steps inherit it when dt < 2(1 − radius) / (1 + radius + ‖L‖₂)² (sufficient:
-    forward Euler expands the rotations of a large L, where the continuous system does not). W and M
-    are constants of the cell drawn from `module_seed` (numpy, at construction: every seed of
-    a run shares them; `_contracting_modules`, `_feedback_mask`); B, W_x and b are trained.
+    forward Euler expands the rotations of a large L, where the continuous system does not).
+    W and Ω are constants of the cell drawn from `module_seed` (numpy, at construction: every
+    seed of a run shares them; `_contracting_modules`, `_feedback_mask`); B, W_x and b are
+    trained.
     Module size D / k. The paper's text could not be read here: the construction follows the
     authors' helper code and reimplementations (BUILD_NOTES, "Cells and models"); their module
     density, weight scale and dt were not found, so `density`, `radius` (a scaling in place of
