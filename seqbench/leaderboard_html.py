@@ -75,11 +75,11 @@ def model_name(row: dict) -> str:
     return row_label(row, leave_out=("learning_rate",))
 
 
-def grid_cell(grid: dict | None, published: float | None = None) -> str:
+def grid_cell(grid: dict | None, paper_score: float | None = None) -> str:
     """'0.981 ± 0.020 (best 1.000; paper 1.000)': our selected score, then the grid's best and
     the published score (`seqbench.published`) in parentheses; 'paper 1.000' alone where we
     have no run."""
-    paper = "" if published is None else f"paper {published:.3f}"
+    paper = "" if paper_score is None else f"paper {paper_score:.3f}"
     if grid is None:
         return f"({paper})" if paper else ""
     if grid["selected"] is None:
