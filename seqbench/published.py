@@ -16,6 +16,14 @@ quoted from memory (BUILD_NOTES, "chomsky at paper strength").
 
 from __future__ import annotations
 
+# Table 2's rows, in its order (regular, then deterministic context-free, then
+# context-sensitive), by seqbench's task names.
+CHOMSKY_TABLE2_ORDER = (
+    "even_pairs", "modular_arithmetic", "parity_check", "cycle_navigation",
+    "stack_manipulation", "reverse_string", "modular_arithmetic_brackets", "solve_equation",
+    "duplicate_string", "missing_duplicate_string", "odds_first", "binary_addition",
+    "binary_multiplication", "compute_sqrt", "bucket_sort",
+)
 CHOMSKY_TABLE2: dict[str, dict[str, float]] = {
     "modular_arithmetic": {"elman": 1.000, "lstm": 1.000, "attention": 0.242},
     "parity_check": {"elman": 1.000, "lstm": 1.000, "attention": 0.520},

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from seqbench import engine
+from seqbench import engine, published
+from seqbench.evaluate import CHOMSKY_GROUPS
 
-CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
 GROUP_ORDER = CHOMSKY_GROUPS + ("state_tracking", "memory", "real")
 
 
@@ -72,14 +72,19 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
            ) -> tuple[list[str], list[str], dict]:
     """(tasks, models, {(task, model): grid}) for a tasks x models table in the layout of the
     Chomsky paper's Table 2: the tasks of `groups` by level (regular, context-free,
-    context-sensitive), models in the order they first appear. Only models a preset named
-    (`Config.label`) take part: unnamed rows are told apart by settings dumps, not names, and
-    stay in the per-task tables. A (task, model) with several grids shows the first."""
+    context-sensitive), within a level in Table 2's order (`published.CHOMSKY_TABLE2_ORDER`;
+    other tasks after, as they first appear), models in the order they first appear. Only
+    models a preset named (`Config.label`) take part: unnamed rows are told apart by settings
+    dumps, not names, and stay in the per-task tables. A (task, model) with several grids
+    shows the first."""
     grid_rows = [g for g in grid_rows if g["task_group"] in groups and g["labelled"]]
+    table_order = published.CHOMSKY_TABLE2_ORDER
+
     def task_order(task_group):
         task, group = task_group
         rank = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
-        return rank, first_seen[task]
+        in_table = table_order.index(task) if task in table_order else len(table_order)
+        return rank, in_table, first_seen[task]
 
     first_seen: dict[str, int] = {}
     models: list[str] = []

@@ -450,3 +450,18 @@ def test_loss_by_position_is_the_seeds_interval_at_the_longest_length(tmp_path):
     svg = leaderboard_html.plot("parity_check", board["rows"]).svg
     assert "loss by position" in svg
     assert "loss by position" not in leaderboard_html.plot("parity_check", [by_label["b"]]).svg
+
+
+def test_the_overview_lists_tasks_in_table_2_s_order():
+    """By level, then Table 2's row order; a task the table lacks comes after, as it appears."""
+    from seqbench import selection
+
+    def grid(task, group):
+        return {"task": task, "task_group": group, "model": "lstm", "labelled": True}
+
+    rows = [grid("reverse_string", "context_free"), grid("cycle_navigation", "regular"),
+            grid("parity_check", "regular"), grid("my_task", "regular"),
+            grid("even_pairs", "regular")]
+    tasks, models, _ = selection.matrix(rows)
+    assert tasks == ["even_pairs", "parity_check", "cycle_navigation", "my_task",
+                     "reverse_string"] and models == ["lstm"]
