@@ -1,6 +1,6 @@
 """Run every configuration of a preset one after another: the experiments' runner.
 
-    python -m seqbench.sweep --config=experiments/configs/chomsky_regular.py --runs=experiments/runs/chomsky_regular
+    python -m seqbench.sweep --config=experiments/configs/chomsky.py --runs=experiments/runs/chomsky
     python -m seqbench.sweep --config=experiments/configs/mqar_capacity.py:smoke --runs=/tmp/smoke --only=mamba
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=runs --dry_run
 

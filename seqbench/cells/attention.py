@@ -355,8 +355,8 @@ def make_path_attention(
 
         q, k, v, w, beta = map(blocked, (q, k, v, w, beta))
         q_bar, k_bar, logits_in, u = _householder_blocks(q, k, w, beta)
-        f = (jnp.cumsum(blocked(log_f), axis=-1) if forget_gate
-             else jnp.zeros(beta.shape, beta.dtype))  # F within the block (*B, H, M, C)
+        # F within the block (*B, H, M, C); None (an empty pytree for lax.scan) without the gate
+        f = jnp.cumsum(blocked(log_f), axis=-1) if forget_gate else None
         causal = jnp.tril(jnp.ones((block, block), bool))
         slots = jnp.arange(max_length)
         token_major = lambda x: jnp.moveaxis(x, -3, -2)  # (*B, H, C, ...) -> (*B, C, H, ...)
@@ -388,7 +388,7 @@ def make_path_attention(
                                     jnp.swapaxes(total[..., None] - f, -1, -2), start)
             return (keys, values, log_forget), out
 
-        inputs = tuple(jnp.moveaxis(x, batch_ndim + 1, 0)
+        inputs = tuple(None if x is None else jnp.moveaxis(x, batch_ndim + 1, 0)
                        for x in (q_bar, k_bar, logits_in, u, w, v, f)) + (jnp.arange(num_blocks),)
         (keys, values, log_forget), out = lax.scan(
             body, (state.keys, state.values, state.log_forget), inputs)
