@@ -24,6 +24,9 @@ different configuration is an error, never overwritten. A run may post-train ano
 sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it). One progress
 line per run: `[i/n] NAME: score S (mean over seeds), T s; K runs left, ETA E` (the ETA: the
 mean time of the runs this process trained, times the runs left; or `skipped, already done`).
+Workers: several processes may run the same command (or `--only` slices of it) at once; each
+skips the runs another one is training (each run folder is locked, `.lock`) and reads those
+it finished, so N processes share a sweep without coordinating.
 `--tensorboard`: every run also writes TensorBoard files (`seqbench.tensorboard`).
 `--launcher=ray`: every run a Ray task on a cluster, the same semantics (`seqbench.ray_launcher`).
 
@@ -215,30 +218,55 @@ def check(runs: list[tuple[str, engine.Config]], root: str) -> list[Run]:
     return resolved
 
 
-def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, Any]] | None:
+def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, Any] | None] | None:
     """Trains every run not finished yet into `root/NAME`; returns the result records in order.
 
-    `check`s everything first. Returns None when a run was stopped by a signal (its checkpoint
-    saved; rerun to resume).
+    `check`s everything first. Several processes may sweep one preset into one folder at once
+    (each a worker): a run whose folder another process holds (`workdir.InUse`) is skipped, and
+    so is a post-training run whose source is such a run; their records are None. A run another
+    process finished meanwhile is read, not trained again. Returns None when a run was stopped
+    by a signal (its checkpoint saved; rerun to resume).
     """
     resolved = check(runs, root)
     done = [finished(os.path.join(root, name), config_json) for name, _, config_json in resolved]
     left = sum(record is None for record in done)
     records, spent = [], []  # the seconds of each run trained by this process
-    for index, ((name, config, _), record) in enumerate(zip(resolved, done), 1):
+    elsewhere = {}  # folder of a run another process trains -> its name
+    for index, ((name, config, config_json), record) in enumerate(zip(resolved, done), 1):
+        workdir = os.path.join(root, name)
+        head = f"[{index}/{len(runs)}] {name}:"
+        if record is None:
+            left -= 1  # ETA: the mean of the runs trained so far, times the runs left
+            record = finished(workdir, config_json)  # another process may have finished it
         if record is not None:
             logger.info(progress(index, len(runs), name, record, None))
             records.append(record)
             continue
+        source = os.path.normpath(config.init_from) if config.init_from else None
+        if source in elsewhere:
+            logger.info(f"{head} skipped, its source {elsewhere[source]} trains in another "
+                        f"process")
+            records.append(None)
+            continue
         start = time.perf_counter()
-        record = engine.run(config, os.path.join(root, name))
+        try:
+            record = engine.run(config, workdir)
+        except engine.InUse as e:
+            logger.info(f"{head} skipped, in use by process {e.holder} (another sweep trains "
+                        f"it)")
+            elsewhere[os.path.normpath(workdir)] = name
+            records.append(None)
+            continue
         if record is None:
             return None
         spent.append(time.perf_counter() - start)
-        left -= 1  # ETA: the mean of the runs trained so far, times the runs left
         logger.info(progress(index, len(runs), name, record, spent[-1], left,
                              sum(spent) / len(spent) * left))
         records.append(record)
+    if elsewhere:
+        logger.info(f"{len(elsewhere)} run(s) trained by other processes: "
+                    f"{', '.join(elsewhere.values())}; rerun this command once they finish to "
+                    f"collect their results")
     return records
 
 
@@ -321,7 +349,7 @@ def main(argv):
         return
     try:
         records = sweep(runs, FLAGS.runs)
-    except ValueError as e:  # e.g. a run's folder taken by another process meanwhile
+    except ValueError as e:
         fail(str(e))
     except KeyboardInterrupt:  # between two runs: every finished run is on disk
         logger.warning("seqbench.sweep: stopped between runs; rerun the same command to go on")

@@ -1,5 +1,6 @@
 """The sweep runner and the experiment presets: loading, checking, resuming, bad input."""
 
+import fcntl
 import glob
 import json
 import os
@@ -109,6 +110,52 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     with pytest.raises(ValueError, match="run 'lstm-noise': init_from: .* has no checkpoint of "
                                          "its final step 2"):
         sweep.check(runs, str(tmp_path / "runs"))
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_finished(
+        tiny_sweep, tmp_path, monkeypatch):
+    """Workers: a run whose folder another process has locked is skipped, and so is the run that
+    post-trains it; the others go on. A run another process finished after this one started is
+    read from its folder, not trained again."""
+    runs, records, _, _ = tiny_sweep
+
+    def finish(name, record):  # as another worker leaves a finished run
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "result.json").write_text(json.dumps(results.finite_or_null(record)))
+
+    finish("lru", records[1])
+    (tmp_path / "lstm").mkdir()
+    with open(tmp_path / "lstm" / ".lock", "w") as holder:  # "another worker" trains lstm
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("4242\n")
+        holder.flush()
+        with logs.captured() as lines:
+            got = sweep.sweep(runs, str(tmp_path))
+    assert got[0] is None and got[2] is None
+    assert got[1]["config_hash"] == records[1]["config_hash"]
+    assert lines[:3] == [
+        "[1/3] lstm: skipped, in use by process 4242 (another sweep trains it)",
+        f"[2/3] lru: skipped, already done (score {sweep.score_text(records[1]['score_mean'])})",
+        "[3/3] lstm-noise: skipped, its source lstm trains in another process"]
+    assert "1 run(s) trained by other processes: lstm;" in lines[3]
+    assert not (tmp_path / "lstm" / "config.json").exists()
+    # Every run finished by other workers after this sweep's start: read, none trained.
+    for (name, _), record in zip(runs, records):
+        finish(name, record)
+    real_finished, calls = sweep.finished, []
+
+    def finished_late(workdir, config_json):  # the start of the sweep sees nothing finished
+        calls.append(workdir)
+        return real_finished(workdir, config_json) if len(calls) > 2 * len(runs) else None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(sweep, "finished", finished_late)
+    monkeypatch.setattr(engine, "run", no_training)
+    got = sweep.sweep(runs, str(tmp_path))
+    assert [r["config_hash"] for r in got] == [r["config_hash"] for r in records]
 
 
 @pytest.mark.parametrize("body, message", [

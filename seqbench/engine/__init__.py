@@ -43,9 +43,10 @@ from seqbench.engine.step import (
                                     shard_state,
                                     start_state,
 )
+from seqbench.engine.workdir import InUse
 
 __all__ = [
-    "Config", "HASHED_FIELDS", "POST_TRAIN_SHARED", "PRESETS", "TrainState", "build",
+    "Config", "HASHED_FIELDS", "InUse", "POST_TRAIN_SHARED", "PRESETS", "TrainState", "build",
     "cast_floats", "check_post_train", "check_workdir", "check_post_train_start", "config_hash", "config_json",
     "device_mesh", "from_fields", "from_json", "init_state", "load_config_file", "make_loss",
     "make_train_step", "make_value_and_grad", "model_for", "optimizer", "post_train_start", "reevaluate", "run", "shard_state",

@@ -74,10 +74,19 @@ def clear(workdir: str) -> None:
     shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
 
 
+class InUse(ValueError):
+    """The folder's lock is held by another process (`holder`: its PID as it wrote it)."""
+
+    def __init__(self, workdir: str, holder: str):
+        super().__init__(f"workdir {workdir!r} is in use by process {holder} (a run trains "
+                         f"there now); wait for it or use another --workdir")
+        self.holder = holder
+
+
 @contextlib.contextmanager
 def lock(workdir: str) -> Iterator[None]:
-    """Holds the folder's lock for the block; ValueError naming the holder's PID when another
-    process holds it."""
+    """Holds the folder's lock for the block; `InUse` (a ValueError) naming the holder's PID
+    when another process holds it."""
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
@@ -93,8 +102,7 @@ def lock(workdir: str) -> Iterator[None]:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            raise ValueError(f"workdir {workdir!r} is in use by process {holder} (a run trains "
-                             f"there now); wait for it or use another --workdir") from None
+            raise InUse(workdir, holder) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
