@@ -31,6 +31,19 @@ def test_run_gives_rows_with_consistent_numbers_for_two_cells():
         "cell", "family", "params", "ms/step", "tokens/s", "compile s"]
 
 
+def test_the_impls_table_times_each_scan_impl_of_a_cell():
+    out = bench.run(["impls"], TINY, [], 2, 2, [], impl_cells=["mamba"],
+                    impls=["sequential", "associative"])
+    rows = out["impls"]
+    assert [(r.cell, r.impl) for r in rows] == [("mamba", "sequential"), ("mamba", "associative")]
+    assert rows[0].vs_first == 1.0
+    assert rows[1].vs_first == pytest.approx(rows[1].ms_per_step / rows[0].ms_per_step)
+    with pytest.raises(app.UsageError, match="--impls: .*scan_impl must be one of"):
+        bench.run(["impls"], TINY, [], 1, 2, [], impl_cells=["mamba"], impls=["fast"])
+    with pytest.raises(app.UsageError, match="--impl_cells: unknown \\['mamb'\\]"):
+        bench.run(["impls"], TINY, [], 1, 2, [], impl_cells=["mamb"])
+
+
 def test_flax_train_step_traces_to_a_new_state_and_the_seqbench_metrics():
     """Shapes only (jax.eval_shape: nothing compiles); the timing itself runs in the bench."""
     config = TINY.config("lstm")

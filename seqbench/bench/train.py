@@ -3,6 +3,7 @@
     python -m seqbench.bench.train                          # all three tables
     python -m seqbench.bench.train --table=cells --cells=lstm,lru,mamba
     python -m seqbench.bench.train --table=flax --width=128 --steps=10
+    python -m seqbench.bench.train --table=impls --impl_cells=mamba --impls=sequential,associative
 
 Every number times one whole training step, `engine.make_train_step` (the batch sampled on the
 device, masked cross-entropy, AdamW with global-norm clipping, jitted with the state donated):
@@ -28,6 +29,8 @@ Tables:
    maps the weights and checks equal logits).
 3. `seeds`: --seed_cells with 1 seed against --seeds seeds vmapped in one program; the target
    is under 2x the one-seed step time.
+4. `impls`: each of --impl_cells trained with each of its --impls (`scan_impl`), timed
+   interleaved; "÷ first" is each row's ms/step over the first impl's.
 
 Only ratios within one run are comparable; on a shared machine rerun before quoting numbers.
 """
@@ -48,7 +51,7 @@ from flax.training import train_state
 
 from seqbench import cells, engine, evaluate, models, tasks
 
-TABLES = ("cells", "flax", "seeds")
+TABLES = ("cells", "flax", "seeds", "impls")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +64,12 @@ class Reference:
     depth: int = 2  # residual blocks (the flax table uses 1: its model has one LSTM)
     batch_size: int = 32  # sequences per seed per step
 
-    def config(self, cell: str, *, seeds: int = 1, depth: int | None = None) -> engine.Config:
+    def config(self, cell: str, *, seeds: int = 1, depth: int | None = None,
+               cell_hparams: dict | None = None) -> engine.Config:
         return engine.Config(cell=cell, task=self.task, width=self.width,
                             depth=depth or self.depth, train_length=self.train_length,
-                            curriculum="fixed", batch_size=self.batch_size, seeds=seeds)
+                            curriculum="fixed", batch_size=self.batch_size, seeds=seeds,
+                            cell_hparams=tuple((cell_hparams or {}).items()))
 
 
 # ------------------------------------------------------------------------------------ timing
@@ -297,6 +302,39 @@ def measure_seeds(name: str, seeds: int, reference: Reference, repeats: int) -> 
     return rows
 
 
+# ------------------------------------------------------------------------------ table 4: impls
+
+
+@dataclasses.dataclass
+class ImplRow:
+    cell: str
+    impl: str
+    ms_per_step: float
+    tokens_per_s: float
+    compile_s: float
+    vs_first: float = 1.0  # ms/step over the first impl's
+
+
+IMPL_COLUMNS = (("cell", "cell", ""), ("impl", "scan_impl", ""), ("ms_per_step", "ms/step", ".1f"),
+                ("tokens_per_s", "tokens/s", ",.0f"), ("compile_s", "compile s", ".1f"),
+                ("vs_first", "÷ first", ".2f"))
+
+
+def measure_impls(name: str, impls: Sequence[str], reference: Reference,
+                  repeats: int) -> list[ImplRow]:
+    """One training program per `scan_impl` of cell `name`, timed interleaved."""
+    runners = []
+    for impl in impls:
+        config = reference.config(name, cell_hparams={"scan_impl": impl})
+        _, task, model = engine.build(config)
+        runners.append(seqbench_runner(config, task, model))
+    rows = [ImplRow(name, impl, t.ms_per_step, t.tokens_per_s, t.compile_s)
+            for impl, t in zip(impls, time_runners(runners, repeats))]
+    for row in rows:
+        row.vs_first = row.ms_per_step / rows[0].ms_per_step
+    return rows
+
+
 # ----------------------------------------------------------------------------------- the command
 
 
@@ -320,10 +358,12 @@ def format_table(rows: Sequence[Any], columns) -> str:
 
 
 def run(tables: Sequence[str], reference: Reference, cell_names: Sequence[str], repeats: int,
-        seeds: int, seed_cells: Sequence[str]) -> dict[str, list]:
+        seeds: int, seed_cells: Sequence[str], impl_cells: Sequence[str] = ("mamba",),
+        impls: Sequence[str] = ("sequential", "associative")) -> dict[str, list]:
     """{table name: rows} for each of `tables`, printing a line as each measurement ends."""
     valid = cells.names()
-    for flag, names in (("cells", cell_names), ("seed_cells", seed_cells)):
+    for flag, names in (("cells", cell_names), ("seed_cells", seed_cells),
+                        ("impl_cells", impl_cells)):
         unknown = sorted(set(names) - set(valid))
         if unknown:
             raise app.UsageError(f"--{flag}: unknown {unknown}; valid: {', '.join(valid)}")
@@ -347,6 +387,17 @@ def run(tables: Sequence[str], reference: Reference, cell_names: Sequence[str], 
         for name in seed_cells:
             out["seeds"] += measure_seeds(name, seeds, reference, repeats)
             print(f"# measured {name} with 1 and {seeds} seeds", flush=True)
+    if "impls" in tables:
+        for name in impl_cells:  # a bad impl fails here, before anything compiles
+            for impl in impls:
+                try:
+                    cells.get(name, scan_impl=impl)
+                except (ValueError, TypeError) as e:
+                    raise app.UsageError(f"--impls: {e}") from None
+        out["impls"] = []
+        for name in impl_cells:
+            out["impls"] += measure_impls(name, impls, reference, repeats)
+            print(f"# measured {name} with scan_impl {', '.join(impls)}", flush=True)
     return out
 
 
@@ -368,6 +419,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps", 15, "Timed steps per measurement (median).", lower_bound=1)
     flags.DEFINE_integer("seeds", 5, "Seeds vmapped in the seeds table.", lower_bound=2)
     flags.DEFINE_list("seed_cells", ["lstm", "lru"], "Cells of the seeds table.")
+    flags.DEFINE_list("impl_cells", ["mamba"], "Cells of the impls table.")
+    flags.DEFINE_list("impls", ["sequential", "associative"], "The scan_impls of the impls "
+                      "table, the first the baseline of its ÷ column.")
 
 
 def main(argv):
@@ -380,7 +434,7 @@ def main(argv):
     print(f"# seqbench.bench.train: jax {jax.__version__}, backend {jax.default_backend()}, "
           f"device {jax.devices()[0].device_kind}; {reference}; median of {FLAGS.steps} steps")
     out = run(tables, reference, FLAGS.cells or cells.names(), FLAGS.steps, FLAGS.seeds,
-              FLAGS.seed_cells)
+              FLAGS.seed_cells, FLAGS.impl_cells, FLAGS.impls)
     seq_len = tasks.get(reference.task).seq_len(reference.train_length)
     size = (f"{reference.task} L={reference.train_length} (T={seq_len}), width {reference.width}, "
             f"batch {reference.batch_size}")
@@ -397,6 +451,10 @@ def main(argv):
         print(f"\nSeeds vmapped in one program: {size}, depth {reference.depth}. "
               f"÷ 1 seed = ms/step over the 1-seed ms/step (target < 2).\n")
         print(format_table(out["seeds"], SEEDS_COLUMNS))
+    if "impls" in out:
+        print(f"\nScan implementations: {size}, depth {reference.depth}, 1 seed. ÷ first = "
+              f"ms/step over the first impl's (timed interleaved).\n")
+        print(format_table(out["impls"], IMPL_COLUMNS))
     print(f"\n# wall time {time.perf_counter() - start:.0f} s")
 
 

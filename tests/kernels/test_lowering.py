@@ -108,7 +108,8 @@ def test_the_pallas_matrix_scan_and_its_gradient_lower_to_the_kernel(platform, s
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("cell,scan_impl", [("lru", "auto"), ("mamba", "pallas"),
-                                            ("gla", "auto"), ("retnet", "pallas"),
+                                            ("mamba", "auto"), ("gla", "auto"),
+                                            ("retnet", "pallas"),
                                             ("attention", None), ("path_attention", None)])
 def test_a_whole_training_step_lowers(platform, cell, scan_impl):
     """`engine.make_train_step` (3 seeds vmapped, AdamW, on-device sampling) lowers for each
