@@ -27,7 +27,12 @@ seqbench got:
   accuracy, chance 1/120; score = mean accuracy over the lengths 32..1024): attention, lstm,
   lru, rg_lru and deltanet-neg all 0.07 ± 0.01 in distribution and 0.02 ± 0.00 beyond —
   inconclusive (no cell learned S5 at this budget). BUILD_NOTES.md, "Reproductions".
-- "full" (S3): under way; BUILD_NOTES.md, "Reproductions", state_tracking.
+- "full" (S3, 9 runs, complete 2026-12-02; score = mean accuracy over 128, 256, 512 of 3
+  seeds): lstm 1.000 on every seed; deltaproduct2-neg 0.571 (one seed of three solves S3, 0.957
+  at 512; the others stop at the sign of the permutation); deltaproduct1-neg 0.344 and
+  gated_deltanet-neg 0.295 (the sign only); deltaproduct2 0.194, deltaproduct1 0.182, rg_lru-neg
+  0.187, attention 0.181, path_attention 0.179 (chance 0.167). The order Siems et al. and
+  Grazzi et al. predict; BUILD_NOTES.md, "Reproductions", state_tracking S3.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
