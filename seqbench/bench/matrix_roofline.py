@@ -2,6 +2,7 @@
 
     python -m seqbench.bench.matrix_roofline                       # B = 8, T = 4096, K = V = 64
     python -m seqbench.bench.matrix_roofline --chunks=32,64,128 --lengths=65536
+    python -m seqbench.bench.matrix_roofline --batch=256 --lengths=64 --chunks=8,16,32,64
 
 Is the chunkwise-parallel form (`kernels.matrix_scan(impl="chunked")`: matmuls inside a chunk,
 a scan across chunks, all XLA ops) already near the matmul bound on an accelerator, or would a
@@ -20,10 +21,15 @@ fused Pallas kernel pay? For each (gate kind, chunk C), forward and forward+back
 
 An estimate, not a measurement: XLA:GPU fuses elementwise work differently from XLA:CPU
 (though it too writes each matmul's output to memory), and neither peak is reached in
-practice; the measured numbers wait for a GPU (`experiments/device_check.sh`).
+practice; the measured numbers wait for a GPU (`experiments/device_check.sh`). The last column
+is measured: the median of 5 calls of the compiled program on the backend running the command
+(on a CPU, what picks `matrix_scan`'s default chunk there).
 """
 
 from __future__ import annotations
+
+import statistics
+import time
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +47,8 @@ def analytic_flops(batch: int, steps: int, key_dim: int, value_dim: int, chunk: 
 
 
 def costs(batch: int, steps: int, key_dim: int, value_dim: int, chunk: int, per_key: bool):
-    """(forward, forward+backward) dicts of XLA's `flops` and `bytes accessed` (fp32)."""
+    """(forward, forward+backward) dicts of XLA's `flops` and `bytes accessed` (fp32) and `ms`,
+    the median of 5 timed calls on this backend."""
     gates = (batch, steps, key_dim) if per_key else (batch, steps)
     args = [jnp.zeros((batch, steps, key_dim)), jnp.zeros((batch, steps, key_dim)),
             jnp.zeros((batch, steps, value_dim)), jnp.zeros(gates)]
@@ -49,8 +56,16 @@ def costs(batch: int, steps: int, key_dim: int, value_dim: int, chunk: int, per_
     both = jax.grad(lambda *a: jnp.sum(forward(*a)), argnums=(0, 1, 2, 3))
     out = []
     for fn in (forward, both):
-        analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
-        out.append({"flops": float(analysis["flops"]), "bytes": float(analysis["bytes accessed"])})
+        compiled = jax.jit(fn).lower(*args).compile()
+        analysis = compiled.cost_analysis()
+        jax.block_until_ready(compiled(*args))
+        seconds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(*args))
+            seconds.append(time.perf_counter() - start)
+        out.append({"flops": float(analysis["flops"]), "bytes": float(analysis["bytes accessed"]),
+                    "ms": 1e3 * statistics.median(seconds)})
     return out
 
 
@@ -74,7 +89,7 @@ def row(batch, steps, key_dim, value_dim, chunk, per_key, bandwidth, peak) -> li
             f"| {'per-key' if per_key else 'scalar'} | {chunk} | {steps:,} | "
             f"{'fwd+bwd' if backward else 'fwd'} | {cost['flops'] / 1e9:,.2f} | "
             f"{cost['bytes'] / 1e9:,.3f} | {cost['flops'] / cost['bytes']:.1f} | "
-            f"{xla_us:,.0f} | {fused_us:,.0f} | {xla_us / fused_us:.1f}x |")
+            f"{xla_us:,.0f} | {fused_us:,.0f} | {xla_us / fused_us:.1f}x | {cost['ms']:,.1f} |")
     return rows
 
 
@@ -99,7 +114,8 @@ def main(argv):
           f"K = {FLAGS.key_dim}, V = {FLAGS.value_dim}, fp32; GPU: "
           f"{FLAGS.bandwidth / 1e12:g} TB/s, {FLAGS.peak / 1e12:g} TFLOP/s")
     print("| gates | C | T | pass | GFLOP | GB (XLA) | flop/byte | XLA bound µs "
-          "| fused floor µs | most a kernel gains |\n|---|--:|--:|---|--:|--:|--:|--:|--:|--:|")
+          f"| fused floor µs | most a kernel gains | ms on {jax.default_backend()} |\n"
+          "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|")
     for per_key in (False, True):
         for chunk in chunks:
             for steps in lengths:
