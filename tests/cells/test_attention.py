@@ -15,6 +15,7 @@ import pytest
 
 import seqbench
 from seqbench.cells import attention, base
+from tests.cells.whole_sequence import scan_step_and_pieces
 
 TOL = 1e-5
 D_IN = 5
@@ -87,21 +88,10 @@ def test_scan_step_and_pieces_match_float64_reference(num_heads, positional, bat
     cell, params, xs = setup(num_heads, batch_shape, length, num_heads=num_heads,
                              positional=positional, max_length=10)
     ref = batched_ref(params, xs, num_heads, positional)
-    state0 = cell.initial_state(params, batch_shape)
-
-    final, ys = cell.scan(params, state0, xs)
-    assert rel_err(ys, ref) <= TOL
+    final, *outputs = scan_step_and_pieces(cell, params, cell.initial_state(params, batch_shape),
+                                           xs)
+    assert all(rel_err(ys, ref) <= TOL for ys in outputs)
     np.testing.assert_array_equal(np.asarray(final.position), np.full(batch_shape, length))
-
-    state, stepped = state0, []
-    for t in range(length):
-        state, y = cell.step(params, state, xs[..., t, :])
-        stepped.append(y)
-    assert rel_err(jnp.stack(stepped, axis=-2), ref) <= TOL
-
-    state, first = cell.scan(params, state0, xs[..., :3, :])
-    state, second = cell.scan(params, state, xs[..., 3:, :])
-    assert rel_err(jnp.concatenate([first, second], axis=-2), ref) <= TOL
 
     # the cache holds the rotated keys and the values of the 7 tokens, then zeros
     x_row = np.asarray(xs).reshape(-1, length, D_IN)[0]
