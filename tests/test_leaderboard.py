@@ -412,6 +412,7 @@ def test_the_overview_puts_the_published_score_beside_ours(tmp_path):
     leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
     overview = (tmp_path / "out" / "leaderboard.md").read_text().split("## Overview")[1]
     assert published.chomsky_score("parity_check", "lstm") == 1.0
+    assert published.chomsky_score("parity_check", "elman-bare") == 1.0  # the paper's own RNN
     assert "| task | gru | lstm |" in overview
     assert "| parity_check | 0.750 ± 0.635 (best 0.800) | 0.750 ± 0.635 (best 0.800; paper " \
            "1.000) |" in overview
