@@ -246,11 +246,12 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
         if source in elsewhere:
             logger.info(f"{head} skipped, its source {elsewhere[source]} trains in another "
                         f"process")
+            elsewhere[os.path.normpath(workdir)] = elsewhere[source]  # and so do its own
             records.append(None)
             continue
         start = time.perf_counter()
         try:
-            record = engine.run(config, workdir)
+            record = engine.run(config, workdir, keep_finished=True)
         except engine.InUse as e:
             logger.info(f"{head} skipped, in use by process {e.holder} (another sweep trains "
                         f"it)")
@@ -264,9 +265,9 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
                              sum(spent) / len(spent) * left))
         records.append(record)
     if elsewhere:
-        logger.info(f"{len(elsewhere)} run(s) trained by other processes: "
-                    f"{', '.join(elsewhere.values())}; rerun this command once they finish to "
-                    f"collect their results")
+        logger.info(f"{len(elsewhere)} run(s) left to other processes: "
+                    f"{', '.join(os.path.basename(path) for path in elsewhere)}; rerun this "
+                    f"command once they finish to collect their results")
     return records
 
 

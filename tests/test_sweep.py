@@ -1,5 +1,6 @@
 """The sweep runner and the experiment presets: loading, checking, resuming, bad input."""
 
+import dataclasses
 import fcntl
 import glob
 import json
@@ -115,10 +116,11 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
 @pytest.mark.slow
 def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_finished(
         tiny_sweep, tmp_path, monkeypatch):
-    """Workers: a run whose folder another process has locked is skipped, and so is the run that
-    post-trains it; the others go on. A run another process finished after this one started is
-    read from its folder, not trained again."""
+    """Workers: a run whose folder another process has locked is skipped, and so are the runs
+    that post-train it, directly or through another; the others go on. A run another process
+    finished after this one started is read from its folder, not trained or evaluated again."""
     runs, records, _, _ = tiny_sweep
+    chain = ("lstm-noise-again", dataclasses.replace(runs[2][1], init_from="lstm-noise"))
 
     def finish(name, record):  # as another worker leaves a finished run
         (tmp_path / name).mkdir(exist_ok=True)
@@ -131,15 +133,22 @@ def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_fin
         holder.write("4242\n")
         holder.flush()
         with logs.captured() as lines:
-            got = sweep.sweep(runs, str(tmp_path))
-    assert got[0] is None and got[2] is None
+            got = sweep.sweep(runs + [chain], str(tmp_path))
+    assert got[0] is None and got[2] is None and got[3] is None
     assert got[1]["config_hash"] == records[1]["config_hash"]
-    assert lines[:3] == [
-        "[1/3] lstm: skipped, in use by process 4242 (another sweep trains it)",
-        f"[2/3] lru: skipped, already done (score {sweep.score_text(records[1]['score_mean'])})",
-        "[3/3] lstm-noise: skipped, its source lstm trains in another process"]
-    assert "1 run(s) trained by other processes: lstm;" in lines[3]
+    assert lines[:4] == [
+        "[1/4] lstm: skipped, in use by process 4242 (another sweep trains it)",
+        f"[2/4] lru: skipped, already done (score {sweep.score_text(records[1]['score_mean'])})",
+        "[3/4] lstm-noise: skipped, its source lstm trains in another process",
+        "[4/4] lstm-noise-again: skipped, its source lstm trains in another process"]
+    assert "3 run(s) left to other processes: lstm, lstm-noise, lstm-noise-again;" in lines[4]
     assert not (tmp_path / "lstm" / "config.json").exists()
+    # Finished by another process between this one's check and its lock: returned untouched.
+    before = os.stat(tmp_path / "lru" / "result.json").st_mtime_ns
+    again = engine.run(runs[1][1], str(tmp_path / "lru"), keep_finished=True)
+    assert again["config_hash"] == records[1]["config_hash"]
+    assert os.stat(tmp_path / "lru" / "result.json").st_mtime_ns == before
+    assert sorted(os.listdir(tmp_path / "lru")) == [".lock", "result.json"]
     # Every run finished by other workers after this sweep's start: read, none trained.
     for (name, _), record in zip(runs, records):
         finish(name, record)

@@ -287,7 +287,8 @@ def _fused_selective_scan(params, u, h0, negative_eigenvalues):
     tokens = tuple(jnp.moveaxis(x, -2, 0) for x in _s6_inputs(params, u))
     step = jax.checkpoint(lambda h, token: _s6_step(params, negative_eigenvalues, h, token))
     h_last, read = jax.lax.scan(step, h0, tokens)
-    return jnp.moveaxis(read, 0, -2), h_last
+    # the readout in the input dtype, as the kernel path's (platform_dependent needs both equal)
+    return jnp.moveaxis(read, 0, -2).astype(u.dtype), h_last
 
 
 def _kernel_selective_scan(params, u, h0, negative_eigenvalues, impl):

@@ -47,7 +47,8 @@ def check_workdir(config: Config, workdir: str) -> None:
     workdir_lib.check(config_json(config), workdir)
 
 
-def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, Any] | None:
+def run(config: Config, workdir: str, *, overwrite: bool = False,
+        keep_finished: bool = False) -> dict[str, Any] | None:
     """Trains, evaluates and writes `config.json`, `metrics.jsonl`, `result.json`.
 
     Resumes from the newest readable checkpoint in `workdir/checkpoints` (the per-step keys
@@ -55,7 +56,10 @@ def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, A
     one). SIGTERM/SIGINT save a checkpoint at the next step boundary and return None. In a
     multi-process run only process 0 writes the JSON files (and holds the folder's lock).
     Raises ValueError before anything is written when `workdir` holds a run of another
-    configuration (unless `overwrite`, which deletes it) or another process trains there.
+    configuration (unless `overwrite`, which deletes it) or another process trains there
+    (`workdir.InUse`). `keep_finished`: a folder already holding this run's result, as seen
+    once its lock is held (another process may have just finished it), is returned as it is
+    rather than evaluated again.
     """
     run_start = time.perf_counter()
     cell, task, model = build(config)
@@ -67,6 +71,10 @@ def run(config: Config, workdir: str, *, overwrite: bool = False) -> dict[str, A
         if overwrite and writer:
             workdir_lib.clear(workdir)
         workdir_lib.check(record_config, workdir)
+        if keep_finished and writer:
+            record = workdir_lib.finished_record(record_config, workdir)
+            if record is not None:
+                return record
         if writer:
             workdir_lib.remove_stale_temporaries(workdir)
         with StopRequested() as stop:  # from here on, SIGTERM/SIGINT stop cleanly

@@ -66,6 +66,18 @@ def check(config_json: dict[str, Any], workdir: str) -> None:
                          f"{advice}")
 
 
+def finished_record(config_json: dict[str, Any], workdir: str) -> dict[str, Any] | None:
+    """The folder's `result.json` when it is a finished run of `config_json` (same `identity`),
+    else None (none, unreadable, or another configuration's)."""
+    try:
+        with open(os.path.join(workdir, "result.json")) as f:
+            record = json.load(f)
+        same = identity(record["config"]) == identity(config_json)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return record if same else None
+
+
 def clear(workdir: str) -> None:
     """Deletes a previous run from `workdir` (its files and checkpoints), keeping the folder."""
     for name in RUN_FILES:

@@ -332,6 +332,26 @@ def test_mamba_gradients_match_float64_central_differences(impl, block, negative
     assert abs(got - want) <= 1e-4 * scale, (got, want, scale)
 
 
+def test_mamba_auto_scan_runs_in_bfloat16_as_the_kernel_path():
+    """Mixed precision (`precision="bfloat16"`: bf16 params and inputs, an fp32 state): "auto"
+    (the fused loop on this CPU) returns the kernel path's dtypes, as `lax.platform_dependent`
+    requires of its branches, and the same values to bf16 rounding."""
+    bf16 = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.bfloat16), tree)
+    xs = np.random.default_rng(10).standard_normal((BATCH, STEPS, D_IN))
+    outputs = {}
+    for impl in ("auto", "associative"):
+        cell = seqbench.cells.get("mamba", d_hidden=D_HIDDEN, d_state=4, scan_impl=impl)
+        params = _random_params(cell, np.random.default_rng(9))  # the same for both
+        state = cell.initial_state(params, (BATCH,))
+        outputs[impl] = jax.jit(cell.scan)(bf16(params), state, bf16(xs))
+    (s_auto, y_auto), (s_kernel, y_kernel) = outputs["auto"], outputs["associative"]
+    assert y_auto.dtype == y_kernel.dtype == jnp.bfloat16
+    assert s_auto.ssm.dtype == s_kernel.ssm.dtype == jnp.float32
+    scale = float(jnp.abs(y_kernel.astype(jnp.float32)).max())
+    np.testing.assert_allclose(np.asarray(y_auto, np.float32), np.asarray(y_kernel, np.float32),
+                               atol=3e-2 * scale)
+
+
 # ----------------------------------------------------------------------------- initialisation
 
 
