@@ -23,8 +23,9 @@ Implementations:
   q ⊙ exp(L), k ⊙ exp(-L) factorisation overflows; this does not). The per-key form
   materialises a (C, C, K) decay tensor per chunk; scalar gates need only (C, C). Hence the
   default chunk: 32 steps for scalar gates, 16 for per-key ones, where the (C, C, K) tensor
-  dominates (on a CPU chunk 16 runs forward and backward 1.3-1.8x faster than 32 for K = 16..128; BUILD_NOTES,
-  "matrix_scan's chunk for per-key gates").
+  dominates (on a CPU chunk 16 runs forward and backward 1.3-1.8x faster than 32 for
+  K = 16..128; BUILD_NOTES, "matrix_scan's chunk for per-key gates"). Measured on a CPU only:
+  a GPU session should time the chunks there (`seqbench.bench.matrix_roofline`'s last column).
 
 Autodiff runs through the chunked form (matmuls and one linear scan with its custom VJP).
 
