@@ -28,14 +28,12 @@ is measured: the median of 5 calls of the compiled program on the backend runnin
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
 from seqbench.kernels import matrix_scan
+from seqbench.kernels.timing import median_ms
 
 FLAGS = flags.FLAGS
 
@@ -58,14 +56,8 @@ def costs(batch: int, steps: int, key_dim: int, value_dim: int, chunk: int, per_
     for fn in (forward, both):
         compiled = jax.jit(fn).lower(*args).compile()
         analysis = compiled.cost_analysis()
-        jax.block_until_ready(compiled(*args))
-        seconds = []
-        for _ in range(5):
-            start = time.perf_counter()
-            jax.block_until_ready(compiled(*args))
-            seconds.append(time.perf_counter() - start)
         out.append({"flops": float(analysis["flops"]), "bytes": float(analysis["bytes accessed"]),
-                    "ms": 1e3 * statistics.median(seconds)})
+                    "ms": median_ms(compiled, *args)})
     return out
 
 

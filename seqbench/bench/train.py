@@ -149,6 +149,15 @@ CELL_COLUMNS = (("cell", "cell", ""), ("family", "family", ""), ("params", "para
                 ("compile_s", "compile s", ".1f"))
 
 
+def time_configs(configs: Sequence[engine.Config], repeats: int) -> list[Timing]:
+    """`time_runners` over one seqbench training program per config, timed interleaved."""
+    runners = []
+    for config in configs:
+        _, task, model = engine.build(config)
+        runners.append(seqbench_runner(config, task, model))
+    return time_runners(runners, repeats)
+
+
 def measure_cell(name: str, reference: Reference, repeats: int) -> CellRow:
     config = reference.config(name)
     cell, task, model = engine.build(config)
@@ -290,13 +299,10 @@ SEEDS_COLUMNS = (("cell", "cell", ""), ("seeds", "seeds", "d"),
 
 
 def measure_seeds(name: str, seeds: int, reference: Reference, repeats: int) -> list[SeedsRow]:
-    runners = []
-    for count in (1, seeds):
-        config = reference.config(name, seeds=count)
-        _, task, model = engine.build(config)
-        runners.append(seqbench_runner(config, task, model))
+    timings = time_configs([reference.config(name, seeds=count) for count in (1, seeds)],
+                           repeats)
     rows = [SeedsRow(name, count, t.ms_per_step, t.tokens_per_s, t.compile_s)
-            for count, t in zip((1, seeds), time_runners(runners, repeats))]
+            for count, t in zip((1, seeds), timings)]
     for row in rows:
         row.vs_one_seed = row.ms_per_step / rows[0].ms_per_step
     return rows
@@ -323,13 +329,10 @@ IMPL_COLUMNS = (("cell", "cell", ""), ("impl", "scan_impl", ""), ("ms_per_step",
 def measure_impls(name: str, impls: Sequence[str], reference: Reference,
                   repeats: int) -> list[ImplRow]:
     """One training program per `scan_impl` of cell `name`, timed interleaved."""
-    runners = []
-    for impl in impls:
-        config = reference.config(name, cell_hparams={"scan_impl": impl})
-        _, task, model = engine.build(config)
-        runners.append(seqbench_runner(config, task, model))
+    timings = time_configs([reference.config(name, cell_hparams={"scan_impl": impl})
+                            for impl in impls], repeats)
     rows = [ImplRow(name, impl, t.ms_per_step, t.tokens_per_s, t.compile_s)
-            for impl, t in zip(impls, time_runners(runners, repeats))]
+            for impl, t in zip(impls, timings)]
     for row in rows:
         row.vs_first = row.ms_per_step / rows[0].ms_per_step
     return rows
