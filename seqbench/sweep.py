@@ -53,6 +53,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from seqbench import cli, engine, ray_launcher, tensorboard
+from seqbench.engine import workdir as workdir_lib
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # one folder name, no path separators
 
@@ -93,16 +94,6 @@ def load(spec: str) -> list[tuple[str, engine.Config]]:
     return runs
 
 
-def identity(config_json: dict[str, Any]) -> tuple[str, Any, Any]:
-    """(config_hash, seed, seeds) of a `Config.to_json()` dict: equal means the same models.
-
-    The hash is `engine.run`'s `config_hash` (the fields that change the numbers, seeds left
-    out); the base seed and the seed count complete it.
-    """
-    config = engine.from_json(config_json)
-    return engine.config_hash(config_json), config.seed, config.seeds
-
-
 def read_json(path: str) -> dict[str, Any] | None:
     """The JSON object at `path`, or None when the file is missing or unreadable."""
     try:
@@ -116,21 +107,19 @@ def finished(workdir: str, config_json: dict[str, Any]) -> dict[str, Any] | None
     """The folder's result record when it is the run of `config_json` (`engine.config_json`),
     else None.
 
-    Raises ValueError when the folder holds a run (config.json or result.json) of another
-    configuration: resuming its checkpoints would mix two runs.
+    Raises ValueError when the folder holds a run (result.json or config.json) of another
+    configuration (`workdir.identity`: the hashed fields, base seed and seed count; the
+    differing ones named): resuming its checkpoints would mix two runs.
     """
-    want = identity(config_json)
+    advice = "move it away or use another --runs"
     record = read_json(os.path.join(workdir, "result.json"))
     if record is not None and isinstance(record.get("config"), dict):
-        if identity(record["config"]) == want:
+        shown = workdir_lib.differences(record["config"], config_json)
+        if not shown:
             return record
-        raise ValueError(f"{workdir} holds a result of another configuration (config_hash "
-                         f"{identity(record['config'])[0]}, expected {want[0]}); move it away "
-                         f"or use another --runs")
-    started = read_json(os.path.join(workdir, "config.json"))
-    if started is not None and identity(started) != want:
-        raise ValueError(f"{workdir} holds a run of another configuration; move it away or use "
-                         f"another --runs")
+        raise ValueError(f"{workdir} holds a result of another configuration ({shown}); "
+                         f"{advice}")
+    workdir_lib.check(config_json, workdir, advice)
     return None
 
 

@@ -98,7 +98,8 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     assert lines[2].endswith("(score n/a)")  # evaluated at its training length only: no score
     # Another configuration in a finished folder is an error, never an overwrite.
     changed = [(name, engine.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
-    with pytest.raises(ValueError, match="holds a result of another configuration"):
+    with pytest.raises(ValueError, match=r"holds a result of another configuration \(steps=2 "
+                                         r"there, 3 here\); move it away or use another --runs"):
         sweep.sweep(changed, str(tmp_path / "runs"))
     with pytest.raises(ValueError, match="run 'lstm-noise': init_from='lstm' must name a run "
                                          "listed before it"):

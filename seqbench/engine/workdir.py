@@ -38,10 +38,20 @@ def identity(config_json: dict[str, Any]) -> dict[str, Any]:
     return {**config_lib.hashed_json(config_json), "seed": config.seed, "seeds": config.seeds}
 
 
-def check(config_json: dict[str, Any], workdir: str) -> None:
+def differences(stored_json: dict[str, Any], config_json: dict[str, Any]) -> str:
+    """Where two configurations' `identity` differs, as "field=THERE there, HERE here" pairs
+    joined by "; " ("" when they are the same models)."""
+    stored, wanted = identity(stored_json), identity(config_json)
+    differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    return "; ".join(f"{k}={stored.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
+
+
+def check(config_json: dict[str, Any], workdir: str,
+          advice: str = "use another --workdir, or --overwrite to delete that run and start "
+                        "afresh") -> None:
     """Raises ValueError when `workdir` is not a folder this run can start or resume in: a
     file, or a folder whose `config.json` is another configuration's (the differing fields
-    named) or unreadable."""
+    named) or unreadable; the message ends with `advice`."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"workdir {workdir!r} is a file, not a folder")
     checkpoints = os.path.join(workdir, "checkpoints")
@@ -51,17 +61,13 @@ def check(config_json: dict[str, Any], workdir: str) -> None:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
-    advice = "use another --workdir, or --overwrite to delete that run and start afresh"
     try:
         with open(path) as f:
-            stored = identity(json.load(f))
+            shown = differences(json.load(f), config_json)
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"workdir {workdir!r} holds an unreadable config.json ({e}); "
                          f"{advice}") from None
-    wanted = identity(config_json)
-    differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-    if differ:
-        shown = "; ".join(f"{k}={stored.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
+    if shown:
         raise ValueError(f"workdir {workdir!r} holds a run of another configuration ({shown}); "
                          f"{advice}")
 
