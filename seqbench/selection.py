@@ -73,7 +73,9 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     """(tasks, models, {(task, model): grid}) for a tasks x models table in the layout of the
     Chomsky paper's Table 2: the tasks of `groups` by level (regular, context-free,
     context-sensitive), within a level in Table 2's order (`published.CHOMSKY_TABLE2_ORDER`;
-    other tasks after, as they first appear), models in the order they first appear. Only
+    other tasks after, as they first appear), models in the order they first appear with each
+    model's variants beside it ("mamba", "mamba-neg": a name's part before the first "-" is
+    its family, the plain name first). Only
     models a preset named (`Config.label`) take part: unnamed rows are told apart by settings
     dumps, not names, and stay in the per-task tables. A (task, model) with several grids
     shows the first."""
@@ -92,6 +94,10 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
         first_seen.setdefault(grid["task"], len(first_seen))
         if grid["model"] not in models:
             models.append(grid["model"])
+    family = {}  # the part of a model's name before the first "-" -> rank of first appearance
+    for model in models:
+        family.setdefault(model.split("-", 1)[0], len(family))
+    models = sorted(models, key=lambda m: (family[m.split("-", 1)[0]], "-" in m))  # stable
     tasks = [task for task, _ in sorted({(g["task"], g["task_group"]) for g in grid_rows},
                                         key=task_order)]
     cells: dict[tuple[str, str], dict] = {}

@@ -467,3 +467,16 @@ def test_the_overview_lists_tasks_in_table_2_s_order():
     tasks, models, _ = selection.matrix(rows)
     assert tasks == ["even_pairs", "parity_check", "cycle_navigation", "my_task",
                      "reverse_string"] and models == ["lstm"]
+
+
+def test_the_overview_puts_each_model_s_variants_beside_it():
+    """Models in the order they first appear, "-neg"/"-bare" variants after their plain name."""
+    from seqbench import selection
+
+    models = ["elman", "mamba-neg", "lru", "elman-bare", "mamba", "lru-neg", "rg_lru-neg"]
+    rows = [{"task": "parity_check", "task_group": "regular", "model": m, "labelled": True}
+            for m in models]
+    _, ordered, cells = selection.matrix(rows)
+    assert ordered == ["elman", "elman-bare", "mamba", "mamba-neg", "lru", "lru-neg",
+                       "rg_lru-neg"]
+    assert set(cells) == {("parity_check", m) for m in models}
