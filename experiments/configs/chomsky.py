@@ -130,7 +130,8 @@ def get_config(arg="full"):
 
 def cells(arg):
     """(name prefix, overrides) of the compared models: the paper's three, the paper's bare RNN
-    and LSTM ("full" only: its elman and lstm are in seqbench's body), the linear recurrences."""
+    and LSTM ("full" only: its elman and lstm are in seqbench's body), the linear recurrences,
+    and ("full" only) rg_lru-neg with a lower initial a^c (parity_check only)."""
     classic = [("elman", dict(cell="elman")), ("lstm", dict(cell="lstm"))]
     bare = ([(f"{name}-bare", dict(cell=name, **BARE)) for name in ("elman", "lstm")]
             if arg == "full" else [])
@@ -143,12 +144,17 @@ def cells(arg):
         linear += [(cell, dict(cell=cell, cell_hparams=real)),
                    (f"{cell}-neg", dict(cell=cell, cell_hparams={**real,
                                                                  "negative_eigenvalues": True}))]
-    return classic + [("attention", attention)], bare, linear
+    # rg_lru-neg's initialisation keeps every 2 a_t - 1 in [0.8, 1) (a^c in [0.9, 0.999]); this
+    # row draws a^c from [0.01, 0.999] so that sign flips are within reach from the first step
+    lowinit = ([("rg_lru-neg-lowinit", dict(cell="rg_lru", cell_hparams={
+        "negative_eigenvalues": True, "a_min": 0.01, "a_max": 0.999}))]
+        if arg == "full" else [])
+    return classic + [("attention", attention)], bare, linear, lowinit
 
 
 def get_sweep(arg="full"):
     get_config(arg)  # checks the variant
-    paper_cells, bare_cells, linear_cells = cells(arg)
+    paper_cells, bare_cells, linear_cells, lowinit_cells = cells(arg)
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
@@ -161,6 +167,7 @@ def get_sweep(arg="full"):
     order = ([(task, cell) for task in regular for cell in paper_cells]  # the paper's regular rows
              + [(task, cell) for task in regular for cell in bare_cells]  # ... by its bare models
              + [(task, cell) for task in claim for cell in linear_cells]  # the extension's claim
+             + [(task, cell) for task in claim for cell in lowinit_cells]  # ... a follow-up
              + [(task, cell) for task in others for cell in paper_cells]  # the paper's CF/CS rows
              + [(task, cell) for task in regular if task not in claim for cell in linear_cells])
     # lengths from 1, or from the task's shortest (3 for solve_equation and binary arithmetic)

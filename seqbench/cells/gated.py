@@ -309,6 +309,8 @@ def make_rg_lru(
     negative_eigenvalues: bool = False,
     scan_impl: str = "auto",
     convention: str = "griffin",
+    a_min: float = 0.9,
+    a_max: float = 0.999,
 ):
     """The Real-Gated Linear Recurrent Unit of Griffin/Hawk (De et al. 2024; RecurrentGemma).
 
@@ -325,10 +327,11 @@ def make_rg_lru(
     is clipped at 1000 near 0. `negative_eigenvalues`: a_t -> 2 a_t - 1 in (-1, 1), and the
     normaliser stays sqrt(1 - (2a - 1)²) = 2 sqrt(a (1 - a)). Runs on `kernels.linear_scan`.
 
-    Initialisation: Λ such that a^c = σ(Λ)^c is uniform in [0.9, 0.999], as the paper states
-    (RecurrentGemma's code instead draws a itself with a² uniform in [0.81, 0.998], which puts
-    a^c in [0.43, 0.992]); W_in, W_a, W_x ~ N(0, 1/d_in) (LeCun normal, RecurrentGemma's
-    choice), b_a = b_x = 0.
+    Initialisation: Λ such that a^c = σ(Λ)^c is uniform in [a_min, a_max] = [0.9, 0.999], as the
+    paper states (RecurrentGemma's code instead draws a itself with a² uniform in [0.81, 0.998],
+    which puts a^c in [0.43, 0.992]). Since r_t ∈ (0, 1), every a_t = (a^c)^{r_t} starts in
+    [a_min, 1): with `negative_eigenvalues` a lower `a_min` lets 2 a_t − 1 start below 0.
+    W_in, W_a, W_x ~ N(0, 1/d_in) (LeCun normal, RecurrentGemma's choice), b_a = b_x = 0.
 
     `convention`: "griffin" (default) applies the paper's equation at every step.
     "recurrentgemma" follows RecurrentGemma's code, which at the first token of a document
@@ -345,15 +348,20 @@ def make_rg_lru(
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
         raise ValueError(f"{name}: c must be a positive number (the paper uses 8); got {c!r}")
     check_choice(name, "convention", convention, RG_LRU_CONVENTIONS)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a_min, a_max)) \
+            or not 0 < a_min < a_max < 1:
+        raise ValueError(f"{name}: a_min and a_max bound a^c at init and need "
+                         f"0 < a_min < a_max < 1 (the paper: 0.9, 0.999); got {a_min!r}, {a_max!r}")
     hparams = dict(
         d_hidden=d_hidden, c=c, negative_eigenvalues=negative_eigenvalues, scan_impl=scan_impl,
-        convention=convention,
+        convention=convention, a_min=a_min, a_max=a_max,
     )
 
     def init(key, d_in):
         keys = jax.random.split(key, 4)
-        # a^c ~ U[0.9, 0.999]  =>  log a = log(u) / c,  Λ = logit(a) = log a - log(1 - a).
-        log_a = jnp.log(jax.random.uniform(keys[0], (d_hidden,), minval=0.9, maxval=0.999)) / c
+        # a^c ~ U[a_min, a_max]  =>  log a = log(u) / c,  Λ = logit(a) = log a - log(1 - a).
+        u = jax.random.uniform(keys[0], (d_hidden,), minval=a_min, maxval=a_max)
+        log_a = jnp.log(u) / c
         return {
             "w_in": lecun_normal(keys[1], (d_in, d_hidden), d_in),
             "w_a": lecun_normal(keys[2], (d_in, d_hidden), d_in),

@@ -373,14 +373,19 @@ def test_mamba_init(block):
     assert p["w_r"].shape == (e, math.ceil(d_hidden / 16)) and p["w_dt"].shape[0] == 8
 
 
-def test_rg_lru_init_a_pow_c_uniform():
-    """Griffin: Λ initialised so that a^c = σ(Λ)^c is uniform in [0.9, 0.999]."""
-    cell = seqbench.cells.get("rg_lru", d_hidden=2048)
+@pytest.mark.parametrize("bounds", [None, (0.05, 0.6)])
+def test_rg_lru_init_a_pow_c_uniform(bounds):
+    """Griffin: Λ initialised so that a^c = σ(Λ)^c is uniform in [0.9, 0.999] (by default), or
+    in [a_min, a_max]."""
+    low, high = bounds or (0.9, 0.999)
+    hparams = {} if bounds is None else {"a_min": low, "a_max": high}
+    cell = seqbench.cells.get("rg_lru", d_hidden=2048, **hparams)
     p = cell.init(jax.random.PRNGKey(0), 3)
     a_c = sigmoid(np.asarray(p["lam"], np.float64)) ** 8
-    assert a_c.min() >= 0.9 - 1e-6 and a_c.max() <= 0.999 + 1e-6
+    assert a_c.min() >= low - 1e-6 and a_c.max() <= high + 1e-6
     quartiles = np.quantile(a_c, [0.25, 0.5, 0.75])
-    np.testing.assert_allclose(quartiles, 0.9 + 0.099 * np.array([0.25, 0.5, 0.75]), atol=0.006)
+    expected = low + (high - low) * np.array([0.25, 0.5, 0.75])
+    np.testing.assert_allclose(quartiles, expected, atol=0.06 * (high - low))
     np.testing.assert_array_equal(np.asarray(p["b_a"]), 0.0)
     np.testing.assert_array_equal(np.asarray(p["b_x"]), 0.0)
 
@@ -461,6 +466,9 @@ def test_param_count(name, hparams, d_in, d_hidden):
         ("rg_lru", {"convention": "hawk"}, r"convention must be one of \('griffin', "
                                            r"'recurrentgemma'\)"),
         ("rg_lru", {"negative_eigenvalues": 1}, "negative_eigenvalues must be True or False"),
+        ("rg_lru", {"a_min": 0.0}, r"need 0 < a_min < a_max < 1 \(the paper: 0.9, 0.999\)"),
+        ("rg_lru", {"a_min": 0.5, "a_max": 0.4}, "need 0 < a_min < a_max < 1"),
+        ("rg_lru", {"a_max": "0.99"}, "need 0 < a_min < a_max < 1"),
         ("gateloop", {"d_hidden": 10, "num_heads": 4}, "num_heads must divide d_hidden=10"),
         ("gateloop", {"num_heads": 0}, "num_heads must be a positive int"),
         ("mingru", {"d_hidden": True}, "d_hidden must be a positive int"),
