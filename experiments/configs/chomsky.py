@@ -55,8 +55,9 @@ Variants:
   decay at lr 1e-3 and 3e-3; 3,000 steps of batch 128; 5 seeds; lengths 10..40 and 41..500 in
   steps of 10 (48 lengths beyond training) on 128 test sequences each. The sweep's order: the
   paper's models on the regular tasks, then its bare models, the linear recurrences on
-  parity_check (Grazzi et al.'s claim; with rg_lru-neg-lowinit), the paper's models on the context-free and
-  context-sensitive tasks, and last the linear recurrences on the other regular tasks.
+  parity_check (Grazzi et al.'s claim; with rg_lru-neg-lowinit), the paper's models on the
+  context-free and context-sensitive tasks, and last the linear recurrences on the other
+  regular tasks.
   On the regular tasks also the paper's bare RNN and LSTM ("elman-bare", "lstm-bare": the
   "paper" variant's model and optimiser at this variant's budget and rates, which are above
   the paper's 1e-4..5e-4 because 3,000 steps are 0.3% of its 1,000,000).
