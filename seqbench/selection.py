@@ -75,7 +75,7 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     context-sensitive), within a level in Table 2's order (`published.CHOMSKY_TABLE2_ORDER`;
     other tasks after, as they first appear), models in the order they first appear with each
     model's variants beside it ("mamba", "mamba-neg": a name's part before the first "-" is
-    its family, the plain name first). Only
+    its family, the plain name first, then names with one "-", then two). Only
     models a preset named (`Config.label`) take part: unnamed rows are told apart by settings
     dumps, not names, and stay in the per-task tables. A (task, model) with several grids
     shows the first."""
@@ -97,7 +97,7 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     family = {}  # the part of a model's name before the first "-" -> rank of first appearance
     for model in models:
         family.setdefault(model.split("-", 1)[0], len(family))
-    models = sorted(models, key=lambda m: (family[m.split("-", 1)[0]], "-" in m))  # stable
+    models = sorted(models, key=lambda m: (family[m.split("-", 1)[0]], m.count("-")))  # stable
     tasks = [task for task, _ in sorted({(g["task"], g["task_group"]) for g in grid_rows},
                                         key=task_order)]
     cells: dict[tuple[str, str], dict] = {}

@@ -470,13 +470,15 @@ def test_the_overview_lists_tasks_in_table_2_s_order():
 
 
 def test_the_overview_puts_each_model_s_variants_beside_it():
-    """Models in the order they first appear, "-neg"/"-bare" variants after their plain name."""
+    """Models in the order they first appear, "-neg"/"-bare" variants after their plain name,
+    and a variant of a variant ("rg_lru-neg-lowinit") after those."""
     from seqbench import selection
 
-    models = ["elman", "mamba-neg", "lru", "elman-bare", "mamba", "lru-neg", "rg_lru-neg"]
+    models = ["elman", "mamba-neg", "lru", "elman-bare", "mamba", "lru-neg",
+              "rg_lru-neg-lowinit", "rg_lru", "rg_lru-neg"]
     rows = [{"task": "parity_check", "task_group": "regular", "model": m, "labelled": True}
             for m in models]
     _, ordered, cells = selection.matrix(rows)
     assert ordered == ["elman", "elman-bare", "mamba", "mamba-neg", "lru", "lru-neg",
-                       "rg_lru-neg"]
+                       "rg_lru", "rg_lru-neg", "rg_lru-neg-lowinit"]
     assert set(cells) == {("parity_check", m) for m in models}
