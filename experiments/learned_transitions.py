@@ -28,6 +28,7 @@ import numpy as np
 from absl import app, flags
 
 from seqbench import models
+from seqbench.cells import rtrl
 from seqbench.checkpoint import Checkpointer
 from seqbench.engine import config as config_lib
 from seqbench.engine import step as step_lib
@@ -40,7 +41,7 @@ def token_transitions(cell, params, vocab_size: int) -> np.ndarray:
     `params`: a model's parameters with a leading seed axis (a `TrainState.params`)."""
     if cell.diagonal is None:
         raise ValueError(f"{cell.name!r} has no diagonal recurrence (Cell.diagonal); cells that "
-                         "have one: lru, mingru, minlstm, rg_lru")
+                         f"have one: {', '.join(rtrl.supported_cells())}")
     if "table" not in params["embed"]:
         raise ValueError("the run's model has no token embedding table (input_encoding must be "
                          "'embedding')")

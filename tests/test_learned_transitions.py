@@ -61,5 +61,6 @@ def test_parity_channels_name_the_sign_flipping_channels():
 
 def test_a_cell_without_a_diagonal_form_is_refused():
     cell, params = _model("elman")
-    with pytest.raises(ValueError, match="'elman' has no diagonal recurrence"):
+    with pytest.raises(ValueError, match="'elman' has no diagonal recurrence .*; cells that "
+                                         "have one: lru, mingru, minlstm, rg_lru"):
         SCRIPT["token_transitions"](cell, params, VOCAB)
