@@ -37,17 +37,15 @@ def test_token_transitions_are_what_the_first_layer_s_step_does(cell_name, hpara
     cell, params = _model(cell_name, **hparams)
     a = SCRIPT["token_transitions"](cell, params, VOCAB)
     assert a.shape == (SEEDS, VOCAB, WIDTH)
+    block = params["blocks"][0]
+    # every token of the vocabulary as a batch row, one seed per vmapped member
+    x = jax.vmap(models.rms_norm)(params["embed"]["table"], block["norm_cell"])  # (S, V, D)
+    step = jax.jit(jax.vmap(lambda p, h, x: cell.step(p, h, x)[0]))
     rng = np.random.default_rng(0)
-    for seed in range(SEEDS):
-        block = jax.tree_util.tree_map(lambda x: x[seed], params["blocks"][0])
-        table = params["embed"]["table"][seed]
-        for v in range(VOCAB):
-            x = models.rms_norm(table[v], block["norm_cell"])
-            h, h_other = (rng.normal(size=WIDTH).astype(np.float32) for _ in range(2))
-            h1, h1_other = (np.asarray(cell.step(block["cell"], state, x)[0], np.float64)
-                            for state in (h, h_other))
-            np.testing.assert_allclose(a[seed, v] * (h - h_other), h1 - h1_other,
-                                       rtol=1e-4, atol=1e-5)
+    h, h_other = (rng.normal(size=(SEEDS, VOCAB, WIDTH)).astype(np.float32) for _ in range(2))
+    h1, h1_other = (np.asarray(step(block["cell"], state, x), np.float64)
+                    for state in (h, h_other))
+    np.testing.assert_allclose(a * (h - h_other), h1 - h1_other, rtol=1e-4, atol=1e-5)
     assert np.all(np.abs(a) < 1)
 
 
