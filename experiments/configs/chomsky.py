@@ -36,11 +36,14 @@ on every seed at 3e-3 (1.000 at every length to 500); rg_lru with them does not 
 length ~10 only; its initialisation keeps 2 a_t - 1 >= 0.8 and no transition ever turned
 negative). Drawn from a^c in [0.01, 0.999] ("rg_lru-neg-lowinit"), it fits parity exactly on
 every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stops at -0.89..-0.97,
-not -1 (BUILD_NOTES.md). The rest of the "full" sweep is under way (it resumes where it
-stopped); finished runs are in experiments/runs/chomsky and BUILD_NOTES.md, "Reproductions",
-sets them beside the published numbers. Each run is one (task, cell, learning rate) with 5 seeds; the paper's statistic is the
-best score over a (task, cell)'s runs and seeds, ours the mean and 95% interval over the seeds of
-the learning rate with the best in-distribution accuracy.
+not -1 (BUILD_NOTES.md). The context-free rows so far (2026-12-02: elman on stack_manipulation
+and reverse_string, lstm on reverse_string at 3e-3): no generalisation, as published; best-of
+0.540, 0.547 and 0.576 against Table 2's 0.560, 0.620 and 0.609. The rest of the "full" sweep
+is under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
+BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task,
+cell, learning rate) with 5 seeds; the paper's statistic is the best score over a (task, cell)'s
+runs and seeds, ours the mean and 95% interval over the seeds of the learning rate with the best
+in-distribution accuracy.
 
 Variants:
 - "paper" (a GPU job, not run here): the paper's models and protocol exactly. RNN and LSTM are
