@@ -29,9 +29,7 @@ from absl import app, flags
 
 from seqbench import models
 from seqbench.cells import rtrl
-from seqbench.checkpoint import Checkpointer
-from seqbench.engine import config as config_lib
-from seqbench.engine import step as step_lib
+from seqbench.engine import loop
 
 
 def token_transitions(cell, params, vocab_size: int) -> np.ndarray:
@@ -76,20 +74,19 @@ def parity_channels(a: np.ndarray) -> list[str]:
 def main(argv):
     del argv
     run = flags.FLAGS.run
-    with open(os.path.join(run, "config.json")) as f:
-        config = config_lib.from_json(json.load(f))
-    cell, task, model = config_lib.build(config)
-    _, state, _ = step_lib.start_state(config, model, step_lib.optimizer(config))
-    restored = Checkpointer(os.path.join(run, "checkpoints")).restore(state)
-    if restored is None:
-        raise SystemExit(f"{run}: no readable checkpoint in {run}/checkpoints")
-    step, state = restored
-    a = token_transitions(cell, state.params, task.input_vocab)
-    print(f"{run}: step {step}, transitions a(token) of the first layer, {a.shape[0]} seeds")
+    with open(os.path.join(run, "result.json")) as f:
+        record = json.load(f)
+    try:
+        _, cell, task, _, state = loop.final_state(run, record)
+        a = token_transitions(cell, state.params, task.input_vocab)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"{run}: step {record['steps_run']}, transitions a(token) of the first layer, "
+          f"{a.shape[0]} seeds")
     print("\n".join(parity_channels(a)))
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("run", None, "A finished run's folder (config.json, checkpoints/).",
+    flags.DEFINE_string("run", None, "A finished run's folder (result.json, checkpoints/).",
                         required=True)
     app.run(main)

@@ -127,6 +127,10 @@ def test_attention_gets_a_cache_long_enough_for_evaluation_and_skipped_lengths_a
         assert on_disk["per_length"]["100"][field] == whole["per_length"]["100"][field]
     assert on_disk["score"] == whole["score"] and on_disk["score_mean"] == whole["score_mean"]
     assert engine.reevaluate(str(tmp_path / "skipped")) is None  # nothing left to do
+    # without its final checkpoint (they are not committed) a finished run cannot be read back
+    shutil.rmtree(tmp_path / "whole" / "checkpoints")
+    with pytest.raises(ValueError, match="the checkpoint of its last step 4 is gone"):
+        loop.final_state(str(tmp_path / "whole"), whole)
 
 
 def test_summarise_against_hand_computed_numbers():

@@ -246,17 +246,9 @@ def reevaluate(workdir: str) -> dict[str, Any] | None:
     missing = sorted(int(n) for n, entry in record["per_length"].items() if "skipped" in entry)
     if not missing:
         return None
-    config = from_json(record["config"])
-    cell, task, model = build(config)
-    _, state, _ = start_state(config, model, optimizer(config))
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-    restored = checkpointer.restore(state)
-    checkpointer.close()
-    if restored is None or restored[0] != record["steps_run"]:
-        raise ValueError(f"{workdir}: the checkpoint of its last step {record['steps_run']} is "
-                         f"gone; rerun it with the sweep to evaluate every length")
+    config, cell, task, model, state = final_state(workdir, record)
     start = time.perf_counter()
-    found, _ = evaluate_trained(config, cell, task, model, restored[1], missing)
+    found, _ = evaluate_trained(config, cell, task, model, state, missing)
     per_length = {int(n): entry for n, entry in record["per_length"].items()}
     per_length.update(found)
     summary = evaluate.summarise(per_length, config.train_length,
@@ -268,6 +260,22 @@ def reevaluate(workdir: str) -> dict[str, Any] | None:
     results.check_fields(record)
     results.write_json(path, record)
     return record
+
+
+def final_state(workdir: str, record: dict[str, Any]):
+    """(config, cell, task, model, state) of the finished run in `workdir` whose result is
+    `record`, the state read from its final checkpoint. Raises ValueError when the newest
+    readable checkpoint is not the run's last step (checkpoints are not committed)."""
+    config = from_json(record["config"])
+    cell, task, model = build(config)
+    _, state, _ = start_state(config, model, optimizer(config))
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    restored = checkpointer.restore(state)
+    checkpointer.close()
+    if restored is None or restored[0] != record["steps_run"]:
+        raise ValueError(f"{workdir}: the checkpoint of its last step {record['steps_run']} is "
+                         f"gone (checkpoints are not committed); rerun it with the sweep")
+    return config, cell, task, model, restored[1]
 
 
 def members(config: Config) -> list[dict[str, Any]]:
