@@ -19,11 +19,10 @@ def get_cell(name, **hparams):
 
 
 def step_loop(model, params, state, inputs):
-    outputs = []
-    for t in range(inputs.shape[1]):
-        state, out = model.step(params, state, inputs[:, t])
-        outputs.append(out)
-    return state, jnp.stack(outputs, 1)
+    """`model.step` on each token in order (a `lax.scan` over time: one step in the program)."""
+    state, outputs = jax.lax.scan(lambda s, x_t: model.step(params, s, x_t), state,
+                                  jnp.moveaxis(inputs, 1, 0))
+    return state, jnp.moveaxis(outputs, 0, 1)
 
 
 @pytest.mark.parametrize("name", MODEL_CELLS)

@@ -66,11 +66,10 @@ def setup(name):
 
 
 def step_loop(cell, params, state, xs):
-    ys = []
-    for t in range(xs.shape[-2]):
-        state, y = cell.step(params, state, xs[..., t, :])
-        ys.append(y)
-    return state, jnp.stack(ys, axis=-2)
+    """`cell.step` applied T times in order (a `lax.scan` over time: one step in the program)."""
+    state, ys = jax.lax.scan(lambda h, x_t: cell.step(params, h, x_t), state,
+                             jnp.moveaxis(xs, -2, 0))
+    return state, jnp.moveaxis(ys, 0, -2)
 
 
 def test_toy_and_builtins_registered():
