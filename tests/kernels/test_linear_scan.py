@@ -161,7 +161,7 @@ def check_gradients(path, dtype, cases):
         if dtype == "complex64":
             dh = dh + 1j * jnp.asarray(rng.normal(size=a.shape), "float32")
         fn = functools.partial(linear_scan, reverse=reverse, reset=reset, **PATHS[path])
-        _, vjp = jax.vjp(fn, a, b, h0)
+        _, vjp = jax.vjp(jax.jit(fn), a, b, h0)
         da, db, dh0 = jax.jit(vjp)((dh, dh_last))
         ref = reference.linear_recurrence_vjp(
             as64(a), as64(b), as64(h0), as64(dh), as64(dh_last), reverse, reset
@@ -179,7 +179,7 @@ def test_check_grads_finite_differences(path):
         a = jnp.asarray(rng.uniform(-0.9, 0.9, shape))
         b = jnp.asarray(rng.normal(size=shape))
         h0 = jnp.asarray(rng.normal(size=(2, 3)))
-        fn = functools.partial(linear_scan, **PATHS[path])
+        fn = jax.jit(functools.partial(linear_scan, **PATHS[path]))
         jtu.check_grads(fn, (a, b, h0), order=2, modes=["rev"], atol=1e-5, rtol=1e-5)
         ac = a * jnp.exp(1j * jnp.asarray(rng.uniform(0, 1, shape)))
         bc = b + 1j * jnp.asarray(rng.normal(size=shape))

@@ -72,7 +72,7 @@ def test_forward_matches_reference(path, steps, gate):
 def test_bfloat16_inputs(path):
     gate = "scalar" if path in SCALAR_ONLY else "per_key"
     q, k, v, log_a, s0 = random_inputs(0, 37, gate, dtype="bfloat16")
-    y, s_last = matrix_scan(q, k, v, log_a, s0, **PATHS[path])
+    y, s_last = jax.jit(functools.partial(matrix_scan, **PATHS[path]))(q, k, v, log_a, s0)
     ref_y, ref_s = reference.matrix_recurrence(*map(np32, (q, k, v, log_a, s0)))
     assert y.dtype == jnp.bfloat16 and s_last.dtype == jnp.float32
     assert error(y, ref_y) < 2e-2 and error(s_last, ref_s) < 1e-4
@@ -82,11 +82,13 @@ def test_strong_decay_stays_finite_and_exact():
     """log_a = -60 per step: exp(+L) would overflow float32 after two steps; differences do not."""
     q, k, v, _, s0 = random_inputs(1, 50, "none")
     log_a = jnp.full(q.shape, -60.0)
-    y, s_last = matrix_scan(q, k, v, log_a, s0, impl="chunked", chunk_size=16)
+    y, s_last = jax.jit(functools.partial(matrix_scan, impl="chunked", chunk_size=16))(
+        q, k, v, log_a, s0)
     ref_y, ref_s = reference.matrix_recurrence(*map(np32, (q, k, v, log_a, s0)))
     assert np.all(np.isfinite(np32(y))) and error(y, ref_y) < 2e-5 and error(s_last, ref_s) < 2e-5
-    grads = jax.grad(lambda q, k, v: matrix_scan(q, k, v, log_a, s0, impl="chunked")[0].sum(),
-                     argnums=(0, 1, 2))(q, k, v)
+    grads = jax.jit(jax.grad(
+        lambda q, k, v: matrix_scan(q, k, v, log_a, s0, impl="chunked")[0].sum(),
+        argnums=(0, 1, 2)))(q, k, v)
     assert all(np.all(np.isfinite(np32(g))) for g in grads)
 
 
@@ -101,7 +103,7 @@ def test_gradients_match_sequential(path, gate):
     ds = jnp.asarray(rng.normal(size=s0.shape), jnp.float32)
 
     def cotangents(options):
-        _, vjp = jax.vjp(functools.partial(matrix_scan, **options), q, k, v, log_a, s0)
+        _, vjp = jax.vjp(jax.jit(functools.partial(matrix_scan, **options)), q, k, v, log_a, s0)
         return vjp((dy, ds))
 
     for got, want in zip(cotangents(PATHS[path]), cotangents(PATHS["sequential"])):
@@ -117,7 +119,7 @@ def test_check_grads_finite_differences(impl):
         gates = (5,) if impl == "pallas" else (5, 3)  # the kernel: one gate per step
         log_a = jnp.asarray(-rng.uniform(0.1, 1.0, size=gates))
         s0 = jnp.asarray(rng.normal(size=(3, 2)))
-        fn = functools.partial(matrix_scan, impl=impl, chunk_size=2)
+        fn = jax.jit(functools.partial(matrix_scan, impl=impl, chunk_size=2))
         jtu.check_grads(fn, (q, k, v, log_a, s0), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
