@@ -8,14 +8,19 @@ The suite's time is mostly XLA compilation (BUILD_NOTES, "Build, test, benchmark
   subprocesses included, compiles a program once and loads it after that. A loaded executable
   is the one that was compiled (the key covers the HLO, the compile options, the devices and
   the jaxlib version). The folder is removed when the run ends.
-- The test programs are small and run briefly, so XLA:CPU's LLVM optimisation passes cost more
-  than they save: `--xla_backend_optimization_level=0` is added to `XLA_FLAGS` (inherited by
-  the subprocesses; the tests that set XLA_FLAGS themselves append to it). Numerics stay within
-  every test's tolerance; comparisons that must be bit-identical run both sides in this setting.
+- The test programs are small and run briefly, so XLA:CPU's compile-time work costs more than
+  it saves: `--xla_backend_optimization_level=0` (LLVM without its optimisation passes) and
+  `--xla_cpu_use_fusion_emitters=false` (fusions by the classic elemental emitter instead of
+  the MLIR fusion emitters, which take about twice as long to compile a small program) are
+  added to `XLA_FLAGS` (inherited by the subprocesses; the tests that set XLA_FLAGS themselves
+  append to it). Numerics stay within every test's tolerance; comparisons that must be
+  bit-identical run both sides in this setting.
 
 Measured 2026-12-01 on this 2-core machine (clean clone, sweeps paused): pytest 15 min 40 s
-without either, 12 min 51 s with the cache, 8 min 16 s with both. Set SEQBENCH_TEST_FAST=0 to
-run the suite as a user's process compiles (no shared cache, full optimisation).
+without either, 12 min 51 s with the cache, 8 min 16 s with both. 2026-12-02 (tenth session,
+one process, sweeps paused): the cell contract's 29 gradient tests 48 s -> 23 s and five engine
+tests 49 s -> 31 s with the fusion-emitter flag added to -O0. Set SEQBENCH_TEST_FAST=0 to run
+the suite as a user's process compiles (no shared cache, full optimisation).
 """
 
 import os
@@ -24,7 +29,8 @@ import tempfile
 
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 MIN_COMPILE_SECONDS = "0.2"  # cache programs that took longer than this to compile
-FAST_COMPILE = "--xla_backend_optimization_level=0"  # LLVM without its optimisation passes
+FAST_COMPILE = ("--xla_backend_optimization_level=0",  # LLVM without its optimisation passes
+                "--xla_cpu_use_fusion_emitters=false")  # the elemental emitter: faster to compile
 
 
 def pytest_configure(config):
@@ -35,8 +41,8 @@ def pytest_configure(config):
         os.environ[CACHE_ENV] = folder
         config._seqbench_jax_cache = folder
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", MIN_COMPILE_SECONDS)
-    if FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+    missing = [flag for flag in FAST_COMPILE if flag not in os.environ.get("XLA_FLAGS", "")]
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *missing]).strip()
 
 
 def pytest_unconfigure(config):
