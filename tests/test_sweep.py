@@ -110,8 +110,14 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     sweep.check(runs, str(tmp_path / "runs"))
     shutil.rmtree(tmp_path / "runs" / "lstm-noise")
     with pytest.raises(ValueError, match="run 'lstm-noise': init_from: .* has no checkpoint of "
-                                         "its final step 2"):
+                                         "its final step 2.* move its result.json away"):
         sweep.check(runs, str(tmp_path / "runs"))
+    # What the message says works: the source trains again from its seeds, then is post-trained,
+    # with the results of the first sweep.
+    os.rename(tmp_path / "runs" / "lstm" / "result.json", tmp_path / "lstm-result.json")
+    redone = sweep.sweep(runs, str(tmp_path / "runs"))
+    for first, second in zip(records, redone):
+        assert second["per_length"] == first["per_length"], second["cell"]
 
 
 @pytest.mark.slow

@@ -55,7 +55,8 @@ def check_source_checkpoint(config: Config, record: dict[str, Any]) -> None:
     if not os.path.isdir(final):
         raise ValueError(f"init_from: {config.init_from!r} has no checkpoint of its final step "
                          f"{record['steps_run']} (checkpoints are not committed with results): "
-                         f"rerun that run, then post-train it")
+                         f"move its result.json away to train it again from its seeds, then "
+                         f"post-train it")
 
 
 def check_post_train_start(config: Config, workdir: str) -> None:
