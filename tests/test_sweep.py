@@ -5,6 +5,7 @@ import fcntl
 import glob
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -271,3 +272,20 @@ def test_the_state_tracking_paper_variant_lists_every_registered_cell():
         os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
                      "state_tracking.py:paper"))
     assert sorted(namespace["PAPER_CELLS"]) == cells.names()
+
+
+def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():
+    """The "full" variant's recurrent runs are split by rate (one session each on the CPU);
+    together with the runs already trained as a grid they cover every (cell, width) at both of
+    its rates, once."""
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "mqar.py")
+    preset = runpy.run_path(path)
+    rates = preset["get_config"]("full")["learning_rates"]
+    covered = []
+    for name, config in sweep.load(f"{path}:full"):
+        members = config.member_learning_rates
+        assert config.learning_rates == () or name in preset["FULL_GRID_RUNS"], name
+        covered += [(config.cell, config.width, rate) for rate in sorted(set(members))]
+    assert sorted(covered) == sorted({(cell, width, rate)
+                                      for cell, widths in preset["WIDTHS"]["full"].items()
+                                      for width in widths for rate in rates})

@@ -37,9 +37,11 @@ Variants:
   steps = 64 epochs of 100,000 sequences at Zoology's batch sizes, 3,000 test sequences.
 - "full" (this 2-core CPU, runs across sittings): the first panel (length 64, 4 pairs) with a
   vocabulary of 512 (8,192 makes the readout most of a CPU step), 10,000 steps of batch 64
-  (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3) as one grid
-  program, 2 seeds; attention at widths 16, 32, 64; gla, mamba and gated_deltanet (added
-  2026-12-01, after the others in the queue) at widths 16, 32, 64, 128.
+  (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3), 2 seeds;
+  attention at widths 16, 32, 64; gla, mamba and gated_deltanet (added 2026-12-01, after the
+  others in the queue) at widths 16, 32, 64, 128. The runs in `FULL_GRID_RUNS` trained both
+  rates as one grid program; since 2026-12-02 the others are one run per rate (named
+  `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
 """
 
@@ -69,6 +71,13 @@ CELLS = {
     # attention with PaTH's Householder position encoding, one head (the "paper" variant only)
     "path_attention": {"num_heads": 1},
 }
+# "full": the runs trained as one grid program of both rates (2026-12-01); every other run of
+# "full" is one run per rate, the rate that won every finished pilot and grid (2.2e-3) first.
+# On this CPU a grid program costs per step what its rates cost apart (BUILD_NOTES, "Cost of a
+# reproduction"), a grid's members are the single-rate runs (tests/test_train.py), and a run
+# must finish inside one 3-hour session here (checkpoints do not outlive one): a recurrent
+# grid run took 2 h 8 min (gla-w16), its two halves fit a session each.
+FULL_GRID_RUNS = ("attention-w16", "attention-w32", "attention-w64", "gla-w16")
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
                    "mamba": (16, 32, 64, 128), "gated_deltanet": (16, 32, 64, 128)},
@@ -130,4 +139,10 @@ def get_sweep(arg="full"):
                 hparams = {**CELLS[cell], **({"d_state": width} if cell == "lru" else {})}
                 runs.append(dict(name=f"{prefix}{cell}-w{width}", label=cell, cell=cell,
                                  width=width, cell_hparams=hparams, **panel))
+    if arg == "full":
+        rates = sorted(get_config(arg)["learning_rates"], reverse=True)
+        runs = [run for run in runs if run["name"] in FULL_GRID_RUNS] + [
+            {**run, "name": f"{run['name']}-lr{rate:.2g}", "learning_rates": (),
+             "learning_rate": rate}
+            for rate in rates for run in runs if run["name"] not in FULL_GRID_RUNS]
     return runs
