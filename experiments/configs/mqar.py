@@ -72,11 +72,11 @@ CELLS = {
     "path_attention": {"num_heads": 1},
 }
 # "full": the runs trained as one grid program of both rates (2026-12-01); every other run of
-# "full" is one run per rate, the rate that won every finished pilot and grid (2.2e-3) first.
+# "full" is one run per rate, the rate that won or tied every finished comparison (2.2e-3) first.
 # On this CPU a grid program costs per step what its rates cost apart (BUILD_NOTES, "Cost of a
 # reproduction"), a grid's members are the single-rate runs (tests/test_train.py), and a run
 # must finish inside one 3-hour session here (checkpoints do not outlive one): a recurrent
-# grid run took 2 h 8 min (gla-w16), its two halves fit a session each.
+# grid run took 2 h 8 min (gla-w16); each half should fit a session.
 FULL_GRID_RUNS = ("attention-w16", "attention-w32", "attention-w64", "gla-w16")
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
