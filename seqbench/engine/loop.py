@@ -29,7 +29,7 @@ from seqbench.checkpoint import Checkpointer, StopRequested
 from seqbench.engine import curricula
 from seqbench.engine import workdir as workdir_lib
 from seqbench.engine.config import Config, build, config_hash, from_json
-from seqbench.engine.post_train import config_json, post_train_start
+from seqbench.engine.post_train import RETRAIN_HINT, config_json, post_train_start
 from seqbench.engine.step import (
     cast_floats,
     fetch,
@@ -274,7 +274,7 @@ def final_state(workdir: str, record: dict[str, Any]):
     checkpointer.close()
     if restored is None or restored[0] != record["steps_run"]:
         raise ValueError(f"{workdir}: the checkpoint of its last step {record['steps_run']} is "
-                         f"gone (checkpoints are not committed); rerun it with the sweep")
+                         f"gone (checkpoints are not committed): {RETRAIN_HINT}")
     return config, cell, task, model, restored[1]
 
 

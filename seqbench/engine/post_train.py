@@ -48,6 +48,10 @@ def source_record(config: Config) -> dict[str, Any]:
     return record
 
 
+# What to do about a finished run whose final checkpoint is gone (checkpoints are not committed)
+RETRAIN_HINT = "move its result.json away to train it again from its seeds"
+
+
 def check_source_checkpoint(config: Config, record: dict[str, Any]) -> None:
     """Raises ValueError unless the run `config.init_from` (whose `result.json` is `record`)
     still holds the checkpoint of its final step, which post-training starts from."""
@@ -55,8 +59,7 @@ def check_source_checkpoint(config: Config, record: dict[str, Any]) -> None:
     if not os.path.isdir(final):
         raise ValueError(f"init_from: {config.init_from!r} has no checkpoint of its final step "
                          f"{record['steps_run']} (checkpoints are not committed with results): "
-                         f"move its result.json away to train it again from its seeds, then "
-                         f"post-train it")
+                         f"{RETRAIN_HINT}, then post-train it")
 
 
 def check_post_train_start(config: Config, workdir: str) -> None:
