@@ -104,7 +104,7 @@ def check(record: Any) -> str | None:
         bad = _bad_values(name, values)
         if bad:
             return bad
-    if not set(record["seed_status"]) <= {"ok", "diverged"}:
+    if not all(isinstance(v, str) and v in ("ok", "diverged") for v in record["seed_status"]):
         return f"seed_status values must be 'ok' or 'diverged'; got {record['seed_status']}"
     if record["status"] != ("diverged" if "diverged" in record["seed_status"] else "ok"):
         return f"status {record['status']!r} disagrees with seed_status {record['seed_status']}"

@@ -131,6 +131,13 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 FIELDS = sorted(make_record({4: [1.0], 8: [0.5]}))
 
 
+def test_seed_status_holding_lists_is_a_skip():
+    """Found by the property test below (2026-12-02): unhashable seed_status values crashed."""
+    record = make_record({4: [1.0], 8: [0.5]})
+    record["seed_status"] = [[]]
+    assert "seed_status values must be 'ok' or 'diverged'" in leaderboard_read.check(record)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(FIELDS), value=JSON, raw=st.binary(max_size=64))
