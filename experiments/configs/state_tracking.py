@@ -79,7 +79,8 @@ S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru",
 PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
                "gateloop", "gla", "gru", "hgrn2", "lem", "linear_attention", "lru", "lstm",
                "mamba", "mamba2", "mingru", "minlstm", "mlstm", "path_attention", "retnet",
-               "rg_lru", "rwkv7", "s4d", "s5", "scrn", "slstm", "sparse_combo_net")
+               "rg_lru", "rwkv7", "s4d", "s5", "scrn", "slstm", "sparse_combo_net",
+               "svd_combo_net")
 
 
 def get_config(arg="full"):

@@ -49,24 +49,37 @@ def _zeros_state(state_type, batch_shape, d_hidden: int):
     return state_type(*([zeros] * len(state_type._fields)))
 
 
-def _build(*, name, d_hidden, hparams, solver, init, state_type, project, recur, input_dim):
+def _build(*, name, d_hidden, hparams, solver, init, state_type, project, recur, input_dim,
+           prepare=None):
     """A `Cell` whose step is `recur(project(x_t))` and whose scan is `lax.scan` of that step,
-    or the parallel-in-time solve `solver` names (`parallel_in_time.solver_scan`)."""
+    or the parallel-in-time solve `solver` names (`parallel_in_time.solver_scan`).
+
+    `prepare(params)`, when given, derives what `project` and `recur` read (matrices built
+    from the trained parameters) once per `scan` or `step` call, not once per time step."""
     parallel_in_time.check_hparams(name, **solver)
+    prepare = prepare or (lambda params: params)
 
     def initial_state(params, batch_shape):
         return _zeros_state(state_type, tuple(batch_shape), d_hidden)
 
-    def step(params, state, x_t):
-        return recur(params, state, project(params, x_t))
+    def prepared_step(prepared, state, x_t):
+        return recur(prepared, state, project(prepared, x_t))
 
-    def scan(params, state, xs):
+    def step(params, state, x_t):
+        return prepared_step(prepare(params), state, x_t)
+
+    def sequential_scan(prepared, state, xs):
         xs = jnp.moveaxis(xs, -2, 0)
-        state, ys = lax.scan(lambda carry, x_t: step(params, carry, x_t), state, xs)
+        state, ys = lax.scan(lambda carry, x_t: prepared_step(prepared, carry, x_t), state, xs)
         return state, jnp.moveaxis(ys, 0, -2)
 
+    solve = sequential_scan
     if solver["scan_impl"] != "sequential":
-        scan = parallel_in_time.solver_scan(state_type, project, recur, **solver)
+        solve = parallel_in_time.solver_scan(state_type, project, recur, **solver)
+
+    def scan(params, state, xs):
+        return solve(prepare(params), state, xs)
+
     return base.make_cell(
         name=name, family="classic", d_out=d_hidden, init=init, initial_state=initial_state,
         step=step, scan=scan, input_dim=input_dim, hparams={**hparams, **solver},
@@ -647,6 +660,127 @@ def make_sparse_combo_net(
     )
 
 
+# Taylor terms and the most squarings of `_orthogonal`: exact to float32 rounding for
+# ‖Z − Zᵀ‖_F up to 2^_MAX_SQUARINGS (the remainder after 12 terms at norm <= 1 is ~1/13!).
+_TAYLOR_TERMS = 12
+_MAX_SQUARINGS = 16
+
+
+def _orthogonal(z: jax.Array) -> jax.Array:
+    """exp(S), S = triu(Z, 1) − triu(Z, 1)ᵀ skew-symmetric, for Z (..., n, n): an orthogonal
+    matrix (the parameterisation of U and V in the SVD Combo Net reference code).
+
+    Scaling and squaring with a Taylor series, in matmuls only: exp(S) = exp(S / 2^j)^(2^j)
+    with j = ceil(log2 ‖S‖_F) (clipped to [0, 16]), exp(S / 2^j) by its first 12 Taylor terms.
+    No LAPACK call (jax.scipy.linalg.expm solves a linear system; XLA:CPU's batched LAPACK can
+    deadlock, BUILD_NOTES "Cells and models"); the squarings past j are skipped by a select,
+    so the function is differentiable everywhere and its shape static.
+    """
+    upper = jnp.triu(z, 1)
+    skew = upper - jnp.swapaxes(upper, -1, -2)
+    norm = jnp.sqrt(jnp.sum(skew * skew, axis=(-2, -1), keepdims=True))
+    squarings = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1.0))), 0, _MAX_SQUARINGS)
+    scaled = skew / 2.0**squarings
+    eye = jnp.broadcast_to(jnp.eye(z.shape[-1], dtype=z.dtype), z.shape)
+    term, total = eye, eye
+    for k in range(1, _TAYLOR_TERMS + 1):
+        term = term @ scaled / k
+        total = total + term
+    for i in range(_MAX_SQUARINGS):
+        total = jnp.where(i < squarings, total @ total, total)
+    return total
+
+
+def make_svd_combo_net(
+    *, d_hidden: int = 64, num_modules: int = 4, radius: float = 0.9,
+    feedback_density: float = 1.0, dt: float = 0.1, module_seed: int = 0,
+    scan_impl: str = "sequential", damping: float = 0.0, tol: float = 1e-6,
+    max_iters: int | None = None,
+) -> base.Cell:
+    """SVD Combo Net (Kozachkov, Ennis & Slotine 2022, "RNNs of RNNs"): k trained RNN modules,
+    each contracting by its parameterisation, coupled by trained negative feedback.
+
+        h_t = h_{t−1} + dt · (−h_{t−1} + W relu(h_{t−1}) + L h_{t−1} + W_x x_t + b)
+        W = blockdiag(W_1, …, W_k),  W_i = Θ_i⁻¹ U_i Σ_i V_iᵀ Θ_i
+        U_i, V_i = exp(skew)  (orthogonal),  Σ_i = radius · diag(exp(−z_i²)),  Θ = diag(exp(θ))
+        L = B̃ − Θ⁻² B̃ᵀ Θ²,   B̃ = B ⊙ Ω   (Ω: the blocks (i, j), i > j, of coupled module pairs)
+        y_t = h_t
+
+    Why it contracts: in the coordinates Θ h the Jacobian is −I + U Σ Vᵀ D + (C − Cᵀ), with
+    D = diag(relu') ∈ [0, 1] (diagonal, so it commutes with Θ) and C = Θ B̃ Θ⁻¹; its symmetric
+    part is at most −(1 − radius) I, so the flow contracts in the metric Θ² at rate
+    1 − radius whatever U, V, z, θ and B are (the modules' metric Θ_i² is their Theorem 5's;
+    L makes Θ² L skew-symmetric, the paper's negative-feedback coupling in that metric). The
+    Euler steps contract too when dt < 2(1 − radius) / (1 + radius + ‖C − Cᵀ‖₂)², as for
+    `sparse_combo_net`.
+    Sources (BUILD_NOTES, "Cells and models"): the authors' repository's stability check (the
+    singular values of Θ W Θ⁻¹ at most 1) and a third-party implementation of the network
+    (U, V the matrix exponentials of skew matrices, Σ = exp(−z²) / g for a nonlinearity of
+    slope <= g, a positive diagonal Θ). This cell's own choices: the leak fixed at −1 (the
+    implementation trains a positive leak a, which contracts only while a > σ_max g), radius
+    < 1 in place of 1/g (g = 1 for ReLU) for a strict margin, Θ = exp(θ) in place of |θ| + 1e-5
+    (init θ = 0: the identity metric), the input drive W_x x + b, and the feedback of
+    `sparse_combo_net`. `_orthogonal` computes the exponentials without LAPACK.
+    Init: W_x, b, B U(±1/sqrt(D)); the skew and z parameters U(±1/sqrt(D / k)); θ = 0. Ω is
+    drawn from `module_seed` (`_feedback_mask`). Parameters: D·(d_in + 1) + D² + k·(2 (D/k)² +
+    D/k) + D (B and the skew parameters are stored whole; only their masked parts act).
+    """
+    name = "svd_combo_net"
+    base.check_int(name, "d_hidden", d_hidden)
+    base.check_int(name, "num_modules", num_modules)
+    base.check_int(name, "module_seed", module_seed, minimum=0)
+    if d_hidden % num_modules:
+        raise ValueError(f"{name}: num_modules must divide d_hidden={d_hidden}; got {num_modules}")
+    for field, value in (("feedback_density", feedback_density), ("dt", dt)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"{name}: {field} must be a number in (0, 1]; got {value!r}")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 <= radius < 1:
+        raise ValueError(f"{name}: radius must be a number in [0, 1) (the modules' largest "
+                         f"singular value in their metric); got {radius!r}")
+    size = d_hidden // num_modules
+    mask = jnp.asarray(_feedback_mask(num_modules, size, feedback_density, module_seed))
+
+    def init(key, d_in):
+        outer, inner = jax.random.split(key)
+        params = _uniform_all(outer, {"w_x": (d_in, d_hidden), "b": (d_hidden,),
+                                      "w_b": (d_hidden, d_hidden)}, d_hidden)
+        params.update(_uniform_all(inner, {"skew_u": (num_modules, size, size),
+                                           "skew_v": (num_modules, size, size),
+                                           "z": (num_modules, size)}, size))
+        params["theta"] = jnp.zeros((d_hidden,), jnp.float32)
+        return params
+
+    def prepare(params):
+        """{w_x, b, modules W (D, D), feedback L (D, D)} from the trained parameters."""
+        theta = jnp.exp(params["theta"]).reshape(num_modules, size)
+        sigma = radius * jnp.exp(-params["z"] ** 2)
+        core = (_orthogonal(params["skew_u"]) * sigma[:, None, :]) @ jnp.swapaxes(
+            _orthogonal(params["skew_v"]), -1, -2)  # U Σ Vᵀ per module
+        blocks = core * theta[:, None, :] / theta[:, :, None]  # Θ⁻¹ (U Σ Vᵀ) Θ
+        modules = jax.scipy.linalg.block_diag(*blocks)
+        metric = jnp.exp(2.0 * params["theta"])  # Θ²
+        coupled = params["w_b"] * mask
+        feedback = coupled - coupled.T * metric[None, :] / metric[:, None]
+        return {"w_x": params["w_x"], "b": params["b"], "modules": modules,
+                "feedback": feedback}
+
+    def recur(prepared, state, u_t):
+        h = state.h
+        drive = jax.nn.relu(h) @ prepared["modules"].T + h @ prepared["feedback"].T
+        h = h + dt * (-h + drive + u_t)
+        return ComboNetState(h), h
+
+    return _build(
+        name=name, d_hidden=d_hidden,
+        hparams=dict(d_hidden=d_hidden, num_modules=num_modules, radius=radius,
+                     feedback_density=feedback_density, dt=dt, module_seed=module_seed),
+        init=init, prepare=prepare,
+        solver=dict(scan_impl=scan_impl, damping=damping, tol=tol, max_iters=max_iters),
+        state_type=ComboNetState, project=_affine_projection, recur=recur,
+        input_dim=lambda p: p["w_x"].shape[0],
+    )
+
+
 CELLS = {
     "elman": make_elman,
     "lstm": make_lstm,
@@ -655,4 +789,5 @@ CELLS = {
     "bilinear": make_bilinear,
     "scrn": make_scrn,
     "sparse_combo_net": make_sparse_combo_net,
+    "svd_combo_net": make_svd_combo_net,
 }

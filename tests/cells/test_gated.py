@@ -474,7 +474,8 @@ def test_param_count(name, hparams, d_in, d_hidden):
         ("mingru", {"d_hidden": True}, "d_hidden must be a positive int"),
         ("minlstm", {"scan_impl": None}, "scan_impl must be one of"),
         ("mingru", {"scan_impl": "deer"},
-         r"for the classic cells \(elman, lstm, gru, lem, bilinear, scrn, sparse_combo_net\); "
+         r"for the classic cells \(elman, lstm, gru, lem, bilinear, scrn, sparse_combo_net, "
+         r"svd_combo_net\); "
          r"mingru's recurrence is linear"),
     ],
 )
