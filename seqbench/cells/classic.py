@@ -1,12 +1,13 @@
 """Classic nonlinear recurrent cells: Elman, LSTM, GRU, LEM, the bilinear RNN, SCRN and the
-Sparse Combo Net (RNNs of RNNs).
+Sparse and SVD Combo Nets (RNNs of RNNs).
 
 Every cell here is written as two pure functions:
 
     project(params, x) -> u        the input-only part, affine in x (any leading axes)
     recur(params, state, u_t) -> (state, y_t)   the part that needs the previous state
 
-`step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs:
+`step` is `recur(project(x_t))`, and `scan` is `lax.scan` of `step` over the time-major inputs
+(with `prepare(params)`, matrices derived from the parameters, computed once before the loop):
 the projection stays inside the loop. Hoisting it out (one (B·T, d_in) x (d_in, G·D) matmul
 before the scan, as cuDNN does) made the LSTM's forward and backward pass 1.5x slower on
 XLA:CPU: the projected (T, B, G·D) array round-trips through memory (BUILD_NOTES, "Cells and
