@@ -340,7 +340,7 @@ def build(folders: list[str], out: str) -> dict[str, Any]:
              "grids": grids,
              "skipped": sorted(skipped, key=lambda s: s["path"])}
     # Everything is rendered before anything is written: a failure leaves the old outputs.
-    figures = plots(rows)
+    figures = plots(rows, grids)
     files = {"leaderboard.json": (json.dumps(board, indent=1, sort_keys=True) + "\n").encode(),
              "leaderboard.csv": to_csv(rows).encode(),
              "leaderboard.md": to_markdown(rows, grids, generated).encode(),

@@ -164,9 +164,11 @@ class Plot(NamedTuple):
     png: bytes
 
 
-def plots(rows: list[dict]) -> dict[str, Plot]:
-    """{task: Plot} with one curve (mean) and band (seed min..max) per row of the task."""
-    return {task: plot(task, [row for row in rows if row["task"] == task])
+def plots(rows: list[dict], grids: list[dict] = ()) -> dict[str, Plot]:
+    """{task: Plot} with one curve (mean) and band (seed min..max) per row of the task, and
+    the capacity panel where `grids` (`selection.grids`) have one for the task."""
+    return {task: plot(task, [row for row in rows if row["task"] == task],
+                       selection.capacity_curves(list(grids), task))
             for task in sorted({row["task"] for row in rows})}
 
 
@@ -211,15 +213,48 @@ def plot_loss_by_position(ax, rows: list[dict], colors: list) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot(task: str, rows: list[dict]) -> Plot:
-    """Accuracy against length, and beside it loss against position when some row scored
-    positions in at least two loss bins (tasks with a target at every step)."""
+def plot_capacity(ax, curves: dict[str, list[dict]]) -> None:
+    """Accuracy against state size (log x), one colour per model: our selected mean with its
+    95% interval (solid, band) and the paper's best-of (dashed), the layout of Zoology's
+    Figure 2 (`selection.capacity_curves`, `selection.capacity_points`)."""
+    palette = matplotlib.colormaps["tab10"].colors
+    measured = "score"
+    for i, (model, grids) in enumerate(curves.items()):
+        color = palette[i % len(palette)]
+        measured, points = selection.capacity_points(grids)
+        xs = [p["state_size"] for p in points]
+        ax.plot(xs, [p["mean"] for p in points], marker="o", markersize=3, linewidth=1.5,
+                color=color, label=plain_text(model))
+        ax.fill_between(xs, [max(p["ci95"][0], 0.0) for p in points],
+                        [min(p["ci95"][1], 1.0) for p in points], color=color, alpha=0.15,
+                        linewidth=0)
+        ax.plot(xs, [p["best"] for p in points], marker="^", markersize=4, linewidth=1,
+                linestyle="--", color=color)
+    ax.plot([], [], color="0.4", linestyle="--", marker="^", label="best of grid (paper's)")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("state size (floats per sequence, log scale)")
+    ax.set_ylabel(measured)
+    ax.set_title(f"capacity: {measured} vs state size (mean, 95% interval)", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+
+
+def plot(task: str, rows: list[dict], capacity: dict[str, list[dict]] | None = None) -> Plot:
+    """Accuracy against length; beside it loss against position when some row scored
+    positions in at least two loss bins (tasks with a target at every step), and the score
+    against state size when `capacity` (`selection.capacity_curves`) has a curve."""
     # The legend goes below the axes (labels can be long), so the figure grows with the rows.
     profiled = any(len(_profiled(row)) >= 2 for row in rows)
-    fig = Figure(figsize=(12 if profiled else 8, 3.4 + 0.17 * (len(rows) + 1)), dpi=100,
+    panels = [3] + [2] * profiled + [3] * bool(capacity)
+    fig = Figure(figsize=(8 + 4 * (len(panels) - 1), 3.4 + 0.17 * (len(rows) + 1)), dpi=100,
                  layout="constrained")
-    ax, loss_ax = fig.subplots(1, 2, width_ratios=[3, 2]) if profiled else (fig.add_subplot(),
-                                                                              None)
+    axes = list(fig.subplots(1, len(panels), width_ratios=panels)) if len(panels) > 1 else [
+        fig.add_subplot()]
+    ax = axes.pop(0)
+    loss_ax = axes.pop(0) if profiled else None
+    if capacity:
+        plot_capacity(axes.pop(0), capacity)
     # One colour per row on both panels; tab10 has 10 colours, tab20 keeps 20 curves apart.
     palette = matplotlib.colormaps["tab20" if len(rows) > 10 else "tab10"].colors
     colors = [palette[i % len(palette)] for i in range(len(rows))]
@@ -244,7 +279,8 @@ def plot(task: str, rows: list[dict]) -> Plot:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(lengths), tick_labels(sorted(lengths)))
         ax.xaxis.set_minor_locator(NullLocator())
-        fig.legend(loc="outside lower center", fontsize=8, frameon=False)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=8,
+                   frameon=False)  # the main panel's rows; the capacity panel has its own
     else:
         ax.text(0.5, 0.5, "no seed converged", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(-0.02, 1.02)

@@ -22,6 +22,7 @@ from seqbench import (
     logs,
     published,
     results,
+    selection,
 )
 
 TRAIN_LENGTH = 4
@@ -482,3 +483,57 @@ def test_the_overview_puts_each_model_s_variants_beside_it():
     assert ordered == ["elman", "elman-bare", "mamba", "mamba-neg", "lru", "lru-neg",
                        "rg_lru", "rg_lru-neg", "rg_lru-neg-lowinit"]
     assert set(cells) == {("parity_check", m) for m in models}
+
+
+def test_a_model_at_several_state_sizes_gets_the_capacity_curve(tmp_path):
+    """Zoology's Figure 2 layout: a named model run at two widths (two state sizes), each a
+    grid of two learning rates, gives one curve of (state size, selected mean, best-of) in the
+    task's plot; a model at one state size gives none, nor does one with two grids at one
+    state size (they differ in something else)."""
+    for width, state_size, scores in ((16, 512, ((1e-3, [0.1, 0.2]), (3e-3, [0.3, 0.9]))),
+                                      (32, 2048, ((1e-3, [0.9, 1.0]), (3e-3, [0.8, 0.8])))):
+        for lr, accuracy in scores:
+            record = make_record({4: accuracy, 8: accuracy}, cell="gla", task="mqar",
+                                 state_size=state_size, seed=0)
+            record["config"].update(learning_rate=lr, label="gla", width=width)
+            write_run(tmp_path / "runs" / f"gla-w{width}-lr{lr}", record)
+    alone = make_record({4: [1.0], 8: [1.0]}, cell="attention", task="mqar", state_size=4096,
+                        seed=0)
+    alone["config"].update(label="attention")
+    write_run(tmp_path / "runs" / "attention", alone)
+    for eval_size, state_size in ((100, 64), (200, 64), (100, 128)):  # ambiguous at 64
+        record = make_record({4: [1.0], 8: [1.0]}, cell="lru", task="mqar",
+                             state_size=state_size, seed=0)
+        record["config"].update(label="lru", eval_size=eval_size, width=state_size)
+        write_run(tmp_path / "runs" / f"lru-{eval_size}-{state_size}", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    curves = selection.capacity_curves(board["grids"], "mqar")
+    assert list(curves) == ["gla"]
+    assert [g["state_size"] for g in curves["gla"]] == [512, 2048]
+    assert [g["best_of"] for g in curves["gla"]] == [0.9, 1.0]
+    assert [g["selected"]["mean"] for g in curves["gla"]] == pytest.approx([0.6, 0.95])
+    assert selection.capacity_curves(board["grids"], "parity_check") == {}
+    assert "capacity: score vs state size" in leaderboard_html.plot(
+        "mqar", board["rows"], curves).svg
+    assert "capacity" not in leaderboard_html.plot("mqar", board["rows"]).svg
+    assert "capacity: score vs state size" in (tmp_path / "out" / "leaderboard.html").read_text()
+
+
+def test_capacity_at_the_training_length_plots_the_in_distribution_accuracy(tmp_path):
+    """MQAR as Zoology measures it, at its training length only: no score beyond it, so the
+    capacity curve is the in-distribution accuracy (selected mean; best seed of the grid)."""
+    for width, state_size, accuracy in ((16, 512, [0.2, 0.4]), (32, 2048, [1.0, 0.9])):
+        record = make_record({TRAIN_LENGTH: accuracy, 2 * TRAIN_LENGTH: accuracy}, cell="gla",
+                             task="mqar", state_size=state_size, seed=0)
+        del record["per_length"][str(2 * TRAIN_LENGTH)]  # make_record needs a longer length
+        record["config"].update(label="gla", width=width)
+        record.update(score=[None, None], score_mean=None)  # as a run without longer lengths
+        write_run(tmp_path / "runs" / f"gla-w{width}", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    curves = selection.capacity_curves(board["grids"], "mqar")
+    measured, points = selection.capacity_points(curves["gla"])
+    assert measured == "in-distribution accuracy"
+    assert [(p["state_size"], p["best"]) for p in points] == [(512, 0.4), (2048, 1.0)]
+    assert [p["mean"] for p in points] == pytest.approx([0.3, 0.95])
+    assert "capacity: in-distribution accuracy vs state size" in leaderboard_html.plot(
+        "mqar", board["rows"], curves).svg
