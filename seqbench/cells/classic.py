@@ -589,6 +589,22 @@ def _feedback_mask(num_modules: int, size: int, feedback_density: float,
     return np.kron(pairs, np.ones((size, size))).astype(np.float32)
 
 
+def _check_combo(name: str, d_hidden: int, num_modules: int, module_seed: int, radius: float,
+                 radius_meaning: str, **fractions: float) -> None:
+    """The combo nets' shared checks; each of `fractions` must be a number in (0, 1]."""
+    base.check_int(name, "d_hidden", d_hidden)
+    base.check_int(name, "num_modules", num_modules)
+    base.check_int(name, "module_seed", module_seed, minimum=0)
+    if d_hidden % num_modules:
+        raise ValueError(f"{name}: num_modules must divide d_hidden={d_hidden}; got {num_modules}")
+    for field, value in fractions.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"{name}: {field} must be a number in (0, 1]; got {value!r}")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 <= radius < 1:
+        raise ValueError(f"{name}: radius must be a number in [0, 1) ({radius_meaning}); "
+                         f"got {radius!r}")
+
+
 def make_sparse_combo_net(
     *, d_hidden: int = 64, num_modules: int = 4, density: float = 0.5, radius: float = 0.9,
     feedback_density: float = 1.0, dt: float = 0.1, module_seed: int = 0,
@@ -620,21 +636,8 @@ def make_sparse_combo_net(
     masked blocks act).
     """
     name = "sparse_combo_net"
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_modules", num_modules)
-    base.check_int(name, "module_seed", module_seed, minimum=0)
-    if d_hidden % num_modules:
-        raise ValueError(f"{name}: num_modules must divide d_hidden={d_hidden}; got {num_modules}")
-    for field, value, low, high in (("density", density, 0.0, 1.0),
-                                    ("feedback_density", feedback_density, 0.0, 1.0),
-                                    ("dt", dt, 0.0, 1.0)):
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not low < value <= high):
-            raise ValueError(f"{name}: {field} must be a number in ({low:g}, {high:g}]; "
-                             f"got {value!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 <= radius < 1:
-        raise ValueError(f"{name}: radius must be a number in [0, 1) (Theorem 1 needs "
-                         f"ρ(|W_i|) < 1); got {radius!r}")
+    _check_combo(name, d_hidden, num_modules, module_seed, radius, "Theorem 1 needs ρ(|W_i|) < 1",
+                 density=density, feedback_density=feedback_density, dt=dt)
     size = d_hidden // num_modules
     modules = jnp.asarray(_contracting_modules(num_modules, size, density, radius, module_seed))
     mask = jnp.asarray(_feedback_mask(num_modules, size, feedback_density, module_seed))
@@ -727,17 +730,9 @@ def make_svd_combo_net(
     D/k) + D (B and the skew parameters are stored whole; only their masked parts act).
     """
     name = "svd_combo_net"
-    base.check_int(name, "d_hidden", d_hidden)
-    base.check_int(name, "num_modules", num_modules)
-    base.check_int(name, "module_seed", module_seed, minimum=0)
-    if d_hidden % num_modules:
-        raise ValueError(f"{name}: num_modules must divide d_hidden={d_hidden}; got {num_modules}")
-    for field, value in (("feedback_density", feedback_density), ("dt", dt)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ValueError(f"{name}: {field} must be a number in (0, 1]; got {value!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 <= radius < 1:
-        raise ValueError(f"{name}: radius must be a number in [0, 1) (the modules' largest "
-                         f"singular value in their metric); got {radius!r}")
+    _check_combo(name, d_hidden, num_modules, module_seed, radius,
+                 "the modules' largest singular value in their metric",
+                 feedback_density=feedback_density, dt=dt)
     size = d_hidden // num_modules
     mask = jnp.asarray(_feedback_mask(num_modules, size, feedback_density, module_seed))
 
