@@ -213,15 +213,13 @@ def plot_loss_by_position(ax, rows: list[dict], colors: list) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_capacity(ax, curves: dict[str, list[dict]]) -> None:
-    """Accuracy against state size (log x), one colour per model: our selected mean with its
-    95% interval (solid, band) and the paper's best-of (dashed), the layout of Zoology's
-    Figure 2 (`selection.capacity_curves`, `selection.capacity_points`)."""
+def plot_capacity(ax, measured: str, curves: dict[str, list[dict]]) -> None:
+    """`measured` against state size (log x), one colour per model: our selected mean with
+    its 95% interval (solid, band) and the paper's best-of (dashed), the layout of Zoology's
+    Figure 2 (`selection.capacity_curves`)."""
     palette = matplotlib.colormaps["tab10"].colors
-    measured = "score"
-    for i, (model, grids) in enumerate(curves.items()):
+    for i, (model, points) in enumerate(curves.items()):
         color = palette[i % len(palette)]
-        measured, points = selection.capacity_points(grids)
         xs = [p["state_size"] for p in points]
         ax.plot(xs, [p["mean"] for p in points], marker="o", markersize=3, linewidth=1.5,
                 color=color, label=plain_text(model))
@@ -240,21 +238,23 @@ def plot_capacity(ax, curves: dict[str, list[dict]]) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot(task: str, rows: list[dict], capacity: dict[str, list[dict]] | None = None) -> Plot:
+def plot(task: str, rows: list[dict],
+         capacity: tuple[str, dict[str, list[dict]]] = ("score", {})) -> Plot:
     """Accuracy against length; beside it loss against position when some row scored
     positions in at least two loss bins (tasks with a target at every step), and the score
     against state size when `capacity` (`selection.capacity_curves`) has a curve."""
     # The legend goes below the axes (labels can be long), so the figure grows with the rows.
     profiled = any(len(_profiled(row)) >= 2 for row in rows)
-    panels = [3] + [2] * profiled + [3] * bool(capacity)
+    measured, curves = capacity
+    panels = [3] + [2] * profiled + [3] * bool(curves)
     fig = Figure(figsize=(8 + 4 * (len(panels) - 1), 3.4 + 0.17 * (len(rows) + 1)), dpi=100,
                  layout="constrained")
     axes = list(fig.subplots(1, len(panels), width_ratios=panels)) if len(panels) > 1 else [
         fig.add_subplot()]
     ax = axes.pop(0)
     loss_ax = axes.pop(0) if profiled else None
-    if capacity:
-        plot_capacity(axes.pop(0), capacity)
+    if curves:
+        plot_capacity(axes.pop(0), measured, curves)
     # One colour per row on both panels; tab10 has 10 colours, tab20 keeps 20 curves apart.
     palette = matplotlib.colormaps["tab20" if len(rows) > 10 else "tab10"].colors
     colors = [palette[i % len(palette)] for i in range(len(rows))]

@@ -39,8 +39,8 @@ def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[d
     """One entry per (task, model) grid, in the rows' order (see the module docstring):
 
         {"task", "task_group", "model", "labelled": every row has a `label`, "label": the
-         first row's label ("" when none), "rows": [row ids], "state_size": the model's floats of state (one per grid: its rows differ in the
-         learning rate only), "learning_rates": [...],
+         first row's label ("" when none), "rows": [row ids], "state_size": the model's
+         floats of state (its rows differ in the learning rate only), "learning_rates": [...],
          "best_of": float | None, "best_of_learning_rate": float | None,
          "selected_learning_rate": float | None, "selected": the chosen row's score interval,
          "selected_in_distribution": its in-distribution accuracy interval,
@@ -75,39 +75,36 @@ def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[d
     return out
 
 
-def capacity_curves(grid_rows: list[dict[str, Any]], task: str) -> dict[str, list[dict]]:
-    """{label: its grids of `task`, by state size}: recall against state size, the shape of
-    Zoology's Figure 2 (Arora et al. 2024), one curve per preset-named model (`label`, e.g.
-    "gla" run at widths 16..128). Only labels whose grids of the task have at least two state
-    sizes with a value (`capacity_points`) and one grid at each: a label with two grids at one
-    state size differs in something else, and a curve through either would be mislabelled."""
-    by_label: dict[str, list[dict]] = {}
+def capacity_curves(grid_rows: list[dict[str, Any]], task: str,
+                    ) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """(what is measured, {label: [{"state_size", "mean", "ci95", "best"}, ...]}): a task's
+    score against state size, the shape of Zoology's Figure 2 (Arora et al. 2024), one curve
+    per preset-named model (`label`, e.g. "gla" run at widths 16..128), points by state size.
+
+    The measure is the score (beyond the training length) when any of the task's grids has
+    one; else, for a task evaluated at its training length only (MQAR at a fixed length, as
+    Zoology measures recall), the in-distribution accuracy. Each point: ours (`mean`, `ci95`:
+    the selected rate's seeds) and the paper's statistic (`best`: the grid's best seed); a
+    grid without a value is left out. A label gets a curve when it has at least two points and
+    one grid at each state size: two grids of one label at one state size differ in something
+    else, and a curve through either would be mislabelled."""
+    grids_of: dict[str, list[dict]] = {}
     for grid in grid_rows:
         if grid["task"] == task and grid["labelled"]:
-            by_label.setdefault(grid["label"], []).append(grid)
-    curves = {}
-    for label, grids in by_label.items():
-        sizes = [grid["state_size"] for grid in grids]
-        if len(set(sizes)) == len(sizes) and len(capacity_points(grids)[1]) >= 2:
-            curves[label] = sorted(grids, key=lambda grid: grid["state_size"])
-    return curves
-
-
-def capacity_points(grids: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """(what is plotted, [{"state_size", "mean", "ci95", "best"}]) of one capacity curve.
-
-    The score (beyond the training length) where the grids have one; else, for a task
-    evaluated at its training length only (MQAR at a fixed length, as Zoology measures
-    recall), the in-distribution accuracy: ours (`mean`, `ci95`: the selected rate's seeds)
-    and the paper's statistic (`best`: the best seed of the grid). Grids without a value are
-    left out."""
-    scored = any(grid["best_of"] is not None for grid in grids)
+            grids_of.setdefault(grid["label"], []).append(grid)
+    scored = any(g["best_of"] is not None for grids in grids_of.values() for g in grids)
     mean_key, best_key = (("selected", "best_of") if scored else
                           ("selected_in_distribution", "best_of_in_distribution"))
-    points = [{"state_size": grid["state_size"], "mean": grid[mean_key]["mean"],
-               "ci95": grid[mean_key]["ci95"], "best": grid[best_key]}
-              for grid in grids if grid[mean_key] and grid[mean_key]["n"]]
-    return ("score" if scored else "in-distribution accuracy"), points
+    curves = {}
+    for label, grids in grids_of.items():
+        sizes = [grid["state_size"] for grid in grids]
+        points = [{"state_size": g["state_size"], "mean": g[mean_key]["mean"],
+                   "ci95": g[mean_key]["ci95"], "best": g[best_key]}
+                  for g in sorted(grids, key=lambda g: g["state_size"])
+                  if g[mean_key] and g[mean_key]["n"]]
+        if len(set(sizes)) == len(sizes) and len(points) >= 2:
+            curves[label] = points
+    return ("score" if scored else "in-distribution accuracy"), curves
 
 
 def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GROUPS,

@@ -507,14 +507,15 @@ def test_a_model_at_several_state_sizes_gets_the_capacity_curve(tmp_path):
         record["config"].update(label="lru", eval_size=eval_size, width=state_size)
         write_run(tmp_path / "runs" / f"lru-{eval_size}-{state_size}", record)
     board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
-    curves = selection.capacity_curves(board["grids"], "mqar")
-    assert list(curves) == ["gla"]
-    assert [g["state_size"] for g in curves["gla"]] == [512, 2048]
-    assert [g["best_of"] for g in curves["gla"]] == [0.9, 1.0]
-    assert [g["selected"]["mean"] for g in curves["gla"]] == pytest.approx([0.6, 0.95])
-    assert selection.capacity_curves(board["grids"], "parity_check") == {}
+    capacity = selection.capacity_curves(board["grids"], "mqar")
+    measured, curves = capacity
+    assert measured == "score" and list(curves) == ["gla"]
+    assert [p["state_size"] for p in curves["gla"]] == [512, 2048]
+    assert [p["best"] for p in curves["gla"]] == [0.9, 1.0]
+    assert [p["mean"] for p in curves["gla"]] == pytest.approx([0.6, 0.95])
+    assert selection.capacity_curves(board["grids"], "parity_check")[1] == {}
     assert "capacity: score vs state size" in leaderboard_html.plot(
-        "mqar", board["rows"], curves).svg
+        "mqar", board["rows"], capacity).svg
     assert "capacity" not in leaderboard_html.plot("mqar", board["rows"]).svg
     assert "capacity: score vs state size" in (tmp_path / "out" / "leaderboard.html").read_text()
 
@@ -530,10 +531,11 @@ def test_capacity_at_the_training_length_plots_the_in_distribution_accuracy(tmp_
         record.update(score=[None, None], score_mean=None)  # as a run without longer lengths
         write_run(tmp_path / "runs" / f"gla-w{width}", record)
     board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
-    curves = selection.capacity_curves(board["grids"], "mqar")
-    measured, points = selection.capacity_points(curves["gla"])
+    capacity = selection.capacity_curves(board["grids"], "mqar")
+    measured, curves = capacity
+    points = curves["gla"]
     assert measured == "in-distribution accuracy"
     assert [(p["state_size"], p["best"]) for p in points] == [(512, 0.4), (2048, 1.0)]
     assert [p["mean"] for p in points] == pytest.approx([0.3, 0.95])
     assert "capacity: in-distribution accuracy vs state size" in leaderboard_html.plot(
-        "mqar", board["rows"], curves).svg
+        "mqar", board["rows"], capacity).svg
