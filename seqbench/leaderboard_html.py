@@ -50,12 +50,16 @@ def seeds_text(row: dict) -> str:
 
 
 def setting_text(field: str, value) -> str:
-    """One distinct setting as a label shows it: `field=value`; a post-training source as
+    """One distinct setting as a label shows it: `field=value`, a float to 3 significant digits
+    (`learning_rate=0.00215`, not the 17 of 10**-2.6667); a post-training source as
     "post-trained from HASH" (its row's config hash, shortened), and nothing when the row was
     not post-trained."""
     if field == "post_trained_from":
         return f"post-trained from {value[:8]}" if value else ""
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, float):
+        text = f"{value:.3g}"
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return f"{field}={text}"
 
 

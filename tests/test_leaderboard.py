@@ -396,6 +396,9 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
               for row in board["rows"]}
     assert labels == {1e-3: "lstm-bare [learning_rate=0.001]",
                       3e-3: "lstm-bare [learning_rate=0.003]"}
+    # a log-spaced rate shows 3 significant digits, not float noise
+    long_rate = {**board["rows"][0], "distinct_settings": {"learning_rate": 10 ** -2.6667}}
+    assert leaderboard_html.row_label(long_rate) == "lstm-bare [learning_rate=0.00215]"
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
     overview = markdown.split("## Overview")[1].split("\n## ")[0]
     assert "| task | lstm-bare |" in overview
