@@ -26,7 +26,9 @@ line per run: `[i/n] NAME: score S (mean over seeds), T s; K runs left, ETA E` (
 mean time of the runs this process trained, times the runs left; or `skipped, already done`).
 Workers: several processes may run the same command (or `--only` slices of it) at once; each
 skips the runs another one is training (each run folder is locked, `.lock`) and reads those
-it finished, so N processes share a sweep without coordinating.
+it finished, so N processes share a sweep without coordinating. `--dry_run` lists each run's
+state (done with its score, training in process PID, to run; the last logged step of an
+unfinished one) and the counts, training nothing.
 `--tensorboard`: every run also writes TensorBoard files (`seqbench.tensorboard`).
 `--launcher=ray`: every run a Ray task on a cluster, the same semantics (`seqbench.ray_launcher`).
 
@@ -260,6 +262,29 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
     return records
 
 
+def plan(resolved: list[Run], root: str) -> list[str]:
+    """`--dry_run`'s lines: each run's state, then the counts. A run is "done (score S)",
+    "training in process PID" (another process holds its folder) or "to run"; an unfinished
+    one names its last logged step (it resumes from its last checkpoint, at or before it)."""
+    lines, counts = [], {"done": 0, "training": 0, "to run": 0}
+    for name, config, config_json in resolved:
+        workdir = os.path.join(root, name)
+        record = finished(workdir, config_json)
+        if record is not None:
+            state, kind = f"done (score {score_text(record['score_mean'])})", "done"
+        else:
+            pid = workdir_lib.holder(workdir)
+            kind = "to run" if pid is None else "training"
+            state = kind if pid is None else f"training in process {pid}"
+            step = workdir_lib.last_logged_step(workdir)
+            if step is not None:
+                state += f", step {step} of {config.steps} logged"
+        counts[kind] += 1
+        lines.append(f"{name}: {config.cell} on {config.task}, {state}")
+    lines.append(", ".join(f"{n} {kind}" for kind, n in counts.items()) + f" of {len(resolved)}")
+    return lines
+
+
 # ----------------------------------------------------------------------------- command line
 
 FLAGS = flags.FLAGS
@@ -319,10 +344,8 @@ def main(argv):
     except (ValueError, TypeError) as e:
         fail(str(e))
     if FLAGS.dry_run:
-        for name, config, config_json in resolved:
-            done = finished(os.path.join(FLAGS.runs, name), config_json) is not None
-            logger.info(f"{name}: {config.cell} on {config.task} "
-                        f"({'done' if done else 'to run'})")
+        for line in plan(resolved, FLAGS.runs):
+            logger.info(line)
         return
     if FLAGS.launcher == "ray":
         try:

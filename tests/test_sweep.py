@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from seqbench import cells, engine, logs, results, sweep
+from seqbench.engine import workdir as workdir_lib
 
 PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments",
                                         "configs", "*.py")))
@@ -142,6 +143,18 @@ def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_fin
         holder.flush()
         with logs.captured() as lines:
             got = sweep.sweep(runs + [chain], str(tmp_path))
+        # --dry_run's plan: each run's state, an unfinished one's last whole metrics line.
+        (tmp_path / "lstm" / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "lo')
+        assert sweep.plan(sweep.check(runs + [chain], str(tmp_path)), str(tmp_path)) == [
+            "lstm: lstm on parity_check, training in process 4242, step 1 of 2 logged",
+            f"lru: lru on parity_check, done (score "
+            f"{sweep.score_text(records[1]['score_mean'])})",
+            "lstm-noise: lstm on parity_check, to run",
+            "lstm-noise-again: lstm on parity_check, to run",
+            "1 done, 1 training, 2 to run of 4"]
+        os.remove(tmp_path / "lstm" / "metrics.jsonl")
+    assert workdir_lib.holder(str(tmp_path / "lstm")) is None  # released with the process's file
+    assert workdir_lib.holder(str(tmp_path / "no such run")) is None
     assert got[0] is None and got[2] is None and got[3] is None
     assert got[1]["config_hash"] == records[1]["config_hash"]
     assert lines[:4] == [

@@ -128,6 +128,39 @@ def lock(workdir: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def holder(workdir: str) -> str | None:
+    """The PID (as it wrote it) of the process that holds the folder's lock, or None when no
+    process does (or there is no folder). Looks with a shared lock taken and released at once,
+    so a process trying to lock the folder in that same instant is told `InUse`."""
+    try:
+        fd = os.open(os.path.join(workdir, LOCK), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # releases the shared lock when it was taken
+    return None
+
+
+def last_logged_step(workdir: str) -> int | None:
+    """The step of the folder's last whole metrics line, or None when it has none."""
+    step = None
+    with contextlib.suppress(OSError), open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn: written partly when the process died
+            if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+                step = entry["step"]
+    return step
+
+
 def remove_stale_temporaries(workdir: str) -> None:
     """Deletes the `.tmp-*` files `results.write_atomic` left when killed mid-write."""
     for path in glob.glob(os.path.join(workdir, ".tmp-*")):
