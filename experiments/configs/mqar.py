@@ -27,9 +27,12 @@ shows Hyena, H3, RWKV and BaseConv; seqbench has none of these exactly: mamba, g
 stand for the selective, matrix-state and diagonal families). The x-axis is the state size the
 run records (`state_size`: floats carried per sequence, every layer), not the width.
 
-seqbench got: nothing yet at this strength (the sweep runs in the background and resumes; see
-BUILD_NOTES.md, "mqar at Zoology strength", for the pilots: 2026-12-01, width 64, 2,000 steps
-of batch 64 at vocabulary 512, length 64, 4 pairs: attention 0.999, mamba 0.24 on both seeds).
+seqbench got ("full", in-distribution accuracy per seed; BUILD_NOTES.md, "mqar at Zoology
+strength"; the sweep resumes across sittings): attention at width 64 1.000 on every seed at
+both rates, at widths 16 and 32 one seed of four at 1.000, the others 0.11-0.25 (a seed
+lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats) and
+0.601/0.460 at width 32 (2,048): recall rises with the state, as in Zoology's Figure 2; mamba
+at width 16 (state 1,216) 0.186/0.174. The wider recurrent runs and gated_deltanet are queued.
 
 Variants:
 - "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
