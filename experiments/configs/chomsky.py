@@ -37,8 +37,9 @@ length ~10 only; its initialisation keeps 2 a_t - 1 >= 0.8 and no transition eve
 negative). Drawn from a^c in [0.01, 0.999] ("rg_lru-neg-lowinit"), it fits parity exactly on
 every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stops at -0.89..-0.97,
 not -1 (BUILD_NOTES.md). The context-free rows so far (2026-12-02: elman on stack_manipulation
-and reverse_string, lstm on reverse_string at 3e-3): no generalisation, as published; best-of
-0.540, 0.547 and 0.576 against Table 2's 0.560, 0.620 and 0.609. The rest of the "full" sweep
+and reverse_string, lstm on both, attention on reverse_string at 3e-3): no generalisation, as
+published; best-of 0.540, 0.547, 0.605, 0.576 and 0.526 against Table 2's 0.560, 0.620, 0.591,
+0.609 and 0.623. The rest of the "full" sweep
 is under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
 BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task,
 cell, learning rate) with 5 seeds; the paper's statistic is the best score over a (task, cell)'s
