@@ -14,7 +14,8 @@ parity signal by |a(1)| per 1 and the model generalises only as far as the shrun
 dominates its other inputs. The printout gives, per seed, how many channels have
 a(0) > 0 > a(1), the three whose min(|a(0)|, |a(1)|) is largest, and that minimum to the 50th
 power (a sequence of 100 tokens holds about 50 ones). It reads the run's final checkpoint, which
-is not committed: run it where the run was trained, or rerun the run first.
+is not committed: run it where the run was trained, or train the run again (move its
+result.json away, then rerun its command: the same seeds give the same model).
 """
 
 from __future__ import annotations
@@ -71,11 +72,20 @@ def parity_channels(a: np.ndarray) -> list[str]:
     return lines
 
 
+def read_record(run: str) -> dict:
+    """The run's result.json; SystemExit with one line when there is none to read."""
+    try:
+        with open(os.path.join(run, "result.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: --run={run}: no readable result.json ({e}); give a finished "
+                         f"run's folder") from None
+
+
 def main(argv):
     del argv
     run = flags.FLAGS.run
-    with open(os.path.join(run, "result.json")) as f:
-        record = json.load(f)
+    record = read_record(run)
     try:
         _, cell, task, _, state = loop.final_state(run, record)
         a = token_transitions(cell, state.params, task.input_vocab)

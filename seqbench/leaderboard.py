@@ -184,7 +184,8 @@ def with_distinct_settings(rows: list[dict]) -> list[dict]:
     """`rows`, each with `distinct_settings`: {field: value} of its config fields that are not
     equal in every row of its task, label and cell (what tells, say, mamba with noise from mamba
     from the zero state apart; rows a preset named are compared among themselves); {} when no
-    other such row differs."""
+    other such row differs. Floats are shown short (`shortest_distinct`: 0.00215 for
+    10**-2.6667), never so short that two rows look alike; `config` keeps the exact values."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["label"], row["cell"]), []).append(row)
@@ -193,9 +194,25 @@ def with_distinct_settings(rows: list[dict]) -> list[dict]:
         fields = sorted({field for row in group for field in row["config"]})
         varying = [field for field in fields
                    if len({results.canonical_json(row["config"].get(field)) for row in group}) > 1]
-        out += [{**row, "distinct_settings": {f: row["config"].get(f) for f in varying}}
-                for row in group]
+        shown = {field: shortest_distinct([row["config"].get(field) for row in group])
+                 for field in varying}
+        out += [{**row, "distinct_settings": {
+            f: shown[f].get(row["config"].get(f), row["config"].get(f))
+            if isinstance(row["config"].get(f), float) else row["config"].get(f)
+            for f in varying}} for row in group]
     return out
+
+
+def shortest_distinct(values: list) -> dict[float, float]:
+    """{float: it rounded to the fewest significant digits, 3 or more, at which the distinct
+    floats among `values` stay distinct}: {0.002154434690031882: 0.00215, 0.00046415888336127773:
+    0.000464}; {0.00215, 0.002154}: 4 digits."""
+    floats = sorted({value for value in values if isinstance(value, float)})
+    for digits in range(3, 18):
+        rounded = {value: float(f"{value:.{digits}g}") for value in floats}
+        if len(set(rounded.values())) == len(floats):
+            return rounded
+    return {value: value for value in floats}  # 17 digits always tell floats apart
 
 
 def row_order(row: dict) -> tuple:

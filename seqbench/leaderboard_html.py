@@ -50,16 +50,12 @@ def seeds_text(row: dict) -> str:
 
 
 def setting_text(field: str, value) -> str:
-    """One distinct setting as a label shows it: `field=value`, a float to 3 significant digits
-    (`learning_rate=0.00215`, not the 17 of 10**-2.6667); a post-training source as
+    """One distinct setting as a label shows it: `field=value`; a post-training source as
     "post-trained from HASH" (its row's config hash, shortened), and nothing when the row was
     not post-trained."""
     if field == "post_trained_from":
         return f"post-trained from {value[:8]}" if value else ""
-    if isinstance(value, float):
-        text = f"{value:.3g}"
-    else:
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return f"{field}={text}"
 
 
@@ -219,17 +215,18 @@ def plot_loss_by_position(ax, rows: list[dict], colors: list) -> None:
 
 def plot_capacity(ax, measured: str, curves: dict[str, list[dict]]) -> None:
     """`measured` against state size (log x), one colour per model: our selected mean with
-    its 95% interval (solid, band) and the paper's best-of (dashed), the layout of Zoology's
-    Figure 2 (`selection.capacity_curves`)."""
+    its 95% interval (solid, band; a point of one seed has no interval, and the band is drawn
+    only between points that have one) and the paper's best-of (dashed), the layout of
+    Zoology's Figure 2 (`selection.capacity_curves`)."""
     palette = matplotlib.colormaps["tab10"].colors
     for i, (model, points) in enumerate(curves.items()):
         color = palette[i % len(palette)]
         xs = [p["state_size"] for p in points]
         ax.plot(xs, [p["mean"] for p in points], marker="o", markersize=3, linewidth=1.5,
                 color=color, label=plain_text(model))
-        ax.fill_between(xs, [max(p["ci95"][0], 0.0) for p in points],
-                        [min(p["ci95"][1], 1.0) for p in points], color=color, alpha=0.15,
-                        linewidth=0)
+        ax.fill_between(xs, [max(p["ci95"][0], 0.0) if p["ci95"] else math.nan for p in points],
+                        [min(p["ci95"][1], 1.0) if p["ci95"] else math.nan for p in points],
+                        color=color, alpha=0.15, linewidth=0)
         ax.plot(xs, [p["best"] for p in points], marker="^", markersize=4, linewidth=1,
                 linestyle="--", color=color)
     ax.plot([], [], color="0.4", linestyle="--", marker="^", label="best of grid (paper's)")

@@ -396,9 +396,17 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
               for row in board["rows"]}
     assert labels == {1e-3: "lstm-bare [learning_rate=0.001]",
                       3e-3: "lstm-bare [learning_rate=0.003]"}
-    # a log-spaced rate shows 3 significant digits, not float noise
-    long_rate = {**board["rows"][0], "distinct_settings": {"learning_rate": 10 ** -2.6667}}
-    assert leaderboard_html.row_label(long_rate) == "lstm-bare [learning_rate=0.00215]"
+    # Log-spaced rates show 3 significant digits, not float noise, and never so few that two
+    # rows look alike; the config keeps the exact value.
+    rates = [10 ** -2.6667, 10 ** -3.3333, 0.00215]
+    rows = leaderboard.with_distinct_settings([{**board["rows"][0], "config": {
+        **board["rows"][0]["config"], "learning_rate": rate}} for rate in rates])
+    assert [leaderboard_html.row_label(row) for row in rows] == [
+        "lstm-bare [learning_rate=0.002154]", "lstm-bare [learning_rate=0.0004642]",
+        "lstm-bare [learning_rate=0.00215]"]
+    assert rows[0]["config"]["learning_rate"] == 10 ** -2.6667
+    assert [leaderboard_html.row_label(row) for row in leaderboard.with_distinct_settings(
+        rows[:2])] == ["lstm-bare [learning_rate=0.00215]", "lstm-bare [learning_rate=0.000464]"]
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
     overview = markdown.split("## Overview")[1].split("\n## ")[0]
     assert "| task | lstm-bare |" in overview
@@ -542,3 +550,8 @@ def test_capacity_at_the_training_length_plots_the_in_distribution_accuracy(tmp_
     assert [p["mean"] for p in points] == pytest.approx([0.3, 0.95])
     assert "capacity: in-distribution accuracy vs state size" in leaderboard_html.plot(
         "mqar", board["rows"], capacity).svg
+    # A selected rate with one seed left (a seed diverged, or a run of one seed) has no
+    # interval: its point is drawn without a band.
+    one_seed = {"gla": [{**points[0], "ci95": None}, points[1]]}
+    assert "capacity: in-distribution accuracy" in leaderboard_html.plot(
+        "mqar", board["rows"], (measured, one_seed)).svg

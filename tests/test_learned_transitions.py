@@ -62,3 +62,9 @@ def test_a_cell_without_a_diagonal_form_is_refused():
     with pytest.raises(ValueError, match="'elman' has no diagonal recurrence .*; cells that "
                                          "have one: lru, mingru, minlstm, rg_lru"):
         SCRIPT["token_transitions"](cell, params, VOCAB)
+
+
+def test_a_folder_without_a_result_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=f"error: --run={tmp_path}: no readable result.json "
+                                         r"\(.*\); give a finished run's folder"):
+        SCRIPT["read_record"](str(tmp_path))

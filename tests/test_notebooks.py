@@ -23,8 +23,6 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from tests.conftest import FAST_COMPILE
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "experiments" / "notebooks"
 NAMES = ("quickstart", "kernels", "length_generalization")
@@ -98,10 +96,9 @@ def test_notebook_runs_with_smoke(name, tmp_path):
     client = NotebookClient(nb, km=kernel_manager(), kernel_name="python3",
                             timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(tmp_path)}})
     env = {**os.environ, "TMPDIR": str(tmp_path),  # the notebooks' tempfile folders
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # plots become outputs
-           # toy programs: XLA's CPU compile-time work costs more than it saves (compile time
-           # is ~all of a SMOKE run; -40% with -O0 alone on a 2-core CPU), as in the test run
-           "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE]).strip()}
+           # XLA_FLAGS as the test run's (conftest: the fast-compile flags this jaxlib accepts;
+           # compile time is ~all of a SMOKE run, -40% with -O0 alone on a 2-core CPU)
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # plots become outputs
     start = time.perf_counter()
     client.execute(env=env)  # raises CellExecutionError naming the failing cell
     print(f"{name}: executed in {time.perf_counter() - start:.1f} s")

@@ -7,10 +7,12 @@ averaged, and bad input is one line before any compute."""
 import fcntl
 import json
 import os
+import threading
 
 import pytest
 
 from seqbench import engine, logs
+from seqbench.engine import workdir as workdir_lib
 from tests.test_train import tiny_config
 
 
@@ -61,6 +63,23 @@ def test_a_second_process_on_one_workdir_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(ValueError, match="in use by process 4242"):
             engine.run(tiny_config(steps=2), str(workdir))
     assert not (workdir / "config.json").exists()
+
+
+
+def test_a_look_at_who_holds_a_folder_never_makes_a_starting_run_skip_it(tmp_path):
+    """`workdir.holder` (sweep --dry_run) looks by taking a shared lock for an instant; a
+    process locking the folder in that instant waits it out instead of calling it in use."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / ".lock").write_text("4242\n")  # a finished holder's PID stays in the file
+    with open(workdir / ".lock") as looking:
+        fcntl.flock(looking, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a look, caught mid-way
+        release = threading.Timer(0.05, fcntl.flock, (looking, fcntl.LOCK_UN))
+        release.start()
+        with workdir_lib.lock(str(workdir)):
+            assert workdir_lib.holder(str(workdir)) == str(os.getpid())
+        release.join()
+    assert workdir_lib.holder(str(workdir)) is None
 
 
 def test_a_torn_last_metrics_line_and_a_stale_temporary_file_do_not_stop_a_resume(finished,

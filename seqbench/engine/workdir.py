@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import shutil
+import time
 from typing import Any, Iterator
 
 from seqbench import results
@@ -114,13 +115,8 @@ def lock(workdir: str) -> Iterator[None]:
     except OSError as e:  # checked before any training, not at the first checkpoint
         raise ValueError(f"workdir {workdir!r} is not writable ({e.strerror})") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            raise InUse(workdir, holder) from None
+        if not _take(fd, fcntl.LOCK_EX, patience_s=0.5):  # a `holder` look lasts microseconds
+            raise InUse(workdir, os.read(fd, 32).decode(errors="replace").strip() or "unknown")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
@@ -128,37 +124,57 @@ def lock(workdir: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _take(fd: int, kind: int, patience_s: float = 0.0) -> bool:
+    """Takes the flock `kind` on `fd` without blocking, retrying for `patience_s` (every 10
+    ms); False when another process holds a conflicting one. Raises ValueError (one line) when
+    the file system cannot lock at all."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise ValueError(f"cannot lock a run folder's {LOCK} here ({e.strerror}); "
+                                 f"use a local folder for --workdir/--runs") from None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def holder(workdir: str) -> str | None:
     """The PID (as it wrote it) of the process that holds the folder's lock, or None when no
-    process does (or there is no folder). Looks with a shared lock taken and released at once,
-    so a process trying to lock the folder in that same instant is told `InUse`."""
+    process does (or there is no folder). Looks by taking a shared lock and releasing it at
+    once; `lock` waits out such a look rather than call the folder in use."""
     try:
         fd = os.open(os.path.join(workdir, LOCK), os.O_RDONLY)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
+        if _take(fd, fcntl.LOCK_SH):
+            return None
         return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
     finally:
         os.close(fd)  # releases the shared lock when it was taken
-    return None
 
 
-def last_logged_step(workdir: str) -> int | None:
-    """The step of the folder's last whole metrics line, or None when it has none."""
-    step = None
-    with contextlib.suppress(OSError), open(os.path.join(workdir, "metrics.jsonl")) as f:
+def logged_steps(path: str) -> Iterator[tuple[int, str]]:
+    """(step, line) of each whole line of the metrics file at `path` (none when it is missing),
+    skipping a torn one (written partly when the process died)."""
+    with contextlib.suppress(FileNotFoundError), open(path) as f:
         for line in f:
             try:
                 entry = json.loads(line)
             except ValueError:
-                continue  # torn: written partly when the process died
+                continue
             if isinstance(entry, dict) and isinstance(entry.get("step"), int):
-                step = entry["step"]
-    return step
+                yield entry["step"], line
+
+
+def last_logged_step(workdir: str) -> int | None:
+    """The step of the folder's last whole metrics line, or None when it has none."""
+    steps = [step for step, _ in logged_steps(os.path.join(workdir, "metrics.jsonl"))]
+    return steps[-1] if steps else None
 
 
 def remove_stale_temporaries(workdir: str) -> None:
@@ -173,14 +189,6 @@ def drop_metrics_after(path: str, step: int) -> None:
     drops a torn last line (a crash mid-write)."""
     if not os.path.exists(path):
         return
-    kept = []
-    with open(path) as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # torn: written partly when the process died
-            if isinstance(entry, dict) and isinstance(entry.get("step"), int) \
-                    and entry["step"] <= step:
-                kept.append(line if line.endswith("\n") else line + "\n")
+    kept = [line if line.endswith("\n") else line + "\n"
+            for logged, line in logged_steps(path) if logged <= step]
     results.write_atomic(path, "".join(kept).encode())
