@@ -32,7 +32,8 @@ strength"; the sweep resumes across sittings): attention at width 64 1.000 on ev
 both rates, at widths 16 and 32 one seed of four at 1.000, the others 0.11-0.25 (a seed
 lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats) and
 0.601/0.460 at width 32 (2,048): recall rises with the state, as in Zoology's Figure 2; mamba
-at width 16 (state 1,216) 0.186/0.174. The wider recurrent runs and gated_deltanet are queued.
+at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,432: one seed
+finds recall, one does not). The wider recurrent runs and gated_deltanet are queued.
 
 Variants:
 - "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
