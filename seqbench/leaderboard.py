@@ -181,26 +181,38 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
 
 
 def with_distinct_settings(rows: list[dict]) -> list[dict]:
-    """`rows`, each with `distinct_settings`: {field: value} of its config fields that are not
-    equal in every row of its task, label and cell (what tells, say, mamba with noise from mamba
-    from the zero state apart; rows a preset named are compared among themselves); {} when no
-    other such row differs. Floats are shown short (`shortest_distinct`: 0.00215 for
-    10**-2.6667), never so short that two rows look alike; `config` keeps the exact values."""
+    """`rows`, each with `distinct_settings`: {field: value} of its config fields that tell it
+    from the task's other rows shown under the same name (the run's `label`, else its cell):
+    what tells, say, mamba with noise from mamba from the zero state apart; {} when no other
+    such row differs. A row a preset named is compared with the rows of that name only (its
+    label and grid stay the preset's); an unnamed row with every row of its cell's name, named
+    ones included, so it never looks like a preset's model of that name. Floats are shown
+    short (`shortest_distinct`: 0.00215 for 10**-2.6667), never so short that two rows look
+    alike; `config` keeps the exact values."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["label"], row["cell"]), []).append(row)
+        groups.setdefault((row["task"], row["label"] or row["cell"]), []).append(row)
     out = []
     for group in groups.values():
-        fields = sorted({field for row in group for field in row["config"]})
-        varying = [field for field in fields
-                   if len({results.canonical_json(row["config"].get(field)) for row in group}) > 1]
-        shown = {field: shortest_distinct([row["config"].get(field) for row in group])
-                 for field in varying}
-        out += [{**row, "distinct_settings": {
-            f: shown[f].get(row["config"].get(f), row["config"].get(f))
-            if isinstance(row["config"].get(f), float) else row["config"].get(f)
-            for f in varying}} for row in group]
+        named = [row for row in group if row["label"]]
+        for row in group:
+            out.append({**row, "distinct_settings": settings_apart(row, named if row["label"]
+                                                                   else group)})
     return out
+
+
+def settings_apart(row: dict, group: list[dict]) -> dict[str, Any]:
+    """{field: value} of `row`'s config fields whose value is not the same in every row of
+    `group` (which holds `row`), floats shortened as `shortest_distinct` does over the group."""
+    fields = sorted({field for other in group for field in other["config"]})
+    settings = {}
+    for field in fields:
+        values = [other["config"].get(field) for other in group]
+        if len({results.canonical_json(value) for value in values}) > 1:
+            value = row["config"].get(field)
+            settings[field] = (shortest_distinct(values).get(value, value)
+                               if isinstance(value, float) else value)
+    return settings
 
 
 def shortest_distinct(values: list) -> dict[float, float]:
@@ -216,9 +228,11 @@ def shortest_distinct(values: list) -> dict[float, float]:
 
 
 def row_order(row: dict) -> tuple:
-    score = row["score"]["mean"]
-    return (row["task"], score is None, -(score or 0.0), row["cell"], row["config_hash"],
-            row["variant"])
+    """Within a task: best score first; rows without one (a task scored at its training length
+    only, such as MQAR, or every seed diverged) by in-distribution accuracy."""
+    score, fit = row["score"]["mean"], row["in_distribution_accuracy"]["mean"]
+    return (row["task"], score is None, -(score or 0.0), -(fit or 0.0), row["cell"],
+            row["config_hash"], row["variant"])
 
 
 def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None) -> dict:

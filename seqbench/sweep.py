@@ -1,7 +1,7 @@
 """Run every configuration of a preset one after another: the experiments' runner.
 
     python -m seqbench.sweep --config=experiments/configs/chomsky.py --runs=experiments/runs/chomsky
-    python -m seqbench.sweep --config=experiments/configs/mqar_capacity.py:smoke --runs=/tmp/smoke --only=mamba
+    python -m seqbench.sweep --config=experiments/configs/mqar.py:smoke --runs=/tmp/smoke --only=mamba
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=runs --dry_run
 
 A preset file is plain Python (big_vision's convention, as `seqbench.train --config`) defining

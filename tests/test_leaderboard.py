@@ -360,6 +360,38 @@ def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
     assert "| mamba [initial_state=noise] |" in table and "| lru |" in table
 
 
+def test_an_unnamed_row_never_looks_like_a_named_one(tmp_path):
+    """Two presets on one task: one names its LSTM "lstm" (two learning rates), the other leaves
+    it unnamed (label "", shown by its cell name). The unnamed row is told apart by the settings
+    in which it differs from every row shown as "lstm"; the named rows keep their own labels
+    (compared among themselves), so the preset's model name and its grid stay as they were."""
+    accuracy = {4: [1.0], 8: [0.5]}
+    for lr in (1e-3, 3e-3):
+        record = make_record(accuracy, label="e")
+        record["config"].update(learning_rate=lr, label="lstm")
+        write_run(tmp_path / "runs" / f"named{lr}", record)
+    record = make_record(accuracy, label="e")
+    record["config"].update(learning_rate=3e-3, width=32)
+    write_run(tmp_path / "runs" / "unnamed", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    labels = sorted(leaderboard_html.row_label(row) for row in board["rows"])
+    assert labels == ["lstm [learning_rate=0.001]", "lstm [learning_rate=0.003, width=32]",
+                      "lstm [learning_rate=0.003]"]
+    assert sorted(grid["model"] for grid in board["grids"]) == ["lstm", "lstm [width=32]"]
+
+
+def test_rows_without_a_score_are_ordered_by_how_well_they_fit():
+    """MQAR is scored at its training length only: its rows have no score, and the table lists
+    them by in-distribution accuracy, best first, not by cell name."""
+    def row(cell, score, fit):
+        return {"task": "mqar", "cell": cell, "config_hash": cell, "variant": "",
+                "score": {"mean": score}, "in_distribution_accuracy": {"mean": fit}}
+    rows = [row("attention", None, 0.2), row("gla", None, 0.9), row("lru", None, None),
+            row("mamba", 0.5, 0.1)]
+    assert [r["cell"] for r in sorted(rows, key=leaderboard.row_order)] == [
+        "mamba", "gla", "attention", "lru"]
+
+
 def test_a_post_trained_row_is_labelled_by_its_source_s_hash():
     post = {"cell": "mamba", "label": "", "variant": "", "distinct_settings": {
         "initial_state": "noise", "post_trained_from": "1e27aa380274", "steps": 150}}

@@ -23,7 +23,7 @@ NAMES = [os.path.basename(p)[:-3] for p in PRESETS]
 
 def test_the_issue_s_six_presets_are_there():
     assert NAMES == ["chomsky", "chomsky_dcf", "length_interventions",
-                     "length_interventions_lm", "mqar", "mqar_capacity", "parallel_in_time",
+                     "length_interventions_lm", "mqar", "parallel_in_time",
                      "rtrl", "state_tracking", "timescales_curriculum"]
 
 
