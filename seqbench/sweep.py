@@ -125,10 +125,18 @@ def finished(workdir: str, config_json: dict[str, Any]) -> dict[str, Any] | None
     return None
 
 
-def score_text(score: float | None) -> str:
-    """A run's mean score, or "n/a" when it has none: no evaluation length beyond training
-    (NaN in memory, null in result.json)."""
-    return "n/a" if score is None or math.isnan(score) else f"{score:.3f}"
+def result_text(record: dict) -> str:
+    """A finished run in a few words: "score 0.584" (its mean score); for a run scored at its
+    training length only (MQAR: no length beyond training, score NaN in memory, null in
+    result.json) "in-distribution accuracy 0.891" (the mean over its seeds that did not
+    diverge); "score n/a" when it has neither."""
+    score = record["score_mean"]
+    if score is not None and not math.isnan(score):
+        return f"score {score:.3f}"
+    fits = [fit for fit, status in zip(record.get("in_distribution_accuracy") or [],
+                                       record["seed_status"])
+            if status == "ok" and fit is not None and math.isfinite(fit)]
+    return f"in-distribution accuracy {sum(fits) / len(fits):.3f}" if fits else "score n/a"
 
 
 def progress(index: int, total: int, name: str, record: dict | None, seconds: float | None,
@@ -136,10 +144,9 @@ def progress(index: int, total: int, name: str, record: dict | None, seconds: fl
     """The one line printed per run: with `seconds` (it trained), the sweep's runs `left` to
     train and their `eta` in seconds."""
     head = f"[{index}/{total}] {name}:"
-    score = score_text(record["score_mean"])
     if seconds is None:
-        return f"{head} skipped, already done (score {score})"
-    line = f"{head} score {score} (mean over {record['seeds']} seeds), {seconds:.1f} s"
+        return f"{head} skipped, already done ({result_text(record)})"
+    line = f"{head} {result_text(record)} (mean over {record['seeds']} seeds), {seconds:.1f} s"
     if left and eta is not None:
         line += f"; {left} run{'s' * (left > 1)} left, ETA {duration(eta)}"
     return line
@@ -271,7 +278,7 @@ def plan(resolved: list[Run], root: str) -> list[str]:
         workdir = os.path.join(root, name)
         record = finished(workdir, config_json)
         if record is not None:
-            state, kind = f"done (score {score_text(record['score_mean'])})", "done"
+            state, kind = f"done ({result_text(record)})", "done"
         else:
             pid = workdir_lib.holder(workdir)
             kind = "to run" if pid is None else "training"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from seqbench import cells, engine, logs, results, sweep
@@ -77,6 +78,18 @@ def tiny_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_a_finished_run_is_told_by_its_score_else_by_its_fit():
+    record = {"score_mean": 0.5844, "in_distribution_accuracy": [0.9, 1.0],
+              "seed_status": ["ok", "ok"]}
+    assert sweep.result_text(record) == "score 0.584"
+    mqar = {**record, "score_mean": None, "in_distribution_accuracy": [0.798, 0.984, 0.1],
+            "seed_status": ["ok", "ok", "diverged"]}
+    assert sweep.result_text(mqar) == "in-distribution accuracy 0.891"  # the diverged seed out
+    assert sweep.result_text({**mqar, "score_mean": float("nan")}) == \
+        "in-distribution accuracy 0.891"
+    assert sweep.result_text({**mqar, "seed_status": ["diverged"] * 3}) == "score n/a"
+
+
 def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     runs, records, lines, tmp_path = tiny_sweep
     lines = [line for line in lines if line.startswith("[")]  # the sweep's line per run
@@ -97,7 +110,9 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
         again = sweep.sweep(runs, str(tmp_path / "runs"))
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
     assert len(lines) == 3 and all("skipped, already done" in line for line in lines)
-    assert lines[2].endswith("(score n/a)")  # evaluated at its training length only: no score
+    # evaluated at its training length only: no score, its in-distribution accuracy instead
+    fit = np.mean(records[2]["in_distribution_accuracy"])
+    assert lines[2].endswith(f"(in-distribution accuracy {fit:.3f})")
     # Another configuration in a finished folder is an error, never an overwrite.
     changed = [(name, engine.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
     with pytest.raises(ValueError, match=r"holds a result of another configuration \(steps=2 "
@@ -147,8 +162,7 @@ def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_fin
         (tmp_path / "lstm" / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "lo')
         assert sweep.plan(sweep.check(runs + [chain], str(tmp_path)), str(tmp_path)) == [
             "lstm: lstm on parity_check, training in process 4242, step 1 of 2 logged",
-            f"lru: lru on parity_check, done (score "
-            f"{sweep.score_text(records[1]['score_mean'])})",
+            f"lru: lru on parity_check, done ({sweep.result_text(records[1])})",
             "lstm-noise: lstm on parity_check, to run",
             "lstm-noise-again: lstm on parity_check, to run",
             "1 done, 1 training, 2 to run of 4"]
@@ -159,7 +173,7 @@ def test_processes_sharing_a_sweep_skip_each_other_s_runs_and_read_what_they_fin
     assert got[1]["config_hash"] == records[1]["config_hash"]
     assert lines[:4] == [
         "[1/4] lstm: skipped, in use by process 4242 (another sweep trains it)",
-        f"[2/4] lru: skipped, already done (score {sweep.score_text(records[1]['score_mean'])})",
+        f"[2/4] lru: skipped, already done ({sweep.result_text(records[1])})",
         "[3/4] lstm-noise: skipped, its source lstm trains in another process",
         "[4/4] lstm-noise-again: skipped, its source lstm trains in another process"]
     assert "3 run(s) left to other processes: lstm, lstm-noise, lstm-noise-again;" in lines[4]

@@ -33,7 +33,8 @@ both rates, at widths 16 and 32 one seed of four at 1.000, the others 0.11-0.25 
 lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats) and
 0.601/0.460 at width 32 (2,048): recall rises with the state, as in Zoology's Figure 2; mamba
 at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,432: one seed
-finds recall, one does not). The wider recurrent runs and gated_deltanet are queued.
+finds recall, one does not); gated_deltanet at 2.2e-3 0.798/0.984 at width 16 (state 800):
+the delta rule recalls with a third of gla's and mamba's state. The other runs are queued.
 
 Variants:
 - "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
@@ -42,8 +43,9 @@ Variants:
 - "full" (this 2-core CPU, runs across sittings): the first panel (length 64, 4 pairs) with a
   vocabulary of 512 (8,192 makes the readout most of a CPU step), 10,000 steps of batch 64
   (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3), 2 seeds;
-  attention at widths 16, 32, 64; gla, mamba and gated_deltanet (added 2026-12-01, after the
-  others in the queue) at widths 16, 32, 64, 128. The runs in `FULL_GRID_RUNS` trained both
+  attention at widths 16, 32, 64; gla and mamba at widths 16, 32, 64, 128; gated_deltanet
+  (added 2026-12-01, after the others in the queue) at 8, 16, 32, 64, 128 (8 added 2026-12-03:
+  it recalls at 16 already). The runs in `FULL_GRID_RUNS` trained both
   rates as one grid program; since 2026-12-02 the others are one run per rate (named
   `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
@@ -84,7 +86,10 @@ CELLS = {
 FULL_GRID_RUNS = ("attention-w16", "attention-w32", "attention-w64", "gla-w16")
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
-                   "mamba": (16, 32, 64, 128), "gated_deltanet": (16, 32, 64, 128)},
+                   "mamba": (16, 32, 64, 128),
+                   # width 8 too: at 16 it already recalls (0.80/0.98), so the curve needs a
+                   # smaller state to start from (Zoology's Figure 2 starts near chance)
+                   "gated_deltanet": (8, 16, 32, 64, 128)},
           "smoke": {cell: (8,) for cell in CELLS}}
 
 
