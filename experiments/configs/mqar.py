@@ -70,6 +70,8 @@ CELLS = {
     # the delta rule with Mamba-2's decay (Yang et al. 2025), one head: a D x D matrix state
     "gated_deltanet": {"num_heads": 1},
     # the current generation's other matrix states, one head each (the "paper" variant only)
+    # Mamba-2 at Mamba2Simple's defaults (d_state 64, head dim 128; expand 2, conv 4)
+    "mamba2": {"d_state": 64, "head_dim": 128},
     "deltaproduct": {"num_heads": 1},
     "hgrn2": {"num_heads": 1},
     "mlstm": {"num_heads": 1},
@@ -84,6 +86,7 @@ CELLS = {
 # must finish inside one 3-hour session here (checkpoints do not outlive one): a recurrent
 # grid run took 2 h 8 min (gla-w16); each half should fit a session.
 FULL_GRID_RUNS = ("attention-w16", "attention-w32", "attention-w64", "gla-w16")
+SMOKE_HPARAMS = {"mamba2": {"head_dim": 8}}  # width 8: 16 channels, not a multiple of 128
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
                    "mamba": (16, 32, 64, 128),
@@ -145,7 +148,8 @@ def get_sweep(arg="full"):
         prefix = "" if arg != "paper" else f"L{length}-kv{pairs}-"
         for cell, widths in WIDTHS[arg].items():
             for width in widths:
-                hparams = {**CELLS[cell], **({"d_state": width} if cell == "lru" else {})}
+                hparams = {**CELLS[cell], **({"d_state": width} if cell == "lru" else {}),
+                           **(SMOKE_HPARAMS.get(cell, {}) if arg == "smoke" else {})}
                 runs.append(dict(name=f"{prefix}{cell}-w{width}", label=cell, cell=cell,
                                  width=width, cell_hparams=hparams, **panel))
     if arg == "full":
