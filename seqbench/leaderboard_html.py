@@ -239,9 +239,57 @@ def plot_capacity(ax, measured: str, curves: dict[str, list[dict]]) -> None:
     ax.grid(alpha=0.3)
 
 
+def plot_accuracy_by_length(ax, task: str, rows: list[dict], colors: list,
+                            lengths: list[int]) -> None:
+    """Accuracy against evaluation length (log x; mean, band = seed min..max), one line per
+    row, the training lengths dashed."""
+    for row, color in zip(rows, colors):
+        points = [e for e in row["per_length"] if e["accuracy"]["n"]]
+        if not points:
+            continue
+        xs = [e["length"] for e in points]
+        ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
+                linewidth=1.5, label=plain_text(row_label(row)), color=color)
+        ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
+                        [e["accuracy"]["max"] for e in points], color=color, alpha=0.15,
+                        linewidth=0)
+    for i, train_length in enumerate(sorted({row["train_length"] for row in rows})):
+        ax.axvline(train_length, color="0.5", linestyle="--", linewidth=1,
+                   label="training length" if i == 0 else None)
+    if lengths:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, tick_labels(lengths))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("evaluation length (log scale)")
+    ax.set_title(plain_text(f"{task}: accuracy vs length (mean, band = seed min..max)"),
+                 fontsize=10)
+
+
+def plot_accuracy_at_one_length(ax, task: str, rows: list[dict], colors: list,
+                                length: int) -> None:
+    """A task every row evaluated at one length only (MQAR at its training length): each
+    row's accuracy there, one position per row in the table's order (mean; bar = seed
+    min..max), where a curve against length would be a column of dots."""
+    for i, (row, color) in enumerate(zip(rows, colors)):
+        (entry,) = [e for e in row["per_length"] if e["length"] == length] or [None]
+        if entry is None or not entry["accuracy"]["n"]:
+            continue
+        stats = entry["accuracy"]
+        ax.errorbar([i], [stats["mean"]], yerr=[[stats["mean"] - stats["min"]],
+                                                [stats["max"] - stats["mean"]]],
+                    marker="o", markersize=5, capsize=3, linewidth=1.5, color=color,
+                    label=plain_text(row_label(row)))
+    ax.set_xticks([])
+    ax.set_xlim(-0.5, len(rows) - 0.5)
+    ax.set_xlabel("model (legend below, in the table's order)")
+    ax.set_title(plain_text(f"{task}: accuracy at length {length} (mean, bar = seed min..max)"),
+                 fontsize=10)
+
+
 def plot(task: str, rows: list[dict],
          capacity: tuple[str, dict[str, list[dict]]] = ("score", {})) -> Plot:
-    """Accuracy against length; beside it loss against position when some row scored
+    """Accuracy against length (each row's accuracy side by side when every row was
+    evaluated at one length only); beside it loss against position when some row scored
     positions in at least two loss bins (tasks with a target at every step), and the score
     against state size when `capacity` (`selection.capacity_curves`) has a curve."""
     # The legend goes below the axes (labels can be long), so the figure grows with the rows.
@@ -261,34 +309,19 @@ def plot(task: str, rows: list[dict],
     colors = [palette[i % len(palette)] for i in range(len(rows))]
     if loss_ax is not None:
         plot_loss_by_position(loss_ax, rows, colors)
-    lengths = set()
-    for row, color in zip(rows, colors):
-        points = [e for e in row["per_length"] if e["accuracy"]["n"]]
-        if not points:
-            continue
-        xs = [e["length"] for e in points]
-        lengths.update(xs)
-        ax.plot(xs, [e["accuracy"]["mean"] for e in points], marker="o", markersize=3,
-                linewidth=1.5, label=plain_text(row_label(row)), color=color)
-        ax.fill_between(xs, [e["accuracy"]["min"] for e in points],
-                        [e["accuracy"]["max"] for e in points], color=color, alpha=0.15,
-                        linewidth=0)
-    for i, train_length in enumerate(sorted({row["train_length"] for row in rows})):
-        ax.axvline(train_length, color="0.5", linestyle="--", linewidth=1,
-                   label="training length" if i == 0 else None)
+    lengths = sorted({e["length"] for row in rows for e in row["per_length"]
+                      if e["accuracy"]["n"]})
+    if len(lengths) == 1:
+        plot_accuracy_at_one_length(ax, task, rows, colors, lengths[0])
+    else:
+        plot_accuracy_by_length(ax, task, rows, colors, lengths)
     if lengths:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(lengths), tick_labels(sorted(lengths)))
-        ax.xaxis.set_minor_locator(NullLocator())
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=8,
                    frameon=False)  # the main panel's rows; the capacity panel has its own
     else:
         ax.text(0.5, 0.5, "no seed converged", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("evaluation length (log scale)")
     ax.set_ylabel("accuracy")
-    ax.set_title(plain_text(f"{task}: accuracy vs length (mean, band = seed min..max)"),
-                 fontsize=10)
     ax.grid(alpha=0.3)
     svg = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"seqbench-{task}", "svg.fonttype": "none"}):

@@ -498,6 +498,23 @@ def test_loss_by_position_is_the_seeds_interval_at_the_longest_length(tmp_path):
     assert "loss by position" not in leaderboard_html.plot("parity_check", [by_label["b"]]).svg
 
 
+def test_a_task_scored_at_one_length_plots_accuracy_per_model(tmp_path):
+    """MQAR is evaluated at its training length only: a curve against length would be a column
+    of dots at one x, so the main panel shows each row's accuracy at that length instead (mean,
+    bar = seed min..max), one position per row."""
+    for label, accuracy in (("e", [0.2, 0.4]), ("f", [1.0, 0.9])):
+        record = make_record({TRAIN_LENGTH: accuracy}, cell="gla", task="mqar", label=label)
+        record["config"].update(width=16 if label == "e" else 32)
+        write_run(tmp_path / "runs" / label, record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    svg = leaderboard_html.plot("mqar", board["rows"]).svg
+    assert f"mqar: accuracy at length {TRAIN_LENGTH} (mean, bar = seed min..max)" in svg
+    assert "accuracy vs length" not in svg
+    assert "accuracy vs length" in leaderboard_html.plot(
+        "mqar", board["rows"][:1] + [{**board["rows"][1], "per_length": [
+            {**board["rows"][1]["per_length"][0], "length": 2 * TRAIN_LENGTH}]}]).svg
+
+
 def test_the_overview_lists_tasks_in_table_2_s_order():
     """By level, then Table 2's row order; a task the table lacks comes after, as it appears."""
     from seqbench import selection
