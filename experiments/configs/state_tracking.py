@@ -27,7 +27,7 @@ seqbench got:
   accuracy, chance 1/120; score = mean accuracy over the lengths 32..1024): attention, lstm,
   lru, rg_lru and deltanet-neg all 0.07 ± 0.01 in distribution and 0.02 ± 0.00 beyond —
   inconclusive (no cell learned S5 at this budget). BUILD_NOTES.md, "Reproductions".
-- "full" (S3, 9 runs, complete 2026-12-02; score = mean accuracy over 128, 256, 512 of 3
+- "full" (S3, the first 9 runs, complete 2026-12-02; score = mean accuracy over 128, 256, 512 of 3
   seeds): lstm 1.000 on every seed; deltaproduct2-neg 0.571 (one seed of three solves S3, 0.957
   at 512; the others stop at the sign of the permutation); deltaproduct1-neg 0.344 and
   gated_deltanet-neg 0.295 (the sign only); deltaproduct2 0.194, deltaproduct1 0.182, rg_lru-neg
@@ -48,7 +48,9 @@ Variants:
   the LSTM (nonlinear: expected to solve it); rg_lru with negative eigenvalues (diagonal: its
   transitions commute, so it cannot compose S3's non-commuting elements); attention; PaTH
   attention (Yang et al. 2025: attention whose positions are Householder products, like
-  DeltaProduct's transitions; claimed to solve word problems RoPE attention cannot).
+  DeltaProduct's transitions; claimed to solve word problems RoPE attention cannot); and since
+  2026-12-03 (queued after the others) rwkv7, slstm, mlstm, mamba2 and hgrn2 at their layers'
+  defaults.
 - "s5": the runs committed before (S5; 5 cells; see above), kept reproducible.
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
@@ -72,6 +74,16 @@ FULL_CELLS = (  # the claims first: the sweep trains them in this order
     # PaTH attention (β ∈ (0, 2), its paper's setting): softmax attention with accumulated
     # Householder products, claimed to track state where RoPE attention cannot; added 2026-12-02
     ("path_attention", "path_attention", {}),
+    # The rest of the current generation (issue 22, added 2026-12-03), at their layers' defaults:
+    # RWKV-7 (Peng et al. 2025: a generalised delta rule, claimed to track state and recognise
+    # every regular language); sLSTM (Beck et al. 2024: nonlinear with head-wise recurrent
+    # mixing, expected to solve it like the LSTM); mLSTM, Mamba-2 and HGRN2, whose transitions
+    # are diagonal (scalar or per-key gates in (0, 1)) and so commute: expected not to.
+    ("rwkv7", "rwkv7", {}),
+    ("slstm", "slstm", {}),
+    ("mlstm", "mlstm", {}),
+    ("mamba2", "mamba2", {}),
+    ("hgrn2", "hgrn2", {}),
 )
 S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru", {}),
             ("rg_lru", "rg_lru", {}),
