@@ -45,7 +45,8 @@ Variants:
   (640,000 sequences: a tenth of Zoology's), two of Zoology's rates (4.6e-4, 2.2e-3), 2 seeds;
   attention at widths 16, 32, 64; gla and mamba at widths 16, 32, 64, 128; gated_deltanet
   (added 2026-12-01, after the others in the queue) at 8, 16, 32, 64, 128 (8 added 2026-12-03:
-  it recalls at 16 already). The runs in `FULL_GRID_RUNS` trained both
+  it recalls at 16 already); since 2026-12-03, queued after them, the rest of the current
+  generation (mamba2, deltaproduct, rwkv7, hgrn2, mlstm, path_attention) at 16 and 32. The runs in `FULL_GRID_RUNS` trained both
   rates as one grid program; since 2026-12-02 the others are one run per rate (named
   `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
@@ -70,8 +71,9 @@ CELLS = {
     # the delta rule with Mamba-2's decay (Yang et al. 2025), one head: a D x D matrix state
     "gated_deltanet": {"num_heads": 1},
     # the current generation's other matrix states, one head each (the "paper" variant only)
-    # Mamba-2 at Mamba2Simple's defaults (d_state 64, head dim 128; expand 2, conv 4)
-    "mamba2": {"d_state": 64, "head_dim": 128},
+    # Mamba-2 at Mamba2Simple's defaults (d_state 64, expand 2, conv 4; head dim 128, or one
+    # head below width 64: `width_hparams`)
+    "mamba2": {"d_state": 64},
     "deltaproduct": {"num_heads": 1},
     "hgrn2": {"num_heads": 1},
     "mlstm": {"num_heads": 1},
@@ -86,14 +88,28 @@ CELLS = {
 # must finish inside one 3-hour session here (checkpoints do not outlive one): a recurrent
 # grid run took 2 h 8 min (gla-w16); each half should fit a session.
 FULL_GRID_RUNS = ("attention-w16", "attention-w32", "attention-w64", "gla-w16")
-SMOKE_HPARAMS = {"mamba2": {"head_dim": 8}}  # width 8: 16 channels, not a multiple of 128
 WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
           "full": {"attention": (16, 32, 64), "gla": (16, 32, 64, 128),
                    "mamba": (16, 32, 64, 128),
                    # width 8 too: at 16 it already recalls (0.80/0.98), so the curve needs a
                    # smaller state to start from (Zoology's Figure 2 starts near chance)
-                   "gated_deltanet": (8, 16, 32, 64, 128)},
+                   "gated_deltanet": (8, 16, 32, 64, 128),
+                   # the rest of the current generation (issue 22), queued after the others:
+                   # a point below and one at the width where gla and mamba start to recall
+                   **{cell: (16, 32) for cell in ("mamba2", "deltaproduct", "rwkv7", "hgrn2",
+                                                  "mlstm", "path_attention")}},
           "smoke": {cell: (8,) for cell in CELLS}}
+
+
+def width_hparams(cell, width):
+    """The hyperparameters that follow the width: lru's state (d_state = width, so its state
+    grows with the width as the other cells' do), Mamba-2's head dimension (128, its default,
+    where 128 divides its 2 x width channels, else one head of all of them)."""
+    if cell == "lru":
+        return {"d_state": width}
+    if cell == "mamba2":
+        return {"head_dim": min(128, 2 * width)}
+    return {}
 
 
 def get_config(arg="full"):
@@ -148,8 +164,7 @@ def get_sweep(arg="full"):
         prefix = "" if arg != "paper" else f"L{length}-kv{pairs}-"
         for cell, widths in WIDTHS[arg].items():
             for width in widths:
-                hparams = {**CELLS[cell], **({"d_state": width} if cell == "lru" else {}),
-                           **(SMOKE_HPARAMS.get(cell, {}) if arg == "smoke" else {})}
+                hparams = {**CELLS[cell], **width_hparams(cell, width)}
                 runs.append(dict(name=f"{prefix}{cell}-w{width}", label=cell, cell=cell,
                                  width=width, cell_hparams=hparams, **panel))
     if arg == "full":
