@@ -17,8 +17,10 @@ The config hash leaves out the base seed and the seed count
 (the fields declared `hashed=False` in `seqbench.engine.config`), so runs of one configuration with other `--seed`s merge;
 a run repeating another's hash *and* seed trained identical models and is skipped as a
 duplicate (reported like a bad file). Each row keeps its `config` (the hashed fields) and its
-`distinct_settings`, the fields in which it differs from the other rows of its task and cell,
-which label it in tables and plots ("mamba [initial_state=noise]").
+`distinct_settings`, the fields in which it differs from the other rows of its task shown under
+the same name (`with_distinct_settings`), which label it in tables and plots ("mamba
+[initial_state=noise]"). Within a task rows are listed by score, best first, and rows without
+one (a task scored at its training length only, such as MQAR) by in-distribution accuracy.
 
 Diverged seeds (`seed_status == "diverged"`) are left out of every aggregate and counted in
 `seeds_diverged`; a row whose seeds all diverged is kept, with no score, status "diverged".
@@ -185,34 +187,31 @@ def with_distinct_settings(rows: list[dict]) -> list[dict]:
     from the task's other rows shown under the same name (the run's `label`, else its cell):
     what tells, say, mamba with noise from mamba from the zero state apart; {} when no other
     such row differs. A row a preset named is compared with the rows of that name only (its
-    label and grid stay the preset's); an unnamed row with every row of its cell's name, named
-    ones included, so it never looks like a preset's model of that name. Floats are shown
-    short (`shortest_distinct`: 0.00215 for 10**-2.6667), never so short that two rows look
-    alike; `config` keeps the exact values."""
+    label stays the preset's); an unnamed row with every row of its cell's name, named ones
+    included, so it never looks like a preset's model of that name. Floats are shown short
+    (`shortest_distinct` over all the rows of the name: 0.00215 for 10**-2.6667), never so
+    short that two rows look alike; `config` keeps the exact values."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["label"] or row["cell"]), []).append(row)
     out = []
     for group in groups.values():
         named = [row for row in group if row["label"]]
+        short = {field: shortest_distinct([row["config"].get(field) for row in group])
+                 for field in {field for row in group for field in row["config"]}}
         for row in group:
-            out.append({**row, "distinct_settings": settings_apart(row, named if row["label"]
-                                                                   else group)})
+            fields = varying(named if row["label"] else group)
+            out.append({**row, "distinct_settings": {
+                field: short[field].get(value, value) if isinstance(value, float) else value
+                for field in fields for value in [row["config"].get(field)]}})
     return out
 
 
-def settings_apart(row: dict, group: list[dict]) -> dict[str, Any]:
-    """{field: value} of `row`'s config fields whose value is not the same in every row of
-    `group` (which holds `row`), floats shortened as `shortest_distinct` does over the group."""
-    fields = sorted({field for other in group for field in other["config"]})
-    settings = {}
-    for field in fields:
-        values = [other["config"].get(field) for other in group]
-        if len({results.canonical_json(value) for value in values}) > 1:
-            value = row["config"].get(field)
-            settings[field] = (shortest_distinct(values).get(value, value)
-                               if isinstance(value, float) else value)
-    return settings
+def varying(rows: list[dict]) -> list[str]:
+    """The config fields whose value is not the same in every one of `rows`, sorted."""
+    fields = sorted({field for row in rows for field in row["config"]})
+    return [field for field in fields
+            if len({results.canonical_json(row["config"].get(field)) for row in rows}) > 1]
 
 
 def shortest_distinct(values: list) -> dict[float, float]:

@@ -133,7 +133,8 @@ def overview_markdown(grids: list[dict]) -> list[str]:
 
 
 def to_markdown(rows: list[dict], grids: list[dict], generated: str) -> str:
-    """The overview, then one table per task, rows sorted by score (descending)."""
+    """The overview, then one table per task, rows in `leaderboard.row_order` (best score
+    first; a task without scores by in-distribution accuracy)."""
     lines = ["# seqbench leaderboard", "", generated, "", *overview_markdown(grids), "",
              "Score: mean accuracy beyond the training length; ± is the half-width of the 95% "
              "confidence interval of the mean over seeds (Student's t); diverged seeds are left "
@@ -165,8 +166,8 @@ class Plot(NamedTuple):
 
 
 def plots(rows: list[dict], grids: list[dict] = ()) -> dict[str, Plot]:
-    """{task: Plot} with one curve (mean) and band (seed min..max) per row of the task, and
-    the capacity panel where `grids` (`selection.grids`) have one for the task."""
+    """{task: Plot} (see `plot`): each row of the task against length (or at its one length),
+    and the capacity panel where `grids` (`selection.grids`) have one for the task."""
     return {task: plot(task, [row for row in rows if row["task"] == task],
                        selection.capacity_curves(list(grids), task))
             for task in sorted({row["task"] for row in rows})}
@@ -265,24 +266,27 @@ def plot_accuracy_by_length(ax, task: str, rows: list[dict], colors: list,
                  fontsize=10)
 
 
-def plot_accuracy_at_one_length(ax, task: str, rows: list[dict], colors: list,
-                                length: int) -> None:
-    """A task every row evaluated at one length only (MQAR at its training length): each
-    row's accuracy there, one position per row in the table's order (mean; bar = seed
-    min..max), where a curve against length would be a column of dots."""
-    for i, (row, color) in enumerate(zip(rows, colors)):
-        (entry,) = [e for e in row["per_length"] if e["length"] == length] or [None]
-        if entry is None or not entry["accuracy"]["n"]:
+def plot_accuracy_per_row(ax, task: str, rows: list[dict], colors: list,
+                          evaluated: list[list[dict]], lengths: list[int]) -> None:
+    """A task each row evaluated at one length only (MQAR at its training length): each row's
+    accuracy there at position 1, 2, ... in the table's order (mean; bar = seed min..max; the
+    legend numbers the rows), where a curve against length would be a column of dots."""
+    for i, (row, color, entries) in enumerate(zip(rows, colors, evaluated), start=1):
+        if not entries:
             continue
-        stats = entry["accuracy"]
-        ax.errorbar([i], [stats["mean"]], yerr=[[stats["mean"] - stats["min"]],
-                                                [stats["max"] - stats["mean"]]],
-                    marker="o", markersize=5, capsize=3, linewidth=1.5, color=color,
-                    label=plain_text(row_label(row)))
-    ax.set_xticks([])
-    ax.set_xlim(-0.5, len(rows) - 0.5)
-    ax.set_xlabel("model (legend below, in the table's order)")
-    ax.set_title(plain_text(f"{task}: accuracy at length {length} (mean, bar = seed min..max)"),
+        stats = entries[0]["accuracy"]
+        # equal seeds: the mean can land one rounding step outside min..max (3 x 0.1)
+        below, above = (max(stats["mean"] - stats["min"], 0.0),
+                        max(stats["max"] - stats["mean"], 0.0))
+        ax.errorbar([i], [stats["mean"]], yerr=[[below], [above]], marker="o", markersize=5,
+                    capsize=3, linewidth=1.5, color=color,
+                    label=plain_text(f"{i}. {row_label(row)}"))
+    ax.set_xticks(range(1, len(rows) + 1), [str(i) for i in range(1, len(rows) + 1)])
+    ax.set_xlim(0.5, len(rows) + 0.5)
+    ax.set_xlabel("row (numbered in the legend, the table's order)")
+    at = (f"length {lengths[0]}" if len(lengths) == 1
+          else "each row's length (" + ", ".join(map(str, lengths)) + ")")
+    ax.set_title(plain_text(f"{task}: accuracy at {at} (mean, bar = seed min..max)"),
                  fontsize=10)
 
 
@@ -309,10 +313,10 @@ def plot(task: str, rows: list[dict],
     colors = [palette[i % len(palette)] for i in range(len(rows))]
     if loss_ax is not None:
         plot_loss_by_position(loss_ax, rows, colors)
-    lengths = sorted({e["length"] for row in rows for e in row["per_length"]
-                      if e["accuracy"]["n"]})
-    if len(lengths) == 1:
-        plot_accuracy_at_one_length(ax, task, rows, colors, lengths[0])
+    evaluated = [[e for e in row["per_length"] if e["accuracy"]["n"]] for row in rows]
+    lengths = sorted({e["length"] for entries in evaluated for e in entries})
+    if lengths and all(len(entries) <= 1 for entries in evaluated):
+        plot_accuracy_per_row(ax, task, rows, colors, evaluated, lengths)
     else:
         plot_accuracy_by_length(ax, task, rows, colors, lengths)
     if lengths:
@@ -435,8 +439,11 @@ def _row(row: dict) -> str:
 
 
 def _section(task: str, rows: list[dict], svg: str) -> str:
+    # the column `leaderboard.row_order` sorted the rows by
+    ordered_by = ("score" if any(row["score"]["mean"] is not None for row in rows)
+                  else "in-dist. accuracy")
     header = "".join(
-        f'<th data-type="{kind}"{" aria-sort=descending" if name == "score" else ""}>'
+        f'<th data-type="{kind}"{" aria-sort=descending" if name == ordered_by else ""}>'
         f"{html.escape(name)}</th>" for name, kind, _, _ in COLUMNS) + "<th>runs</th>"
     note = ('<p class="note">Rows marked [...] share a config hash but differ in code version '
             "or test sets, so they are kept apart.</p>" if any(r["conflict"] for r in rows)

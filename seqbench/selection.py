@@ -29,10 +29,12 @@ from seqbench.evaluate import CHOMSKY_GROUPS
 GROUP_ORDER = CHOMSKY_GROUPS + ("state_tracking", "memory", "real")
 
 
-def grid_key(row: dict[str, Any], model: str) -> tuple[str, str, str]:
-    """(task, model, the hashed config without the learning rate) of a row."""
+def grid_key(row: dict[str, Any], model: str) -> tuple[str, str, bool, str]:
+    """(task, model, whether a preset named it, the hashed config without the learning rate)
+    of a row: an unnamed run of a preset's model at another rate never joins the preset's
+    grid (its scores would count in the preset's reports under the preset's name)."""
     config = {k: v for k, v in row["config"].items() if k != "learning_rate"}
-    return row["task"], model, json.dumps(config, sort_keys=True, default=str)
+    return row["task"], model, bool(row["label"]), json.dumps(config, sort_keys=True, default=str)
 
 
 def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[dict[str, Any]]:
@@ -50,7 +52,7 @@ def grids(rows: list[dict[str, Any]], model_of: Callable[[dict], str]) -> list[d
     for row in rows:
         groups.setdefault(grid_key(row, model_of(row)), []).append(row)
     out = []
-    for (task, model, _), members in groups.items():
+    for (task, model, _, _), members in groups.items():
         scored = [row for row in members if row["score"]["n"]]
         best = max(scored, key=lambda row: row["score"]["max"], default=None)
         chosen = max((row for row in members if row["in_distribution_accuracy"]["n"]),

@@ -378,6 +378,20 @@ def test_an_unnamed_row_never_looks_like_a_named_one(tmp_path):
     assert labels == ["lstm [learning_rate=0.001]", "lstm [learning_rate=0.003, width=32]",
                       "lstm [learning_rate=0.003]"]
     assert sorted(grid["model"] for grid in board["grids"]) == ["lstm", "lstm [width=32]"]
+    # Floats are shortened over every row of the name: a named rate and an unnamed one that
+    # agree to 3 digits both get a 4th. And an unnamed run of the named model at another rate
+    # is a grid of its own, not a member of the preset's.
+    for folder, rate, label in (("named_a", 10 ** -2.6667, "lstm"), ("named_b", 4.6e-4, "lstm"),
+                                ("unnamed", 0.00215, "")):
+        record = make_record(accuracy, label="e")
+        record["config"].update(learning_rate=rate, label=label)
+        write_run(tmp_path / "close" / folder, record)
+    board = leaderboard.build([str(tmp_path / "close")], str(tmp_path / "out_close"))
+    assert sorted(leaderboard_html.row_label(row) for row in board["rows"]) == [
+        "lstm [learning_rate=0.00046]", "lstm [learning_rate=0.002154]",
+        "lstm [learning_rate=0.00215]"]
+    (named,) = [grid for grid in board["grids"] if grid["labelled"]]
+    assert sorted(named["learning_rates"]) == [4.6e-4, 10 ** -2.6667]
 
 
 def test_rows_without_a_score_are_ordered_by_how_well_they_fit():
@@ -498,21 +512,31 @@ def test_loss_by_position_is_the_seeds_interval_at_the_longest_length(tmp_path):
     assert "loss by position" not in leaderboard_html.plot("parity_check", [by_label["b"]]).svg
 
 
-def test_a_task_scored_at_one_length_plots_accuracy_per_model(tmp_path):
+def test_a_task_scored_at_one_length_plots_accuracy_per_row(tmp_path):
     """MQAR is evaluated at its training length only: a curve against length would be a column
     of dots at one x, so the main panel shows each row's accuracy at that length instead (mean,
-    bar = seed min..max), one position per row."""
-    for label, accuracy in (("e", [0.2, 0.4]), ("f", [1.0, 0.9])):
-        record = make_record({TRAIN_LENGTH: accuracy}, cell="gla", task="mqar", label=label)
+    bar = seed min..max), rows numbered in the legend in the table's order. Equal seeds (3 x
+    0.1, whose mean is a rounding step above its max) draw a bar of length 0, not an error."""
+    for label, accuracy in (("e", [0.2, 0.4]), ("f", [0.1, 0.1, 0.1])):
+        record = make_record({TRAIN_LENGTH: accuracy, 2 * TRAIN_LENGTH: accuracy}, cell="gla",
+                             task="mqar", label=label)
+        del record["per_length"][str(2 * TRAIN_LENGTH)]  # evaluated at the training length only
+        record.update(score=[None] * len(accuracy), score_mean=None)
         record["config"].update(width=16 if label == "e" else 32)
         write_run(tmp_path / "runs" / label, record)
     board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    assert [row["config"].get("width", 64) for row in board["rows"]] == [16, 32]  # best fit first
     svg = leaderboard_html.plot("mqar", board["rows"]).svg
     assert f"mqar: accuracy at length {TRAIN_LENGTH} (mean, bar = seed min..max)" in svg
+    assert "1. gla [width=16]" in svg and "2. gla [width=32]" in svg
     assert "accuracy vs length" not in svg
-    assert "accuracy vs length" in leaderboard_html.plot(
-        "mqar", board["rows"][:1] + [{**board["rows"][1], "per_length": [
-            {**board["rows"][1]["per_length"][0], "length": 2 * TRAIN_LENGTH}]}]).svg
+    page = (tmp_path / "out" / "leaderboard.html").read_text()  # the column the rows follow
+    assert 'aria-sort=descending>in-dist. accuracy</th>' in page
+    assert 'aria-sort=descending>score</th>' not in page
+    # a row evaluated at two lengths: the curve against length
+    two = [board["rows"][0], {**board["rows"][1], "per_length": board["rows"][1]["per_length"] + [
+        {**board["rows"][1]["per_length"][0], "length": 2 * TRAIN_LENGTH}]}]
+    assert "accuracy vs length" in leaderboard_html.plot("mqar", two).svg
 
 
 def test_the_overview_lists_tasks_in_table_2_s_order():

@@ -77,19 +77,26 @@ def tiny_sweep(tmp_path_factory):
     return runs, records, lines, folder
 
 
-@pytest.mark.slow
 def test_a_finished_run_is_told_by_its_score_else_by_its_fit():
-    record = {"score_mean": 0.5844, "in_distribution_accuracy": [0.9, 1.0],
-              "seed_status": ["ok", "ok"]}
-    assert sweep.result_text(record) == "score 0.584"
-    mqar = {**record, "score_mean": None, "in_distribution_accuracy": [0.798, 0.984, 0.1],
+    """Means over the seeds that did not diverge, one per learning rate of a grid run."""
+    record = {"score": [0.5844, 0.5844], "score_mean": 0.5844,
+              "in_distribution_accuracy": [0.9, 1.0], "seed_status": ["ok", "ok"]}
+    assert sweep.result_text(record) == "score 0.584 over 2 seeds"
+    mqar = {"score": [None] * 3, "score_mean": None,
+            "in_distribution_accuracy": [0.798, 0.984, 0.1],
             "seed_status": ["ok", "ok", "diverged"]}
-    assert sweep.result_text(mqar) == "in-distribution accuracy 0.891"  # the diverged seed out
-    assert sweep.result_text({**mqar, "score_mean": float("nan")}) == \
-        "in-distribution accuracy 0.891"
-    assert sweep.result_text({**mqar, "seed_status": ["diverged"] * 3}) == "score n/a"
+    assert sweep.result_text(mqar) == "in-distribution accuracy 0.891 over 2 seeds"
+    grid = {**mqar, "in_distribution_accuracy": [1.0, 0.2, 0.4, 0.1], "seed_status": ["ok"] * 4,
+            "members": [{"learning_rate": rate, "seed": seed}
+                        for rate in (0.002154434690031882, 0.00046415888336127773)
+                        for seed in (0, 1)]}
+    assert sweep.result_text(grid) == ("in-distribution accuracy 0.600 at lr 0.00215 over "
+                                       "2 seeds; 0.250 at lr 0.000464 over 2 seeds")
+    assert sweep.result_text({**mqar, "seed_status": ["diverged"] * 3}) == \
+        "no result (every seed diverged)"
 
 
+@pytest.mark.slow
 def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     runs, records, lines, tmp_path = tiny_sweep
     lines = [line for line in lines if line.startswith("[")]  # the sweep's line per run
@@ -112,7 +119,7 @@ def test_a_sweep_trains_every_run_and_a_rerun_skips_them(tiny_sweep):
     assert len(lines) == 3 and all("skipped, already done" in line for line in lines)
     # evaluated at its training length only: no score, its in-distribution accuracy instead
     fit = np.mean(records[2]["in_distribution_accuracy"])
-    assert lines[2].endswith(f"(in-distribution accuracy {fit:.3f})")
+    assert lines[2].endswith(f"(in-distribution accuracy {fit:.3f} over 2 seeds)")
     # Another configuration in a finished folder is an error, never an overwrite.
     changed = [(name, engine.Config(**{**config.__dict__, "steps": 3})) for name, config in runs]
     with pytest.raises(ValueError, match=r"holds a result of another configuration \(steps=2 "
