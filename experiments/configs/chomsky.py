@@ -39,7 +39,7 @@ every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stop
 not -1 (BUILD_NOTES.md). On even_pairs (2026-12-03) lru and lru-neg (not selective) stay at
 chance even within the training lengths, and so does mamba at 3e-3 (training loss ln 2
 throughout); the other rows follow. The context-free rows so far (2026-12-02: elman on stack_manipulation
-and reverse_string, lstm on both, attention on reverse_string at 3e-3): no generalisation, as
+and reverse_string, lstm on both, attention on reverse_string; both rates each): no generalisation, as
 published; best-of 0.540, 0.547, 0.605, 0.576 and 0.526 against Table 2's 0.560, 0.620, 0.591,
 0.609 and 0.623. The rest of the "full" sweep
 is under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
