@@ -34,7 +34,7 @@ seqbench got:
   0.187, attention 0.181, path_attention 0.179 (chance 0.167). The order Siems et al. and
   Grazzi et al. predict; BUILD_NOTES.md, "Reproductions", state_tracking S3. Since then
   (2026-12-03): slstm 1.000 on every seed at every length, like the LSTM; rwkv7 0.201 (exact
-  for three or four permutations, then lost: in one layer its α ∈ (0, 1) gives no reflection);
+  for three or four permutations, then lost; its α ∈ (0, 1) gives no reflection in one layer);
   mlstm 0.180, mamba2 0.186, hgrn2 0.184 (diagonal transitions commute: chance, as predicted).
 
 Variants:
