@@ -39,7 +39,8 @@ finds recall, one does not) and 0.991/0.309 at width 64 (4,864: the same split);
 gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall),
 0.798/0.984 at width 16 (state 800) and 1.000/1.000 at width 32 (2,624): the delta rule
 recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state 64) 1.000/1.000
-at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344). The other runs are queued.
+at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344); deltaproduct (n_h = 2)
+0.988/0.994 at width 16 (992). The other runs are queued.
 
 Variants:
 - "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
