@@ -17,8 +17,9 @@ The config hash leaves out the base seed and the seed count
 (the fields declared `hashed=False` in `seqbench.engine.config`), so runs of one configuration with other `--seed`s merge;
 a run repeating another's hash *and* seed trained identical models and is skipped as a
 duplicate (reported like a bad file). Each row keeps its `config` (the hashed fields) and its
-`distinct_settings`, the fields in which it differs from the other rows of its task shown under
-the same name (`with_distinct_settings`), which label it in tables and plots ("mamba
+`distinct_settings`, the fields that tell it from the other rows of its task shown under the
+same name (`with_distinct_settings`; a dict such as `cell_hparams` only where no scalar field
+does, `telling`), which label it in tables and plots ("mamba
 [initial_state=noise]"). Within a task rows are listed by score, best first, and rows without
 one (a task scored at its training length only, such as MQAR) by in-distribution accuracy.
 
@@ -183,9 +184,9 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
 
 
 def with_distinct_settings(rows: list[dict]) -> list[dict]:
-    """`rows`, each with `distinct_settings`: {field: value} of its config fields that tell it
-    from the task's other rows shown under the same name (the run's `label`, else its cell):
-    what tells, say, mamba with noise from mamba from the zero state apart; {} when no other
+    """`rows`, each with `distinct_settings`: {field: value} of the config fields that tell it
+    (`telling`) from the task's other rows shown under the same name (the run's `label`, else
+    its cell): what tells, say, mamba with noise from mamba from the zero state apart; {} when no other
     such row differs. A row a preset named is compared with the rows of that name only (its
     label stays the preset's); an unnamed row with every row of its cell's name, named ones
     included, so it never looks like a preset's model of that name. Floats are shown short
@@ -200,11 +201,31 @@ def with_distinct_settings(rows: list[dict]) -> list[dict]:
         short = {field: shortest_distinct([row["config"].get(field) for row in group])
                  for field in {field for row in group for field in row["config"]}}
         for row in group:
-            fields = varying(named if row["label"] else group)
+            fields = telling(named if row["label"] else group)
             out.append({**row, "distinct_settings": {
                 field: short[field].get(value, value) if isinstance(value, float) else value
                 for field in fields for value in [row["config"].get(field)]}})
     return out
+
+
+def telling(rows: list[dict]) -> list[str]:
+    """The varying config fields of `rows` that label them, sorted: every scalar one (width,
+    learning_rate, post_trained_from, steps), and a dict or list (cell_hparams, eval_lengths)
+    only where it splits rows the scalars leave together. mqar's mamba2 sets head_dim from the
+    width, so its rows are told apart by `width`, not by a dump of `cell_hparams` beside it."""
+    def composite(field):
+        return any(isinstance(row["config"].get(field), (dict, list)) for row in rows)
+
+    def parts(fields):
+        return len({tuple(results.canonical_json(row["config"].get(field)) for field in fields)
+                    for row in rows})
+
+    fields = varying(rows)
+    chosen = [field for field in fields if not composite(field)]
+    for field in filter(composite, fields):
+        if parts([*chosen, field]) > parts(chosen):
+            chosen.append(field)
+    return sorted(chosen)
 
 
 def varying(rows: list[dict]) -> list[str]:

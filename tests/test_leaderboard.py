@@ -360,6 +360,28 @@ def test_rows_of_one_cell_are_labelled_by_the_settings_that_differ(tmp_path):
     assert "| mamba [initial_state=noise] |" in table and "| lru |" in table
 
 
+def test_a_dict_setting_labels_rows_only_where_no_scalar_one_tells_them_apart(tmp_path):
+    """mqar's mamba2 sets its head size from the width, so `cell_hparams` varies with `width`:
+    the width alone tells the rows apart, and the dict is not dumped into the label. A row that
+    only the dict tells apart brings it back, for every row of the name."""
+    accuracy = {4: [1.0], 8: [0.5]}
+    for width in (16, 32):
+        record = make_record(accuracy, cell="mamba2", family="matrix")
+        record["config"].update(width=width, cell_hparams={"d_state": 64, "head_dim": 2 * width})
+        write_run(tmp_path / "runs" / f"w{width}", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    assert sorted(leaderboard_html.row_label(row) for row in board["rows"]) == [
+        "mamba2 [width=16]", "mamba2 [width=32]"]
+    record = make_record(accuracy, cell="mamba2", family="matrix")  # width 32, another d_state
+    record["config"].update(width=32, cell_hparams={"d_state": 16, "head_dim": 64})
+    write_run(tmp_path / "runs" / "w32_small", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    assert sorted(leaderboard_html.row_label(row) for row in board["rows"]) == [
+        'mamba2 [cell_hparams={"d_state":16,"head_dim":64}, width=32]',
+        'mamba2 [cell_hparams={"d_state":64,"head_dim":32}, width=16]',
+        'mamba2 [cell_hparams={"d_state":64,"head_dim":64}, width=32]']
+
+
 def test_an_unnamed_row_never_looks_like_a_named_one(tmp_path):
     """Two presets on one task: one names its LSTM "lstm" (two learning rates), the other leaves
     it unnamed (label "", shown by its cell name). The unnamed row is told apart by the settings
