@@ -40,8 +40,8 @@ gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recal
 0.798/0.984 at width 16 (state 800) and 1.000/1.000 at width 32 (2,624): the delta rule
 recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state 64) 1.000/1.000
 at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344); deltaproduct (n_h = 2)
-0.988/0.994 at width 16 (992); rwkv7 1.000/0.999 at width 16 (544). The other runs are
-queued.
+0.988/0.994 at width 16 (992); rwkv7 1.000/0.999 at width 16 (544); hgrn2 0.004/0.004 at width 16
+(512). The other runs are queued.
 
 Variants:
 - "paper" (a GPU job, not run here): the protocol above in seqbench's terms: 4 panels x widths
