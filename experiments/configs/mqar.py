@@ -53,7 +53,9 @@ Variants:
   attention at widths 16, 32, 64; gla and mamba at widths 16, 32, 64, 128; gated_deltanet
   (added 2026-12-01, after the others in the queue) at 8, 16, 32, 64, 128 (8 added 2026-12-03:
   it recalls at 16 already); since 2026-12-03, queued after them, the rest of the current
-  generation (mamba2, deltaproduct, rwkv7, hgrn2, mlstm, path_attention) at 16 and 32. The runs in `FULL_GRID_RUNS` trained both
+  generation (mamba2, deltaproduct, rwkv7, hgrn2, mlstm, path_attention) at 16 and 32, and
+  mamba2, deltaproduct and rwkv7 at 8 too (added 2026-12-03: each recalls at 16 on both seeds,
+  so the curve needs a smaller state to rise from). The runs in `FULL_GRID_RUNS` trained both
   rates as one grid program; since 2026-12-02 the others are one run per rate (named
   `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
@@ -102,9 +104,10 @@ WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
                    # smaller state to start from (Zoology's Figure 2 starts near chance)
                    "gated_deltanet": (8, 16, 32, 64, 128),
                    # the rest of the current generation (issue 22), queued after the others:
-                   # a point below and one at the width where gla and mamba start to recall
-                   **{cell: (16, 32) for cell in ("mamba2", "deltaproduct", "rwkv7", "hgrn2",
-                                                  "mlstm", "path_attention")}},
+                   # a point below and one at the width where gla and mamba start to recall;
+                   # width 8 too where width 16 already recalls on both seeds (2026-12-03)
+                   **{cell: (16, 32) for cell in ("hgrn2", "mlstm", "path_attention")},
+                   **{cell: (8, 16, 32) for cell in ("mamba2", "deltaproduct", "rwkv7")}},
           "smoke": {cell: (8,) for cell in CELLS}}
 
 
