@@ -483,6 +483,31 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
     assert 'id="overview"' in (tmp_path / "out" / "leaderboard.html").read_text()
 
 
+@pytest.mark.parametrize("better_test_rate", [1e-3, 3e-3])
+def test_a_tie_in_distribution_is_broken_without_looking_at_the_test_lengths(tmp_path,
+                                                                             better_test_rate):
+    """Two rates that fit the training lengths equally well (accuracy 1.0 on every seed) are
+    told apart by their in-distribution loss, then by the lower rate; which one scores better
+    beyond the training lengths must not change the choice (the rows' leaderboard order does
+    follow that score)."""
+    for lr in (1e-3, 3e-3):
+        beyond = [0.9, 0.9] if lr == better_test_rate else [0.5, 0.5]
+        record = make_record({4: [1.0, 1.0], 8: beyond}, cell="lstm", seed=0)
+        record["config"].update(learning_rate=lr, label="lstm")
+        write_run(tmp_path / "runs" / f"lr{lr}", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    (grid,) = board["grids"]
+    assert grid["selected_learning_rate"] == 1e-3  # the lower rate: equal accuracy and loss
+    # a lower in-distribution loss wins over the lower rate, whatever the test lengths say
+    for lr, loss in ((1e-3, 0.2), (3e-3, 0.1)):
+        path = tmp_path / "runs" / f"lr{lr}" / "result.json"
+        record = json.loads(path.read_text())
+        record["per_length"]["4"]["loss"] = [loss, loss]
+        path.write_text(json.dumps(record))
+    (grid,) = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out2"))["grids"]
+    assert grid["selected_learning_rate"] == 3e-3
+
+
 def test_the_overview_puts_the_published_score_beside_ours(tmp_path):
     """A model named as in the chomsky preset ("lstm") on a task whose Table 2 entry was read
     gets "paper 1.000" beside our numbers; a model the paper did not run gets none."""
