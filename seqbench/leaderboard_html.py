@@ -90,7 +90,8 @@ def grid_cell(grid: dict | None, paper_score: float | None = None) -> str:
 
 OVERVIEW_NOTE = ("Each cell: ours, the mean score ± 95% interval over the seeds of the learning "
                  "rate with the best in-distribution accuracy (ties: the lower in-distribution "
-                 "loss; chosen without looking at the test lengths); in parentheses the paper's statistic on our runs, the best score of "
+                 "loss; chosen without looking at the test lengths); in parentheses the "
+                 "paper's statistic on our runs, the best score of "
                  "any seed at any learning rate, and the score published in Delétang et al. "
                  "2023's Table 2 where it could be read (\"paper\"; the best of 10 seeds x 3 "
                  "learning rates at 1,000,000 steps). Score: mean accuracy beyond the training "
