@@ -186,8 +186,8 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
 def with_distinct_settings(rows: list[dict]) -> list[dict]:
     """`rows`, each with `distinct_settings`: {field: value} of the config fields that tell it
     (`telling`) from the task's other rows shown under the same name (the run's `label`, else
-    its cell): what tells, say, mamba with noise from mamba from the zero state apart; {} when no other
-    such row differs. A row a preset named is compared with the rows of that name only (its
+    its cell): what tells, say, mamba with noise from mamba from the zero state apart; {} when
+    no other such row differs. A row a preset named is compared with the rows of that name only (its
     label stays the preset's); an unnamed row with every row of its cell's name, named ones
     included, so it never looks like a preset's model of that name. Floats are shown short
     (`shortest_distinct` over all the rows of the name: 0.00215 for 10**-2.6667), never so
