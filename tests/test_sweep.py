@@ -310,8 +310,8 @@ def test_the_state_tracking_paper_variant_lists_every_registered_cell():
 
 def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():
     """The "full" variant's recurrent runs are split by rate (one session each on the CPU);
-    together with the runs already trained as a grid they cover every (cell, width) at both of
-    its rates, once."""
+    together with the runs already trained as a grid they cover every (cell, width, d_state)
+    at both of its rates, once, the smaller d_states of `SMALL_D_STATES` at width 8 too."""
     path = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "mqar.py")
     preset = runpy.run_path(path)
     rates = preset["get_config"]("full")["learning_rates"]
@@ -319,7 +319,11 @@ def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():
     for name, config in sweep.load(f"{path}:full"):
         members = config.member_learning_rates
         assert config.learning_rates == () or name in preset["FULL_GRID_RUNS"], name
-        covered += [(config.cell, config.width, rate) for rate in sorted(set(members))]
-    assert sorted(covered) == sorted({(cell, width, rate)
-                                      for cell, widths in preset["WIDTHS"]["full"].items()
-                                      for width in widths for rate in rates})
+        d_state = dict(config.cell_hparams).get("d_state")
+        covered += [(config.cell, config.width, d_state, rate) for rate in sorted(set(members))]
+    points = {(cell, width, {**preset["CELLS"][cell],
+                             **preset["width_hparams"](cell, width)}.get("d_state"))
+              for cell, widths in preset["WIDTHS"]["full"].items() for width in widths}
+    points |= {(cell, 8, d_state) for cell, d_states in preset["SMALL_D_STATES"].items()
+               for d_state in d_states}
+    assert sorted(covered) == sorted({(*point, rate) for point in points for rate in rates})
