@@ -58,7 +58,7 @@ Variants:
   generation (mamba2, deltaproduct, rwkv7, hgrn2, mlstm, path_attention) at 16 and 32, and
   mamba2, deltaproduct and rwkv7 at 8 too (added 2026-12-03: each recalls at 16 on both seeds,
   so the curve needs a smaller state to rise from), and mamba2 at width 8 with d_state 16 and
-  4 (`SMALL_D_STATES`, added 2026-12-04: at d_state 64 width 8 still recalls). The runs in `FULL_GRID_RUNS` trained both
+  4 (`SMALL_D_STATES`, added 2026-12-03: at d_state 64 width 8 still recalls). The runs in `FULL_GRID_RUNS` trained both
   rates as one grid program; since 2026-12-02 the others are one run per rate (named
   `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
@@ -112,7 +112,7 @@ WIDTHS = {"paper": {cell: (64, 128, 256, 512) for cell in CELLS},
                    **{cell: (16, 32) for cell in ("hgrn2", "mlstm", "path_attention")},
                    **{cell: (8, 16, 32) for cell in ("mamba2", "deltaproduct", "rwkv7")}},
           "smoke": {cell: (8,) for cell in CELLS}}
-# "full": Mamba-2 again at width 8 with a smaller d_state (added 2026-12-04). Its d_state of 64
+# "full": Mamba-2 again at width 8 with a smaller d_state (added 2026-12-03). Its d_state of 64
 # dominates its state, so at width 8 (2,912 floats) it still recalls on both seeds; d_state 16
 # and 4 carry 800 and 272 floats, the states of gated_deltanet at widths 16 and 8.
 SMALL_D_STATES = {"mamba2": (16, 4)}
