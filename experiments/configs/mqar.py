@@ -58,9 +58,10 @@ Variants:
   generation (mamba2, deltaproduct, rwkv7, hgrn2, mlstm, path_attention) at 16 and 32, and
   mamba2, deltaproduct and rwkv7 at 8 too (added 2026-12-03: each recalls at 16 on both seeds,
   so the curve needs a smaller state to rise from), and mamba2 at width 8 with d_state 16 and
-  4 (`SMALL_D_STATES`, added 2026-12-03: at d_state 64 width 8 still recalls). The runs in `FULL_GRID_RUNS` trained both
-  rates as one grid program; since 2026-12-02 the others are one run per rate (named
-  `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each fits a session.
+  4 (`SMALL_D_STATES`, added 2026-12-03: at d_state 64 width 8 still recalls). The runs in
+  `FULL_GRID_RUNS` trained both rates as one grid program; since 2026-12-02 the others are one
+  run per rate (named `-lr0.0022`, `-lr0.00046`), every width at 2.2e-3 first, so that each
+  fits a session.
 - "smoke": every cell at toy size (3 steps), for the tests.
 """
 
