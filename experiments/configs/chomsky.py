@@ -19,7 +19,8 @@ lie in [0, 1] cannot compute parity at finite precision and find that [-1, 1]
 seqbench got (this 2-core CPU, 2026-12-01): on parity_check, the Elman RNN and the LSTM score
 1.000 at every length 41..500 on every one of 5 seeds at lr 1e-3 ("full"; elman 4 of 5 seeds at
 3e-3) and on every one of 3 seeds in "main"; attention scores 0.50 on every seed at both rates
-in "full" (best-of 0.508) and 0.456 in "main" (main job from a fresh clone: 23-30 min).
+in "full" (best-of 0.508) and 0.456 in "main" (main job from a fresh clone: 23-30 min; 0.500
+on 2026-12-03's AVX-512 processor, each seed at chance again).
 even_pairs: the RNN and the LSTM generalise on every seed at 1e-3, attention does not.
 cycle_navigation: the RNN's best-of is 1.000 (mean 0.892 at the selected rate); the LSTM in
 seqbench's body fits the training lengths and does not generalise (best-of 0.395), while the
