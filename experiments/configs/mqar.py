@@ -191,7 +191,6 @@ def get_sweep(arg="full"):
         runs += [dict(name=f"{cell}-ds{d_state}-w8", label=cell, cell=cell, width=8,
                       cell_hparams={**CELLS[cell], **width_hparams(cell, 8), "d_state": d_state})
                  for cell, d_states in SMALL_D_STATES.items() for d_state in d_states]
-    if arg == "full":
         rates = sorted(get_config(arg)["learning_rates"], reverse=True)
         runs = [run for run in runs if run["name"] in FULL_GRID_RUNS] + [
             {**run, "name": f"{run['name']}-lr{rate:.2g}", "learning_rates": (),
