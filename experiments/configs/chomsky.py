@@ -46,7 +46,8 @@ published; best-of 0.540, 0.547, 0.605, 0.576 and 0.526 against Table 2's 0.560,
 0.575; elman and lstm on modular_arithmetic_brackets (both rates): best-of 0.314 each, chance
 0.20, attention (both rates) 0.307 against 0.325; lstm on solve_equation (both rates):
 best-of 0.245, elman (both rates) 0.207, chance 0.20; lstm on duplicate_string (both rates):
-0.526 against 0.576, elman at 3e-3 0.503 against 0.503. The rest of the "full" sweep is under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
+0.526 against 0.576, elman at 3e-3 0.503 against 0.503. The rest of the "full" sweep is
+under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
 BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task,
 cell, learning rate) with 5 seeds; the paper's statistic is the best score over a (task, cell)'s
 runs and seeds, ours the mean and 95% interval over the seeds of the learning rate with the best
