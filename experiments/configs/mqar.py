@@ -43,9 +43,9 @@ at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344), 0.965/0.937 at w
 (2,912), 0.189/0.432 and 0.865/0.855 at width 8 with d_state 4 and 16 (272 and 800);
 deltaproduct (n_h = 2) 0.702/0.170 at width 8 (368), 0.988/0.994 at width 16 (992) and
 1.000/1.000 at width 32 (3,008); rwkv7 0.665/0.540 at width 8 (144), 1.000/0.999 at width 16
-(544) and 1.000/1.000 at width 32 (2,112); hgrn2 0.004/0.004 at width 16 (512) and 0.979/0.951 at width 32 (2,048); mlstm
-0.546/0.663 at width 16 (546) and 0.988/0.982 at width 32 (2,114); path_attention 1.000/1.000
-at widths 16 and 32 (its key-value cache: 4,160 and 8,320 floats).
+(544) and 1.000/1.000 at width 32 (2,112); hgrn2 0.004/0.004 at width 16 (512) and 0.979/0.951
+at width 32 (2,048); mlstm 0.546/0.663 at width 16 (546) and 0.988/0.982 at width 32 (2,114);
+path_attention 1.000/1.000 at widths 16 and 32 (its key-value cache: 4,160 and 8,320 floats).
 The other runs are queued.
 
 Variants:
