@@ -25,6 +25,9 @@ CHOMSKY_TABLE2_ORDER = (
     "duplicate_string", "missing_duplicate_string", "odds_first", "binary_addition",
     "binary_multiplication", "compute_sqrt", "bucket_sort",
 )
+# Table 2's models among the preset's labels, in the order the overview shows them: the paper's
+# RNN and LSTM, then its Transformer; every other model follows them.
+CHOMSKY_TABLE2_MODELS = ("elman", "lstm", "attention")
 CHOMSKY_TABLE2: dict[str, dict[str, float]] = {
     "modular_arithmetic": {"elman": 1.000, "lstm": 1.000, "attention": 0.242},
     "parity_check": {"elman": 1.000, "lstm": 1.000, "attention": 0.520},

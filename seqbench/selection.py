@@ -126,7 +126,8 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     """(tasks, models, {(task, model): grid}) for a tasks x models table in the layout of the
     Chomsky paper's Table 2: the tasks of `groups` by level (regular, context-free,
     context-sensitive), within a level in Table 2's order (`published.CHOMSKY_TABLE2_ORDER`;
-    other tasks after, as they first appear), models in the order they first appear with each
+    other tasks after, as they first appear), Table 2's models first
+    (`published.CHOMSKY_TABLE2_MODELS`), the others in the order they first appear, with each
     model's variants beside it ("mamba", "mamba-neg": a name's part before the first "-" is
     its family, the plain name first, then names with one "-", then two). Only
     models a preset named (`Config.label`) take part: unnamed rows are told apart by settings
@@ -147,7 +148,9 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
         first_seen.setdefault(grid["task"], len(first_seen))
         if grid["model"] not in models:
             models.append(grid["model"])
-    family = {}  # the part of a model's name before the first "-" -> rank of first appearance
+    # the part of a model's name before the first "-" -> its rank: Table 2's models first, then
+    # the others by first appearance (the rows' order follows their scores, the columns must not)
+    family = {name: rank for rank, name in enumerate(published.CHOMSKY_TABLE2_MODELS)}
     for model in models:
         family.setdefault(model.split("-", 1)[0], len(family))
     models = sorted(models, key=lambda m: (family[m.split("-", 1)[0]], m.count("-")))  # stable

@@ -519,9 +519,9 @@ def test_the_overview_puts_the_published_score_beside_ours(tmp_path):
     overview = (tmp_path / "out" / "leaderboard.md").read_text().split("## Overview")[1]
     assert published.chomsky_score("parity_check", "lstm") == 1.0
     assert published.chomsky_score("parity_check", "elman-bare") == 1.0  # the paper's own RNN
-    assert "| task | gru | lstm |" in overview
-    assert "| parity_check | 0.750 ± 0.635 (best 0.800) | 0.750 ± 0.635 (best 0.800; paper " \
-           "1.000) |" in overview
+    assert "| task | lstm | gru |" in overview  # Table 2's model first
+    assert "| parity_check | 0.750 ± 0.635 (best 0.800; paper 1.000) | 0.750 ± 0.635 (best " \
+           "0.800) |" in overview
     assert "paper 1.000" in (tmp_path / "out" / "leaderboard.html").read_text()
     assert leaderboard_html.grid_cell(None, 0.52) == "(paper 0.520)"
     assert published.chomsky_score("even_pairs", "lstm") is None  # not read: left out
@@ -614,6 +614,19 @@ def test_the_overview_puts_each_model_s_variants_beside_it():
     assert ordered == ["elman", "elman-bare", "mamba", "mamba-neg", "lru", "lru-neg",
                        "rg_lru", "rg_lru-neg", "rg_lru-neg-lowinit"]
     assert set(cells) == {("parity_check", m) for m in models}
+
+
+def test_the_overview_puts_table_2_s_models_first_whatever_the_rows_order():
+    """The rows reach `matrix` sorted by score, so a first-seen column order would move with the
+    results: Table 2's models (elman, lstm, attention, with their variants) come first, in
+    that order, and the others after them as they first appear."""
+    from seqbench import selection
+
+    models = ["lru", "attention", "mamba-neg", "lstm-bare", "elman", "lstm", "mamba"]
+    rows = [{"task": "cycle_navigation", "task_group": "regular", "model": m, "labelled": True}
+            for m in models]
+    _, ordered, _ = selection.matrix(rows)
+    assert ordered == ["elman", "lstm", "lstm-bare", "attention", "lru", "mamba", "mamba-neg"]
 
 
 def test_a_model_at_several_state_sizes_gets_the_capacity_curve(tmp_path):
