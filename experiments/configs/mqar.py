@@ -28,7 +28,7 @@ stand for the selective, matrix-state and diagonal families). The x-axis is the 
 run records (`state_size`: floats carried per sequence, every layer), not the width.
 
 seqbench got ("full", in-distribution accuracy per seed; BUILD_NOTES.md, "mqar at Zoology
-strength"; the sweep resumes across sittings): attention at width 64 1.000 on every seed at
+strength"; the sweep resumes across sittings): attention at width 64 0.999-1.000 on every seed at
 both rates, at widths 16 and 32 one seed of four at 1.000, the others 0.11-0.25 (a seed
 lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats) and
 0.601/0.460 at width 32 (2,048): recall rises with the state, as in Zoology's Figure 2, but
