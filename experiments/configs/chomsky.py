@@ -38,9 +38,9 @@ length ~10 only; its initialisation keeps 2 a_t - 1 >= 0.8 and no transition eve
 negative). Drawn from a^c in [0.01, 0.999] ("rg_lru-neg-lowinit"), it fits parity exactly on
 every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stops at -0.89..-0.97,
 not -1 (BUILD_NOTES.md). On even_pairs (2026-12-03) lru and lru-neg (not selective) stay at
-chance even within the training lengths, and so do mamba and mamba-neg at 3e-3 (training loss
-0.65-0.70 throughout, ln 2 = 0.69); on cycle_navigation lru (both rates) fits the training
-lengths and holds them only to ~50 (best-of 0.320, chance 0.20), lru-neg (both rates)
+chance even within the training lengths, and so do mamba (both rates) and mamba-neg at 3e-3
+(training loss 0.65-0.70 throughout, ln 2 = 0.69); on cycle_navigation lru (both rates) fits the
+training lengths and holds them only to ~50 (best-of 0.320, chance 0.20), lru-neg (both rates)
 the same (0.315); the other rows follow. The context-free rows so far
 (2026-12-02: elman on stack_manipulation and reverse_string, lstm on both, attention on
 reverse_string; both rates each): no generalisation, as published; best-of 0.540, 0.547, 0.605,
@@ -49,7 +49,7 @@ stack_manipulation (both rates), best-of 0.518 against 0.575; elman and lstm on
 modular_arithmetic_brackets (both rates): best-of 0.314 each, chance 0.20, attention (both
 rates) 0.307 against 0.325; lstm on solve_equation (both rates): best-of 0.245, elman (both
 rates) 0.207, attention (both rates) 0.223, chance 0.20; lstm on duplicate_string (both rates):
-0.526 against 0.576, elman at 3e-3 0.503 against 0.503. The rest of the "full" sweep is under
+0.526 against 0.576, elman (both rates) 0.504 against 0.503. The rest of the "full" sweep is under
 way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
 BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one (task,
 cell, learning rate) with 5 seeds; the paper's statistic is the best score over a (task, cell)'s
