@@ -39,7 +39,7 @@ negative). Drawn from a^c in [0.01, 0.999] ("rg_lru-neg-lowinit"), it fits parit
 every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stops at -0.89..-0.97,
 not -1 (BUILD_NOTES.md). On even_pairs (2026-12-03) lru and lru-neg (not selective) stay at
 chance even within the training lengths, and so do mamba and mamba-neg (both rates each) and
-rg_lru at 3e-3 (training loss 0.65-0.70 throughout, ln 2 = 0.69); on cycle_navigation lru
+rg_lru (both rates; training loss 0.65-0.70 throughout, ln 2 = 0.69); on cycle_navigation lru
 (both rates) fits the training lengths and holds them only to ~50 (best-of 0.320, chance 0.20),
 lru-neg (both rates) the same (0.315), mamba at 3e-3 chance beyond them (0.220); the other rows
 follow. The context-free rows so far
