@@ -68,12 +68,13 @@ def test_a_folder_without_a_result_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match=f"error: --run={tmp_path}: no readable result.json "
                                          r"\(.*\); give a finished run's folder"):
         SCRIPT["read_record"](str(tmp_path))
+
+
 def test_parity_channels_without_a_sign_flip_give_the_smallest_transitions():
     # no channel has a(0) > 0 > a(1) (seed 0's third has both negative): the line must not name
     # arbitrary channels as "best"
     a = np.array([[[0.9, 0.6, -0.95], [0.8, 0.7, -0.3]], [[0.9, 0.6, 0.95], [0.8, 0.7, 0.5]]])
     lines = SCRIPT["parity_channels"](a)
-    assert lines == [
-        "seed 0: 0 of 3 channels with a(0) > 0 > a(1); smallest a(0)=-0.9500, smallest a(1)=-0.3000",
-        "seed 1: 0 of 3 channels with a(0) > 0 > a(1); smallest a(0)=+0.6000, smallest a(1)=+0.5000",
-    ]
+    head = "0 of 3 channels with a(0) > 0 > a(1); smallest"
+    assert lines == [f"seed 0: {head} a(0)=-0.9500, smallest a(1)=-0.3000",
+                     f"seed 1: {head} a(0)=+0.6000, smallest a(1)=+0.5000"]
