@@ -64,14 +64,13 @@ def parity_channels(a: np.ndarray) -> list[str]:
     lines = []
     for seed, (a0, a1) in enumerate(zip(a[:, 0], a[:, 1])):
         flips = (a0 > 0) & (a1 < 0)
+        head = f"seed {seed}: {int(flips.sum())} of {a0.size} channels with a(0) > 0 > a(1); "
         if not flips.any():
-            lines.append(f"seed {seed}: 0 of {a0.size} channels with a(0) > 0 > a(1); smallest "
-                         f"a(0)={a0.min():+.4f}, smallest a(1)={a1.min():+.4f}")
+            lines.append(head + f"smallest a(0)={a0.min():+.4f}, smallest a(1)={a1.min():+.4f}")
             continue
         keep = np.minimum(np.abs(a0), np.abs(a1)) * flips
         best = [i for i in np.argsort(-keep)[:3] if flips[i]]
-        lines.append(f"seed {seed}: {int(flips.sum())} of {a0.size} channels with a(0) > 0 > "
-                     f"a(1); best: " + ", ".join(f"a(0)={a0[i]:+.4f} a(1)={a1[i]:+.4f}"
+        lines.append(head + "best: " + ", ".join(f"a(0)={a0[i]:+.4f} a(1)={a1[i]:+.4f}"
                                                  for i in best)
                      + f"; min(|a|)^50 = {keep[best[0]] ** 50:.3g}")
     return lines
