@@ -72,6 +72,11 @@ from seqbench.tasks import Task
 logger = logging.getLogger(__name__)
 
 EVAL_SEED = 1234
+# effective_length (`summarise`): a seed fits its training lengths when its in-distribution
+# accuracy gains FIT_MARGIN of the way from chance to 1; a length is held while it keeps HOLD
+# of that gain.
+FIT_MARGIN = 0.1
+HOLD = 0.9
 CHOMSKY_GROUPS = ("regular", "context_free", "context_sensitive")
 CHOMSKY_TEST_LENGTHS = range(41, 501)  # Delétang et al. 2023: train 1..40, test 41..500
 # The adding problem's criterion (Hochreiter & Schmidhuber 1997, Sec. 5, Experiment 4): a
@@ -454,8 +459,14 @@ def length_grid(
     return results
 
 
+def chance_accuracy(task: Task) -> float:
+    """The accuracy of the best input-blind guess at `task`: its `chance`, or 0 for a
+    regression task (whose `chance` is the guess's MSE, not an accuracy)."""
+    return task.chance if task.output_vocab else 0.0
+
+
 def summarise(per_length: dict[int, dict[str, Any]], train_length: int,
-              ok: list[bool] | None = None) -> dict[str, Any]:
+              ok: list[bool] | None = None, chance: float = 0.0) -> dict[str, Any]:
     """Per-seed score, in-distribution accuracy and effective length, and the mean score.
 
     Args:
@@ -464,13 +475,18 @@ def summarise(per_length: dict[int, dict[str, Any]], train_length: int,
       train_length: lengths <= it are in distribution, longer ones count for the score.
       ok: per seed, False for a seed that diverged; `score_mean` averages the others only
         (None when no seed is left). Default: every seed.
+      chance: the task's `chance_accuracy`, from which a seed's effective length measures
+        its gain.
     Returns:
       `in_distribution_accuracy`: per seed, the mean accuracy over evaluated lengths <=
         train_length; None when no such length was evaluated (`in_distribution_note` says so).
       `score`: per seed, the mean accuracy over lengths > train_length (NaN when none).
-      `effective_length`: per seed, the longest length whose accuracy stays >= 90% of the
-        in-distribution accuracy, scanning upwards and stopping at the first failure (0 when
-        the first length fails; None without an in-distribution accuracy).
+      `effective_length`: per seed, the longest length that keeps `HOLD` (90%) of the seed's
+        in-distribution gain over chance, acc - chance >= HOLD (in_dist - chance), scanning
+        upwards and stopping at the first failure (0 when the first length fails; None
+        without an in-distribution accuracy). A seed whose gain is below `FIT_MARGIN` (1 -
+        chance), one that did not fit its training lengths, has none (0): at chance its
+        noise would "keep" its noise to any length.
       `score_mean`: the mean score over the seeds in `ok`, or None.
     """
     lengths = sorted(n for n in per_length if None not in per_length[n]["accuracy"])
@@ -491,8 +507,10 @@ def summarise(per_length: dict[int, dict[str, Any]], train_length: int,
     effective = []
     for seed in range(seeds):
         best = 0
-        for n, acc in zip(lengths, accuracy[:, seed]):
-            if acc < 0.9 * in_dist[seed]:
+        gain = in_dist[seed] - chance
+        fitted = gain >= FIT_MARGIN * (1 - chance)
+        for n, acc in zip(lengths, accuracy[:, seed] if fitted else []):
+            if acc - chance < HOLD * gain:
                 break
             best = n
         effective.append(best)

@@ -70,7 +70,10 @@ def check(record: Any) -> str | None:
         return f"expected a JSON object; got {type(record).__name__}"
     version = record.get("schema_version")
     if version not in SUPPORTED_SCHEMAS:
-        return f"schema_version {version!r} not supported (expected one of {SUPPORTED_SCHEMAS})"
+        upgrade = ("; `python -m seqbench.reevaluate --runs=DIR` upgrades it"
+                   if version in results.UPGRADABLE_SCHEMAS else "")
+        return (f"schema_version {version!r} not supported (expected one of "
+                f"{SUPPORTED_SCHEMAS}){upgrade}")
     for name, kind in REQUIRED.items():
         if name not in record:
             return f"missing field {name!r}"

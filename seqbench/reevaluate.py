@@ -1,13 +1,14 @@
-"""Evaluate again the lengths finished runs recorded as skipped, from their final checkpoints.
+"""Bring finished runs' `result.json` up to the current evaluator and schema.
 
     python -m seqbench.reevaluate --runs=experiments/runs/chomsky
 
 Until 2026-12-01 the evaluator skipped every attention length whose memory estimate was over
-`evaluate.MAX_EVAL_BYTES`; it now evaluates such lengths in groups of rows. For each run folder
-under `--runs` whose `result.json` has skipped lengths, this evaluates them from the run's
-final checkpoint with the current evaluator and rewrites `result.json`
-(`engine.reevaluate`: metrics merged, summary recomputed, `reevaluated` recorded); runs with
-nothing skipped are left alone. One line per run.
+`evaluate.MAX_EVAL_BYTES`; it now evaluates such lengths in groups of rows. Until 2026-12-04
+(schema 3) a seed at chance got an effective length from its noise. For each run folder under
+`--runs`, this evaluates skipped lengths from the run's final checkpoint with the current
+evaluator, recomputes the summary of a schema-3 record from its per-length metrics, and
+rewrites `result.json` (`engine.reevaluate`); runs already up to date are left alone. One line
+per run.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ def main(argv) -> int:
             failures += 1
             continue
         if record is None:
-            print(f"{name}: nothing skipped", flush=True)
-        else:
-            print(f"{name}: re-evaluated lengths {record['reevaluated']['lengths']}; score "
-                  f"{record['score_mean']}", flush=True)
+            print(f"{name}: up to date", flush=True)
+            continue
+        print(f"{name}: rewritten; score {record['score_mean']}, effective length "
+              f"{record['effective_length']}", flush=True)
     return 1 if failures else 0
 
 

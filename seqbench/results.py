@@ -20,7 +20,9 @@ from typing import Any, NamedTuple
 import jax
 import jaxlib
 
-SCHEMA_VERSION = 3  # 3: config holds the model-body fields (mlp_expand, norm, residual, ...)
+SCHEMA_VERSION = 4  # 3: config holds the model-body fields (mlp_expand, norm, residual, ...);
+# 4: effective_length measured from chance, 0 for a seed that did not fit (`evaluate.summarise`)
+UPGRADABLE_SCHEMAS = (3,)  # older records `python -m seqbench.reevaluate` brings to this one
 
 
 class Field(NamedTuple):
@@ -61,8 +63,8 @@ RECORD = {
     "score": Field((list,), True, True, "mean accuracy over lengths > train_length"),
     "score_mean": Field((int, float, NULL), False, False, "the mean score over non-diverged "
                         "seeds"),
-    "effective_length": Field((list,), True, True, "longest length holding 90% of the "
-                              "in-distribution accuracy"),
+    "effective_length": Field((list,), True, True, "longest length keeping 90% of the "
+                              "in-distribution gain over chance (0: did not fit)"),
     "param_count": Field((int,), False, True, "parameters of one member's model"),
     "state_size": Field((int,), False, True, "floats of state per sequence"),
     "tokens_per_s": Field((int, float, NULL), False, True, "training throughput, all members"),

@@ -150,7 +150,8 @@ def test_metrics_equal_a_step_by_step_numpy_loop(cell_name):
     if attention:
         assert got[too_long]["accuracy"] == [None] * SEEDS and "GiB >" in got[too_long]["skipped"]
         assert "skipped" in lines[1] and len(lines) == 2
-        assert evaluate.summarise(got, train_length=LENGTH)["effective_length"] == [LENGTH] * SEEDS
+        summary = evaluate.summarise(got, train_length=LENGTH)  # the skipped length left out
+        assert summary["in_distribution_accuracy"] == got[LENGTH]["accuracy"]
     else:
         assert len(lines) == 1
 
@@ -264,6 +265,26 @@ def test_summarise_leaves_out_skipped_lengths():
     assert beyond_only["in_distribution_note"] == "no evaluated length <= train_length 4"
     # Diverged seeds are never averaged.
     assert evaluate.summarise(per_length, 4, ok=[False, True])["score_mean"] == 0.625
+
+
+def test_a_seed_that_does_not_fit_its_training_lengths_has_no_effective_length():
+    # Five-way task (chance 0.2). Seed 0 fits the training lengths (0.98, a gain of 0.78) and
+    # keeps 90% of that gain (acc >= 0.902) to 51; seed 1 sits at chance in and beyond them:
+    # its noise (0.18 in, 0.19-0.23 beyond) would "keep" 90% of its noise to any length.
+    per_length = {10: {"accuracy": [1.0, 0.2]}, 40: {"accuracy": [0.96, 0.16]},
+                  41: {"accuracy": [0.95, 0.23]}, 51: {"accuracy": [0.91, 0.19]},
+                  61: {"accuracy": [0.9, 0.2]}, 101: {"accuracy": [0.3, 0.21]}}
+    summary = evaluate.summarise(per_length, train_length=40, chance=0.2)
+    assert summary["effective_length"] == [51, 0]
+    # The bar: a gain of 10% of the way from chance to 1 (0.28 here).
+    near = {10: {"accuracy": [0.3, 0.27]}, 41: {"accuracy": [0.3, 0.27]}}
+    assert evaluate.summarise(near, train_length=40, chance=0.2)["effective_length"] == [41, 0]
+    # Measured from chance, not from 0: 0.6 at 41 is 90% of 0.65 but not of its gain 0.45.
+    assert evaluate.summarise({10: {"accuracy": [0.65]}, 41: {"accuracy": [0.6]}}, 40,
+                              chance=0.2)["effective_length"] == [10]
+    # The accuracy of an input-blind guess: the task's chance, 0 for regression (an MSE).
+    assert evaluate.chance_accuracy(tasks.get("cycle_navigation")) == 0.2
+    assert evaluate.chance_accuracy(tasks.get("adding")) == 0.0
 
 
 def test_default_lengths_add_the_chomsky_range_for_formal_language_tasks():

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqbench import engine, evaluate, logs, tasks
+from seqbench import engine, evaluate, logs, results, tasks
 from seqbench.engine import curricula, loop
 from seqbench.engine import step as step_lib
 
@@ -131,6 +131,29 @@ def test_attention_gets_a_cache_long_enough_for_evaluation_and_skipped_lengths_a
     shutil.rmtree(tmp_path / "whole" / "checkpoints")
     with pytest.raises(ValueError, match="the checkpoint of its last step 4 is gone"):
         loop.final_state(str(tmp_path / "whole"), whole)
+    # A schema-3 record (effective length from noise; the first ones had no `members`) is
+    # upgraded without its checkpoint: the summary recomputed from its per-length metrics and
+    # the members read off its config, nothing evaluated.
+    old = {**whole, "schema_version": 3, "effective_length": [99, 99]}
+    del old["members"]
+    (tmp_path / "whole" / "result.json").write_text(json.dumps(old))
+    upgraded = engine.reevaluate(str(tmp_path / "whole"))
+    assert upgraded["schema_version"] == results.SCHEMA_VERSION and "reevaluated" not in upgraded
+    assert upgraded["members"] == whole["members"]
+    assert upgraded["effective_length"] == whole["effective_length"] != [99, 99]
+    assert engine.reevaluate(str(tmp_path / "whole")) is None
+    # With a skipped length and no checkpoint: upgraded and written, then the length refused.
+    skipped_100 = {"skipped": "too big", "accuracy": [None, None], "loss": [None, None]}
+    old["per_length"] = {**whole["per_length"], "100": skipped_100}
+    (tmp_path / "whole" / "result.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="the checkpoint of its last step 4 is gone"):
+        engine.reevaluate(str(tmp_path / "whole"))
+    on_disk = json.loads((tmp_path / "whole" / "result.json").read_text())
+    assert on_disk["schema_version"] == results.SCHEMA_VERSION
+    assert on_disk["per_length"]["100"] == skipped_100
+    (tmp_path / "whole" / "result.json").write_text(json.dumps({**whole, "schema_version": 2}))
+    with pytest.raises(ValueError, match="schema_version 2 cannot be upgraded"):
+        engine.reevaluate(str(tmp_path / "whole"))
 
 
 def test_summarise_against_hand_computed_numbers():

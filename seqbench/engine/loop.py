@@ -169,7 +169,8 @@ def _run(config, workdir, cell, task, model, record_config, writer, run_start, s
             board.close()
         return None
     diverged = fetch(state.diverged_at)
-    summary = evaluate.summarise(per_length, config.train_length, ok=[s < 0 for s in diverged])
+    summary = evaluate.summarise(per_length, config.train_length, ok=[s < 0 for s in diverged],
+                                 chance=evaluate.chance_accuracy(task))
     diverged_at = [int(s) if s >= 0 else None for s in diverged]
     one_seed_params = jax.tree_util.tree_map(lambda x: x[0], eval_params)
     record = {
@@ -232,34 +233,58 @@ def evaluate_trained(config: Config, cell, task, model, state, lengths, stop=Non
 
 
 def reevaluate(workdir: str) -> dict[str, Any] | None:
-    """Evaluates the lengths a finished run recorded as skipped (attention over the memory
-    limit of the evaluator it ran with) from its final checkpoint, and rewrites its
-    `result.json` with them: the per-length metrics merged, the summary recomputed, every other
-    field kept, and `reevaluated` saying which lengths, when and with which code. Returns the
-    new record, or None when nothing was skipped. Raises ValueError when the run has no
-    result or its final checkpoint is gone."""
+    """Brings a finished run's `result.json` up to the current schema and evaluator, in two
+    steps, each written when done:
+
+    1. a record of an older schema (`results.UPGRADABLE_SCHEMAS`) has its summary recomputed
+       from its per-length metrics and, when it has none, its `members` read off its config
+       (no checkpoint needed);
+    2. lengths it recorded as skipped (attention over the memory limit of the evaluator it
+       ran with) are evaluated from its final checkpoint and merged in, the summary
+       recomputed, and `reevaluated` says which lengths, when and with which code.
+
+    Every other field is kept. Returns the new record, or None when there was nothing to do.
+    Raises ValueError when the run has no result, its schema cannot be upgraded, or it has
+    skipped lengths and its final checkpoint is gone (after step 1 is written)."""
     path = os.path.join(workdir, "result.json")
     if not os.path.exists(path):
         raise ValueError(f"{workdir}: no result.json (not a finished run)")
     with open(path) as f:
         record = json.load(f)
-    missing = sorted(int(n) for n, entry in record["per_length"].items() if "skipped" in entry)
-    if not missing:
-        return None
-    config, cell, task, model, state = final_state(workdir, record)
-    start = time.perf_counter()
-    found, _ = evaluate_trained(config, cell, task, model, state, missing)
+    version = record.get("schema_version")
+    if version not in (results.SCHEMA_VERSION, *results.UPGRADABLE_SCHEMAS):
+        raise ValueError(f"{workdir}: schema_version {version!r} cannot be upgraded (expected "
+                         f"one of {(*results.UPGRADABLE_SCHEMAS, results.SCHEMA_VERSION)})")
     per_length = {int(n): entry for n, entry in record["per_length"].items()}
-    per_length.update(found)
+    missing = sorted(n for n, entry in per_length.items() if "skipped" in entry)
+    if version != results.SCHEMA_VERSION:
+        config = from_json(record["config"])
+        record.setdefault("members", members(config))  # absent from the first schema-3 records
+        _write_summary(path, record, per_length, config, build(config)[1])
+    elif not missing:
+        return None
+    if missing:
+        config, cell, task, model, state = final_state(workdir, record)
+        start = time.perf_counter()
+        found, _ = evaluate_trained(config, cell, task, model, state, missing)
+        per_length.update(found)
+        record["reevaluated"] = {"lengths": missing, "eval_s": time.perf_counter() - start,
+                                 "environment": results.environment()}
+        _write_summary(path, record, per_length, config, task)
+    return record
+
+
+def _write_summary(path, record, per_length, config, task) -> None:
+    """Writes `record` to `path` with `per_length` and the summary recomputed from it, at the
+    current schema."""
     summary = evaluate.summarise(per_length, config.train_length,
-                                 ok=[s == "ok" for s in record["seed_status"]])
+                                 ok=[s == "ok" for s in record["seed_status"]],
+                                 chance=evaluate.chance_accuracy(task))
     record.pop("in_distribution_note", None)
     record.update(per_length={str(n): per_length[n] for n in sorted(per_length)}, **summary,
-                  reevaluated={"lengths": missing, "eval_s": time.perf_counter() - start,
-                               "environment": results.environment()})
+                  schema_version=results.SCHEMA_VERSION)
     results.check_fields(record)
     results.write_json(path, record)
-    return record
 
 
 def final_state(workdir: str, record: dict[str, Any]):
