@@ -484,9 +484,9 @@ def summarise(per_length: dict[int, dict[str, Any]], train_length: int,
       `effective_length`: per seed, the longest length that keeps `HOLD` (90%) of the seed's
         in-distribution gain over chance, acc - chance >= HOLD (in_dist - chance), scanning
         upwards and stopping at the first failure (0 when the first length fails; None
-        without an in-distribution accuracy). A seed whose gain is below `FIT_MARGIN` (1 -
-        chance), one that did not fit its training lengths, has none (0): at chance its
-        noise would "keep" its noise to any length.
+        without an in-distribution accuracy). A seed whose gain is below FIT_MARGIN (1 -
+        chance), FIT_MARGIN = 10%, did not fit its training lengths and has none (0): at
+        chance its noise would "keep" its noise to any length.
       `score_mean`: the mean score over the seeds in `ok`, or None.
     """
     lengths = sorted(n for n in per_length if None not in per_length[n]["accuracy"])

@@ -238,6 +238,7 @@ def test_bad_files_are_reported_and_skipped(board):
     (lambda r: r["per_length"].update(x={}), "per_length entry 'x' is not a length"),
     (lambda r: r["per_length"].update({"08": r["per_length"].pop("8")}), "entry '08' is not"),
     (lambda r: r.update(seeds=0), "seeds must be in [1, 1000000]"),
+    (lambda r: r.update(schema_version=3), "seqbench.reevaluate --runs=DIR` upgrades it"),
 ])
 def test_check_names_what_is_wrong(change, reason):
     record = make_record({4: [1.0, 1.0], 8: [0.5, 0.6]})
