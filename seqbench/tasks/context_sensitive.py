@@ -66,7 +66,9 @@ def make_missing_duplicate_string() -> Task:
         targets  0 0 0 0 0 0 0 0
         mask     . . . . . . . T
 
-    min_length 2 (the paper feeds a constant dummy at L = 1). Chance 0.5.
+    min_length 2 (the paper feeds a constant dummy at L = 1). Chance 0.5. Every bit of w w
+    occurs twice, so the hidden bit is also the parity (XOR) of the visible bits: a regular
+    shortcut, which an LSTM finds (BUILD_NOTES.md, "Reproductions").
     Paper: Delétang et al. 2023, tasks/cs/missing_duplicate_string.py.
     """
 

@@ -109,6 +109,16 @@ def test_missing_bit_is_balanced():
     assert abs(answers.mean() - 0.5) < 0.06
 
 
+@pytest.mark.parametrize("length", [8, 9])
+def test_missing_bit_is_the_parity_of_the_visible_bits(length):
+    """Every bit of w w occurs twice, so the hidden one is the XOR of the others: the regular
+    shortcut that lets an LSTM solve this context-sensitive task (BUILD_NOTES.md)."""
+    for batch in _batches(tasks.get("missing_duplicate_string"), length, SHORT, draws=4):
+        visible = np.where(batch.inputs[:, :length] < 2, batch.inputs[:, :length], 0)
+        hidden = np.where(batch.mask, batch.targets, 0).sum(axis=1)
+        np.testing.assert_array_equal(hidden, visible.sum(axis=1) % 2)
+
+
 @pytest.mark.parametrize("name", ["binary_addition", "binary_multiplication"])
 def test_operand_lengths_are_uniform(name):
     length = 12
