@@ -43,8 +43,8 @@ rg_lru (both rates; training loss 0.65-0.70 throughout, ln 2 = 0.69); rg_lru-neg
 partly (0.57-0.67, with no negative transition) and is at chance beyond (best-of 0.513); on
 cycle_navigation lru (both rates) fits the training lengths and holds them only to ~50 (best-of
 0.320, chance 0.20), lru-neg (both rates) the same (0.315), mamba (both rates) chance beyond them
-(0.232), rg_lru (both rates) the LRU's pattern (0.322), mamba-neg (3e-3) chance beyond them
-(0.210); the other rows follow. The context-free
+(0.232), rg_lru (both rates) the LRU's pattern (0.322), mamba-neg (both rates) fits them
+better than mamba and decays to chance by 201 (0.260); the other rows follow. The context-free
 rows so far (2026-12-02: elman on stack_manipulation and reverse_string, lstm on both, attention on
 reverse_string; both rates each): no generalisation, as published; best-of 0.540, 0.547, 0.605,
 0.576 and 0.526 against Table 2's 0.560, 0.620, 0.591, 0.609 and 0.623; 2026-12-03: attention on
