@@ -36,7 +36,7 @@ them stay at chance on parity_check, as predicted; mamba with negative eigenvalu
 on every seed at 3e-3 (1.000 at every length to 500); rg_lru with them does not (exact to
 length ~10 only; its initialisation keeps 2 a_t - 1 >= 0.8 and no transition ever turned
 negative). Drawn from a^c in [0.01, 0.999] ("rg_lru-neg-lowinit"), it fits parity exactly on
-every seed and holds it to lengths 61-171 (chance by 500): its learned a(1) stops at -0.89..-0.97,
+every seed and holds it to lengths 61-161 (chance by 500): its learned a(1) stops at -0.89..-0.97,
 not -1 (BUILD_NOTES.md). On even_pairs (2026-12-03) lru and lru-neg (not selective) stay at
 chance even within the training lengths, and so do mamba and mamba-neg (both rates each) and
 rg_lru (both rates; training loss 0.65-0.70 throughout, ln 2 = 0.69); rg_lru-neg fits them
