@@ -44,7 +44,8 @@ partly (0.57-0.67, with no negative transition) and is at chance beyond (best-of
 cycle_navigation lru (both rates) fits the training lengths and holds them only to ~50 (best-of
 0.320, chance 0.20), lru-neg (both rates) the same (0.315), mamba (both rates) chance beyond them
 (0.232), rg_lru (both rates) the LRU's pattern (0.322), mamba-neg (both rates) fits them
-better than mamba and decays to chance by 201 (0.260); the other rows follow. The context-free
+better than mamba and decays to chance by 201 (0.260), rg_lru-neg (both rates) is rg_lru again
+(0.314): no real diagonal recurrence finds the rotation a count modulo 5 needs. The context-free
 rows so far (2026-12-02: elman on stack_manipulation and reverse_string, lstm on both, attention on
 reverse_string; both rates each): no generalisation, as published; best-of 0.540, 0.547, 0.605,
 0.576 and 0.526 against Table 2's 0.560, 0.620, 0.591, 0.609 and 0.623; 2026-12-03: attention on
@@ -56,7 +57,8 @@ rates) 0.207, attention (both rates) 0.223, chance 0.20; lstm on duplicate_strin
 against 0.528; attention on missing_duplicate_string (both rates): best-of 0.536, chance 0.50,
 with the training lengths fitted exactly, elman (both rates) 0.515, lstm (both rates) 1.000
 on every seed at every length (1e-3: 4 seeds of 5): the hidden bit is the parity of the
-visible ones, a regular task. The rest of the "full" sweep is under way (it resumes where it
+visible ones, a regular task; attention on odds_first (3e-3, 2026-12-04): best-of 0.518
+against 0.528. The rest of the "full" sweep is under way (it resumes where it
 stopped); finished runs are in experiments/runs/chomsky and BUILD_NOTES.md, "Reproductions",
 sets them beside the published numbers. Each run is one (task, cell, learning rate) with 5
 seeds; the paper's statistic is the best score over a (task, cell)'s runs and seeds, ours the
