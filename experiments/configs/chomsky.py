@@ -60,7 +60,8 @@ on every seed at every length (1e-3: 4 seeds of 5): the hidden bit is the parity
 visible ones, a regular task; attention on odds_first (both rates, 2026-12-04): best-of 0.518
 against 0.528, elman (both rates) 0.511 against 0.510, lstm (both rates) 0.531 against 0.556;
 attention on binary_addition (both rates): best-of 0.503, chance 0.50, elman (both rates) 0.503
-(at 1e-3 three seeds emit the terminator from ~30 steps into the answer on: below chance);
+(at 1e-3 three seeds emit the terminator from ~30 steps into the answer on: below chance),
+lstm (3e-3, 2026-12-05) 0.511;
 attention on binary_multiplication (both rates): best-of 0.500; attention on compute_sqrt (both
 rates, 2026-12-05): 0.508, chance 0.50, elman (3e-3) 0.514. The rest of the "full" sweep is
 under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
