@@ -63,7 +63,7 @@ attention on binary_addition (both rates): best-of 0.503, chance 0.50, elman (bo
 (at 1e-3 three seeds emit the terminator from ~30 steps into the answer on: below chance),
 lstm (3e-3, 2026-12-05) 0.511;
 attention on binary_multiplication (both rates): best-of 0.500; attention on compute_sqrt (both
-rates, 2026-12-05): 0.508, chance 0.50, elman (3e-3) 0.514. The rest of the "full" sweep is
+rates, 2026-12-05): 0.508, chance 0.50, elman (both rates) 0.517. The rest of the "full" sweep is
 under way (it resumes where it stopped); finished runs are in experiments/runs/chomsky and
 BUILD_NOTES.md, "Reproductions", sets them beside the published numbers. Each run is one
 (task, cell, learning rate) with 5 seeds; the paper's statistic is the best score over a (task,
