@@ -16,7 +16,7 @@ Linear RNNs Through Negative Eigenvalues") prove that a diagonal recurrence whos
 lie in [0, 1] cannot compute parity at finite precision and find that [-1, 1]
 (`negative_eigenvalues=True`) lets Mamba learn it.
 
-What seqbench finds, in short ("full", this 2-core CPU, since 2026-12-01): the RNN and the LSTM
+seqbench got, in short ("full", this 2-core CPU, since 2026-12-01): the RNN and the LSTM
 generalise on parity_check and even_pairs on every seed, attention does not (chance on
 parity_check); the RNN's cycle_navigation best-of is 1.000; modular_arithmetic and the LSTM's
 cycle_navigation in seqbench's body are not reproduced at this budget (the paper's bare LSTM
