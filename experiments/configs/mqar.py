@@ -32,8 +32,8 @@ strength"; the sweep resumes across sittings): attention at width 64 0.999-1.000
 both rates, at widths 16 and 32 one seed of four at 1.000, the others 0.11-0.25 (a seed
 lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats) and
 0.601/0.460 at width 32 (2,048): recall rises with the state, as in Zoology's Figure 2, but
-0.352/0.688 at width 64 (8,192): the curve flattens where Zoology's keeps rising (both seeds
-still climbing at the end of 10,000 steps: not reproduced at this budget); mamba
+0.352/0.688 at width 64 (8,192) and 0.829/0.879 at width 128 (32,768): the curve pauses at
+width 64 and stays below Zoology's ~1 (not reproduced at this budget); mamba
 at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,432: one seed
 finds recall, one does not) and 0.991/0.309 at width 64 (4,864: the same split);
 gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall),
