@@ -35,7 +35,8 @@ lottery at this budget); gla at 2.2e-3 0.158/0.135 at width 16 (state 512 floats
 0.352/0.688 at width 64 (8,192) and 0.829/0.879 at width 128 (32,768): the curve pauses at
 width 64 and stays below Zoology's ~1 (not reproduced at this budget); mamba
 at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,432: one seed
-finds recall, one does not) and 0.991/0.309 at width 64 (4,864: the same split);
+finds recall, one does not), 0.991/0.309 at width 64 (4,864: the same split) and 0.999/1.000
+at width 128 (9,728: both seeds recall, above 0.9 as in Zoology's Figure 2);
 gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall),
 0.798/0.984 at width 16 (state 800) and 1.000/1.000 at width 32 (2,624): the delta rule
 recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state 64) 1.000/1.000
