@@ -37,11 +37,11 @@ width 64 and stays below Zoology's ~1 (not reproduced at this budget); mamba
 at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,432: one seed
 finds recall, one does not), 0.991/0.309 at width 64 (4,864: the same split) and 0.999/1.000
 at width 128 (9,728: both seeds recall, above 0.9 as in Zoology's Figure 2);
-gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall),
-0.798/0.984 at width 16 (state 800) and 1.000/1.000 at width 32 (2,624): the delta rule
-recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state 64) 1.000/1.000
-at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344), 0.965/0.937 at width 8
-(2,912), 0.189/0.432 and 0.865/0.855 at width 8 with d_state 4 and 16 (272 and 800);
+gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall), 0.798/0.984
+at width 16 (state 800), 1.000/1.000 at width 32 (2,624) and 1.000/1.000 at width 64 (9,344):
+the delta rule recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state
+64) 1.000/1.000 at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344), 0.965/0.937 at
+width 8 (2,912), 0.189/0.432 and 0.865/0.855 at width 8 with d_state 4 and 16 (272 and 800);
 deltaproduct (n_h = 2) 0.702/0.170 at width 8 (368), 0.988/0.994 at width 16 (992) and
 1.000/1.000 at width 32 (3,008); rwkv7 0.665/0.540 at width 8 (144), 1.000/0.999 at width 16
 (544) and 1.000/1.000 at width 32 (2,112); hgrn2 0.004/0.004 at width 16 (512) and 0.979/0.951
