@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import itertools
 import json
 import math
 import os
@@ -185,6 +186,16 @@ def tick_labels(lengths: list[int], min_ratio: float = 1.2) -> list[str]:
     return labels
 
 
+def row_ticks(count: int, most: int = 20) -> list[int]:
+    """The row numbers of 1..`count` to label on an axis of rows: 1 and every `step`-th, with
+    `step` the first of 1, 2, 5, 10, 20, 50, ... that labels at most `most` rows (63 rows: 1,
+    5, 10, ..., 60), since every number at once prints on top of its neighbours."""
+    for step in (m * 10 ** e for e in itertools.count() for m in (1, 2, 5)):
+        labelled = sorted({1, *range(step, count + 1, step)}) if count else []
+        if len(labelled) <= most:
+            return labelled
+
+
 def _profiled(row: dict) -> list[tuple[float, dict]]:
     """(bin midpoint, loss interval) of a row's loss-by-position bins that scored something."""
     profile = row.get("loss_by_position")
@@ -282,7 +293,9 @@ def plot_accuracy_per_row(ax, task: str, rows: list[dict], colors: list,
         ax.errorbar([i], [stats["mean"]], yerr=[[below], [above]], marker="o", markersize=5,
                     capsize=3, linewidth=1.5, color=color,
                     label=plain_text(f"{i}. {row_label(row)}"))
-    ax.set_xticks(range(1, len(rows) + 1), [str(i) for i in range(1, len(rows) + 1)])
+    labelled = row_ticks(len(rows))
+    ax.set_xticks(labelled, [str(i) for i in labelled])
+    ax.set_xticks(range(1, len(rows) + 1), minor=True)  # every row keeps a tick mark
     ax.set_xlim(0.5, len(rows) + 0.5)
     ax.set_xlabel("row (numbered in the legend, the table's order)")
     at = (f"length {lengths[0]}" if len(lengths) == 1

@@ -445,6 +445,16 @@ def test_close_lengths_share_one_tick_label():
     assert leaderboard_html.tick_labels([32, 64, 128]) == ["32", "64", "128"]
 
 
+def test_an_axis_of_many_rows_labels_every_fifth_or_tenth():
+    """63 MQAR rows printed 1..63 on top of each other: label 1 and a round step, at most 20."""
+    assert leaderboard_html.row_ticks(3) == [1, 2, 3]
+    assert leaderboard_html.row_ticks(20) == list(range(1, 21))
+    assert leaderboard_html.row_ticks(21) == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert leaderboard_html.row_ticks(63) == [1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60]
+    assert leaderboard_html.row_ticks(250) == [1, *range(20, 241, 20)]
+    assert leaderboard_html.row_ticks(0) == []
+
+
 def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(tmp_path):
     """The learning rate is chosen on in-distribution accuracy, never on the test lengths; the
     paper's statistic is the best seed of the whole grid; both land in the overview."""
