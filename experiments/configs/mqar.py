@@ -38,7 +38,7 @@ at 2.2e-3 0.186/0.174 at width 16 (state 1,216) and 0.900/0.305 at width 32 (2,4
 finds recall, one does not), 0.991/0.309 at width 64 (4,864: the same split) and 0.999/1.000
 at width 128 (9,728: both seeds recall, above 0.9 as in Zoology's Figure 2);
 gated_deltanet at 2.2e-3 0.007/0.825 at width 8 (state 272: one seed finds recall), 0.798/0.984
-at width 16 (state 800), 1.000/1.000 at width 32 (2,624) and 1.000/1.000 at width 64 (9,344):
+at width 16 (state 800), 1.000/1.000 at widths 32, 64 and 128 (2,624, 9,344 and 35,072 floats):
 the delta rule recalls better than gla and mamba do with 2,048-2,432 floats; mamba2 (d_state
 64) 1.000/1.000 at width 16 (5,056 floats) and 1.000/1.000 at width 32 (9,344), 0.965/0.937 at
 width 8 (2,912), 0.189/0.432 and 0.865/0.855 at width 8 with d_state 4 and 16 (272 and 800);
