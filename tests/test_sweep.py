@@ -308,6 +308,18 @@ def test_the_state_tracking_paper_variant_lists_every_registered_cell():
     assert sorted(namespace["PAPER_CELLS"]) == cells.names()
 
 
+def test_the_state_tracking_s5_lstm_variant_builds_one_grid_run_of_the_lstm_on_s5(tmp_path):
+    """The variant outside the generic full/smoke/paper check: valid before anything compiles,
+    and the run its docstring describes (the LSTM on S5, both rates in one program)."""
+    runs = sweep.load(os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
+                                   "state_tracking.py:s5_lstm"))
+    sweep.check(runs, str(tmp_path))
+    [(name, config)] = runs
+    assert (name, config.cell, config.task, config.width) == ("lstm-s5-u8", "lstm", "s5", 256)
+    assert sorted(set(config.member_learning_rates)) == [1e-3, 3e-3]
+    assert max(config.eval_lengths) == 32 * config.train_length
+
+
 def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():
     """The "full" variant's recurrent runs are split by rate (one session each on the CPU);
     together with the runs already trained as a grid they cover every (cell, width, d_state)

@@ -2,6 +2,7 @@
 
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5 --runs=experiments/runs/state_tracking
+    python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5_lstm --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:smoke --runs=/tmp/smoke   # seconds
 
 Published:
@@ -55,12 +56,20 @@ Variants:
   2026-12-03 (queued after the others) rwkv7, slstm, mlstm, mamba2 and hgrn2 at their layers'
   defaults.
 - "s5": the runs committed before (S5; 5 cells; see above), kept reproducible.
+- "s5_lstm" (this CPU, across sittings; started 2026-12-06): the claim's one positive case
+  alone, the LSTM on S5, at a size this CPU trains in hours: one layer of width 256 in
+  seqbench's body, every row's length from U[1, 8] (all positions scored), batch 128,
+  30,000 steps, AdamW with warm-up and cosine, clipping at 1, learning rates 1e-3 and 3e-3 as
+  one grid program x 2 seeds; evaluated at 8..256 (32x). Pilots had shown the width-256 LSTM
+  learning the product of two elements (the 120 x 120 table) within 1,250 steps and then
+  sitting at chance on the third and later positions for 2,750 steps: this run measures
+  whether (and when) it leaves that plateau.
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
 """
 
-VARIANTS = ("full", "s5", "smoke", "paper")
+VARIANTS = ("full", "s5", "s5_lstm", "smoke", "paper")
 # Siems et al.'s DeltaProduct layer for state tracking: no short conv, no output or forget gate
 SIEMS = {"d_conv": 0, "output_gate": False, "forget_gate": False}
 FULL_CELLS = (  # the claims first: the sweep trains them in this order
@@ -123,6 +132,12 @@ def get_config(arg="full"):
             config.update(width=256, depth=4, train_length=64, steps=20_000, learning_rate=1e-3,
                           eval_size=128, log_every=1000, checkpoint_every=5000)
         return config
+    if arg == "s5_lstm":
+        return dict(cell="lstm", task="s5", width=256, depth=1, train_length=8,
+                    min_train_length=1, curriculum="uniform", steps=30_000, batch_size=128,
+                    seeds=2, learning_rates=(1e-3, 3e-3), clip_norm=1.0,
+                    eval_lengths=(8, 16, 32, 64, 128, 256), eval_size=128, log_every=500,
+                    checkpoint_every=1000)
     config = dict(
         cell="lstm",
         task="s3",
@@ -152,6 +167,8 @@ def get_sweep(arg="full"):
     if arg == "paper":
         return [dict(name=f"{cell}-{task}", cell=cell, task=task)
                 for task in ("s3", "s5", "a5") for cell in PAPER_CELLS]
+    if arg == "s5_lstm":
+        return [dict(name="lstm-s5-u8", label="lstm")]
     if arg == "s5":
         return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
                 for prefix, cell, hparams in S5_CELLS]
