@@ -37,6 +37,10 @@ seqbench got:
   (2026-12-03): slstm 1.000 on every seed at every length, like the LSTM; rwkv7 0.201 (exact
   for three or four permutations, then lost; its α ∈ (0, 1) gives no reflection in one layer);
   mlstm 0.180, mamba2 0.186, hgrn2 0.184 (diagonal transitions commute: chance, as predicted).
+- "s5_lstm" (under way across sittings, 2026-12-06): by step 13,000 of 30,000 three of the four
+  members compose S5 on the training lengths (0.97-0.99 on the training batches, from 0.417 for
+  the table of one product) and hold it part of the way beyond (the best, at 32: 0.62; at 256:
+  0.13): not yet the claim. BUILD_NOTES.md, "Reproductions", state_tracking.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
@@ -59,11 +63,11 @@ Variants:
 - "s5_lstm" (this CPU, across sittings; started 2026-12-06): the claim's one positive case
   alone, the LSTM on S5, at a size this CPU trains in hours: one layer of width 256 in
   seqbench's body, every row's length from U[1, 8] (all positions scored), batch 128,
-  30,000 steps, AdamW with warm-up and cosine, clipping at 1, learning rates 1e-3 and 3e-3 as
-  one grid program x 2 seeds; evaluated at 8..256 (32x). Pilots had shown the width-256 LSTM
-  learning the product of two elements (the 120 x 120 table) within 1,250 steps and then
-  sitting at chance on the third and later positions for 2,750 steps: this run measures
-  whether (and when) it leaves that plateau.
+  30,000 steps, AdamW (weight decay 0.01) with warm-up and cosine, clipping at 1, learning
+  rates 1e-3 and 3e-3 as one grid program x 2 seeds; evaluated at 8..256 (32x). Pilots had
+  shown the width-256 LSTM learning the product of two elements (the 120 x 120 table) within
+  1,250 steps and then sitting at chance on the third and later positions for 2,750 steps:
+  this run measures whether (and when) it leaves that plateau.
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
