@@ -308,16 +308,20 @@ def test_the_state_tracking_paper_variant_lists_every_registered_cell():
     assert sorted(namespace["PAPER_CELLS"]) == cells.names()
 
 
-def test_the_state_tracking_s5_lstm_variant_builds_one_grid_run_of_the_lstm_on_s5(tmp_path):
+def test_the_state_tracking_s5_lstm_variant_trains_the_lstm_on_s5_then_continues_it(tmp_path):
     """The variant outside the generic full/smoke/paper check: valid before anything compiles,
-    and the run its docstring describes (the LSTM on S5, both rates in one program)."""
+    and the runs its docstring describes (the LSTM on S5, both rates in one program; the second
+    run post-trains the first's members at four times its training length)."""
     runs = sweep.load(os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
                                    "state_tracking.py:s5_lstm"))
     sweep.check(runs, str(tmp_path))
-    [(name, config)] = runs
-    assert (name, config.cell, config.task, config.width) == ("lstm-s5-u8", "lstm", "s5", 256)
-    assert sorted(set(config.member_learning_rates)) == [1e-3, 3e-3]
-    assert max(config.eval_lengths) == 32 * config.train_length
+    [(first, short), (second, long)] = runs
+    assert (first, short.cell, short.task, short.width) == ("lstm-s5-u8", "lstm", "s5", 256)
+    assert sorted(set(short.member_learning_rates)) == [1e-3, 3e-3]
+    assert max(short.eval_lengths) == 32 * short.train_length
+    assert second == "lstm-s5-u32" and long.init_from.endswith("lstm-s5-u8")
+    assert long.train_length == 4 * short.train_length
+    assert max(long.eval_lengths) == 16 * long.train_length
 
 
 def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():

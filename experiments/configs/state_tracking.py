@@ -37,10 +37,11 @@ seqbench got:
   (2026-12-03): slstm 1.000 on every seed at every length, like the LSTM; rwkv7 0.201 (exact
   for three or four permutations, then lost; its α ∈ (0, 1) gives no reflection in one layer);
   mlstm 0.180, mamba2 0.186, hgrn2 0.184 (diagonal transitions commute: chance, as predicted).
-- "s5_lstm" (under way across sittings, 2026-12-06): by step 13,000 of 30,000 three of the four
-  members compose S5 on the training lengths (0.97-0.99 on the training batches, from 0.417 for
-  the table of one product) and hold it part of the way beyond (the best, at 32: 0.62; at 256:
-  0.13): not yet the claim. BUILD_NOTES.md, "Reproductions", state_tracking.
+- "s5_lstm" (under way across sittings, 2026-12-06): by step 10,000 of lstm-s5-u8's 30,000 three
+  of the four members compose S5 on the training lengths (0.97-1.000 on the training batches,
+  from 0.417 for the table of one product) and, at step 20,000, hold it part of the way beyond
+  (the best at 32: 0.84; at 256: 0.21): not yet the claim. BUILD_NOTES.md, "Reproductions",
+  state_tracking.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
@@ -67,7 +68,10 @@ Variants:
   rates 1e-3 and 3e-3 as one grid program x 2 seeds; evaluated at 8..256 (32x). Pilots had
   shown the width-256 LSTM learning the product of two elements (the 120 x 120 table) within
   1,250 steps and then sitting at chance on the third and later positions for 2,750 steps:
-  this run measures whether (and when) it leaves that plateau.
+  this run measures whether (and when) it leaves that plateau. Then (added in the same session,
+  once the first run had shown the composition learned on the training lengths but drifting
+  beyond them) lstm-s5-u32 continues its four members from their final parameters at lengths
+  U[1, 32] (batch 64, 10,000 steps, a fresh warm-up and cosine), evaluated at 32..512 (16x).
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
@@ -172,7 +176,11 @@ def get_sweep(arg="full"):
         return [dict(name=f"{cell}-{task}", cell=cell, task=task)
                 for task in ("s3", "s5", "a5") for cell in PAPER_CELLS]
     if arg == "s5_lstm":
-        return [dict(name="lstm-s5-u8", label="lstm")]
+        # the second continues the first's four members from its final parameters at longer
+        # lengths (post-training: same model, seeds and rates; a fresh warm-up and cosine)
+        return [dict(name="lstm-s5-u8", label="lstm"),
+                dict(name="lstm-s5-u32", label="lstm", init_from="lstm-s5-u8", train_length=32,
+                     batch_size=64, steps=10_000, eval_lengths=(32, 64, 128, 256, 512))]
     if arg == "s5":
         return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
                 for prefix, cell, hparams in S5_CELLS]
