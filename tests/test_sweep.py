@@ -324,6 +324,25 @@ def test_the_state_tracking_s5_lstm_variant_trains_the_lstm_on_s5_then_continues
     assert max(long.eval_lengths) == 16 * long.train_length
 
 
+def test_the_state_tracking_s5_contrast_variant_runs_the_negative_cases_at_the_lstms_protocol(
+        tmp_path):
+    """The claim's contrast is fair only at the same protocol: every field of each contrast run
+    but the cell (and its name) equals the LSTM run of the same sitting."""
+    configs = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs")
+    lstm = dict(sweep.load(os.path.join(configs, "state_tracking.py:s5_lstm")))
+    contrast = sweep.load(os.path.join(configs, "state_tracking.py:s5_contrast"))
+    sweep.check(contrast, str(tmp_path))
+    assert {config.cell for _, config in contrast} == {"attention", "lru", "rg_lru"}
+    for name, config in contrast:
+        cell, _, sitting = name.partition("-")
+        reference = lstm[f"lstm-{sitting}"]
+        differing = {field for field in dataclasses.fields(config)
+                     if getattr(config, field.name) != getattr(reference, field.name)}
+        assert {field.name for field in differing} <= {"cell", "label", "init_from"}, name
+        if config.init_from:
+            assert os.path.basename(config.init_from) == f"{cell}-s5-u8"
+
+
 def test_mqar_full_trains_every_width_at_both_rates_as_a_grid_or_as_two_runs():
     """The "full" variant's recurrent runs are split by rate (one session each on the CPU);
     together with the runs already trained as a grid they cover every (cell, width, d_state)

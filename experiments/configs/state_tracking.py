@@ -3,6 +3,7 @@
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5 --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5_lstm --runs=experiments/runs/state_tracking
+    python -m seqbench.sweep --config=experiments/configs/state_tracking.py:s5_contrast --runs=experiments/runs/state_tracking
     python -m seqbench.sweep --config=experiments/configs/state_tracking.py:smoke --runs=/tmp/smoke   # seconds
 
 Published:
@@ -72,12 +73,16 @@ Variants:
   once the first run had shown the composition learned on the training lengths but drifting
   beyond them) lstm-s5-u32 continues its four members from their final parameters at lengths
   U[1, 32] (batch 64, 10,000 steps, a fresh warm-up and cosine), evaluated at 32..512 (16x).
+- "s5_contrast" (this CPU, across sittings; added 2026-12-06): the claim's negative cases at
+  exactly s5_lstm's protocol and grid, both sittings: attention, lru and rg_lru (diagonal, with
+  their default eigenvalues in [0, 1]), one layer like the LSTM. The three u8 runs go first;
+  the u32 continuations after them.
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
 """
 
-VARIANTS = ("full", "s5", "s5_lstm", "smoke", "paper")
+VARIANTS = ("full", "s5", "s5_lstm", "s5_contrast", "smoke", "paper")
 # Siems et al.'s DeltaProduct layer for state tracking: no short conv, no output or forget gate
 SIEMS = {"d_conv": 0, "output_gate": False, "forget_gate": False}
 FULL_CELLS = (  # the claims first: the sweep trains them in this order
@@ -108,6 +113,12 @@ FULL_CELLS = (  # the claims first: the sweep trains them in this order
 S5_CELLS = (("attention", "attention", {}), ("lstm", "lstm", {}), ("lru", "lru", {}),
             ("rg_lru", "rg_lru", {}),
             ("deltanet-neg", "deltanet", {"negative_eigenvalues": True}))
+# the claim's negative cases, at s5_lstm's size: attention and diagonal recurrences with
+# eigenvalues in [0, 1] (their defaults), one layer like the LSTM
+S5_CONTRAST_CELLS = ("attention", "lru", "rg_lru")
+# s5_lstm's second sitting: the first run's members continued at four times its lengths
+S5_LONGER = dict(train_length=32, batch_size=64, steps=10_000,
+                 eval_lengths=(32, 64, 128, 256, 512))
 PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
                "gateloop", "gla", "gru", "hgrn2", "lem", "linear_attention", "lru", "lstm",
                "mamba", "mamba2", "mingru", "minlstm", "mlstm", "path_attention", "retnet",
@@ -140,7 +151,7 @@ def get_config(arg="full"):
             config.update(width=256, depth=4, train_length=64, steps=20_000, learning_rate=1e-3,
                           eval_size=128, log_every=1000, checkpoint_every=5000)
         return config
-    if arg == "s5_lstm":
+    if arg in ("s5_lstm", "s5_contrast"):
         return dict(cell="lstm", task="s5", width=256, depth=1, train_length=8,
                     min_train_length=1, curriculum="uniform", steps=30_000, batch_size=128,
                     seeds=2, learning_rates=(1e-3, 3e-3), clip_norm=1.0,
@@ -179,8 +190,11 @@ def get_sweep(arg="full"):
         # the second continues the first's four members from its final parameters at longer
         # lengths (post-training: same model, seeds and rates; a fresh warm-up and cosine)
         return [dict(name="lstm-s5-u8", label="lstm"),
-                dict(name="lstm-s5-u32", label="lstm", init_from="lstm-s5-u8", train_length=32,
-                     batch_size=64, steps=10_000, eval_lengths=(32, 64, 128, 256, 512))]
+                dict(name="lstm-s5-u32", label="lstm", init_from="lstm-s5-u8", **S5_LONGER)]
+    if arg == "s5_contrast":
+        return ([dict(name=f"{cell}-s5-u8", cell=cell) for cell in S5_CONTRAST_CELLS]
+                + [dict(name=f"{cell}-s5-u32", cell=cell, init_from=f"{cell}-s5-u8",
+                        **S5_LONGER) for cell in S5_CONTRAST_CELLS])
     if arg == "s5":
         return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
                 for prefix, cell, hparams in S5_CELLS]
