@@ -23,7 +23,8 @@ a run interrupted mid-training resumes from its checkpoints (`engine.run`). A fo
 different configuration is an error, never overwritten. A run may post-train another run of the
 sweep (`init_from="NAME"`, resolved to `--runs/NAME`; it must be listed after it). One progress
 line per run: `[i/n] NAME: score S (mean over seeds), T s; K runs left, ETA E` (the ETA: the
-mean time of the runs this process trained, times the runs left; or `skipped, already done`).
+mean time of the runs this process trained, a resumed one's scaled to all its steps, times the
+runs left; or `skipped, already done`).
 Workers: several processes may run the same command (or `--only` slices of it) at once; each
 skips the runs another one is training (each run folder is locked, `.lock`) and reads those
 it finished, so N processes share a sweep without coordinating. `--dry_run` lists each run's
@@ -165,6 +166,14 @@ def progress(index: int, total: int, name: str, record: dict | None, seconds: fl
     return line
 
 
+def whole_run_seconds(seconds: float, steps: int, resumed_at: int) -> float | None:
+    """What a run of `steps` steps would take whole, from the `seconds` this process spent on it
+    after resuming at step `resumed_at` (0: from the start): seconds x steps / (steps -
+    resumed_at). None when it trained no step here (it only evaluated)."""
+    trained = steps - resumed_at
+    return seconds * steps / trained if trained > 0 else None
+
+
 def duration(seconds: float) -> str:
     """'42 s', '17 min' or '3.2 h'."""
     if seconds < 60:
@@ -241,13 +250,13 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
     resolved = check(runs, root)
     done = [finished(os.path.join(root, name), config_json) for name, _, config_json in resolved]
     left = sum(record is None for record in done)
-    records, spent = [], []  # the seconds of each run trained by this process
+    records, spent = [], []  # each run this process trained: its `whole_run_seconds`
     elsewhere = {}  # folder of a run another process trains -> its name
     for index, ((name, config, config_json), record) in enumerate(zip(resolved, done), 1):
         workdir = os.path.join(root, name)
         head = f"[{index}/{len(runs)}] {name}:"
         if record is None:
-            left -= 1  # ETA: the mean of the runs trained so far, times the runs left
+            left -= 1  # ETA: the mean of the runs trained so far (whole), times the runs left
             record = finished(workdir, config_json)  # another process may have finished it
         if record is not None:
             logger.info(progress(index, len(runs), name, record, None))
@@ -260,6 +269,7 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
             elsewhere[os.path.normpath(workdir)] = elsewhere[source]  # and so do its own
             records.append(None)
             continue
+        resumed_at = workdir_lib.newest_checkpoint_step(workdir) or 0
         start = time.perf_counter()
         try:
             record = engine.run(config, workdir, keep_finished=True)
@@ -271,9 +281,11 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
             continue
         if record is None:
             return None
-        spent.append(time.perf_counter() - start)
-        logger.info(progress(index, len(runs), name, record, spent[-1], left,
-                             sum(spent) / len(spent) * left))
+        seconds = time.perf_counter() - start
+        whole = whole_run_seconds(seconds, config.steps, resumed_at)
+        spent += [whole] if whole is not None else []
+        logger.info(progress(index, len(runs), name, record, seconds, left,
+                             sum(spent) / len(spent) * left if spent else None))
         records.append(record)
     if elsewhere:
         logger.info(f"{len(elsewhere)} run(s) left to other processes: "

@@ -177,6 +177,15 @@ def last_logged_step(workdir: str) -> int | None:
     return steps[-1] if steps else None
 
 
+def newest_checkpoint_step(workdir: str) -> int | None:
+    """The step of the folder's newest checkpoint (`checkpoints/STEP`), or None when it has
+    none: where a rerun resumes (or before it, when that checkpoint cannot be restored)."""
+    folder = os.path.join(workdir, "checkpoints")
+    steps = [int(name) for name in os.listdir(folder) if name.isdigit()] \
+        if os.path.isdir(folder) else []
+    return max(steps, default=None)
+
+
 def remove_stale_temporaries(workdir: str) -> None:
     """Deletes the `.tmp-*` files `results.write_atomic` left when killed mid-write."""
     for path in glob.glob(os.path.join(workdir, ".tmp-*")):
