@@ -190,14 +190,15 @@ def get_sweep(arg="full"):
     if arg == "s5_lstm":
         # the second continues the first's four members from its final parameters at longer
         # lengths (post-training: same model, seeds and rates; a fresh warm-up and cosine)
-        return [dict(name="lstm-s5-u8", label="lstm"),
-                dict(name="lstm-s5-u32", label="lstm", init_from="lstm-s5-u8", **S5_LONGER)]
+        return [dict(name="lstm-s5-u8", label="lstm-u8"),
+                dict(name="lstm-s5-u32", label="lstm-u32", init_from="lstm-s5-u8", **S5_LONGER)]
     if arg == "s5_contrast":
-        return ([dict(name=f"{cell}-s5-u8", cell=cell) for cell in S5_CONTRAST_CELLS]
-                + [dict(name=f"{cell}-s5-u32", cell=cell, init_from=f"{cell}-s5-u8",
-                        **S5_LONGER) for cell in S5_CONTRAST_CELLS])
+        return ([dict(name=f"{cell}-s5-u8", label=f"{cell}-u8", cell=cell)
+                 for cell in S5_CONTRAST_CELLS]
+                + [dict(name=f"{cell}-s5-u32", label=f"{cell}-u32", cell=cell,
+                        init_from=f"{cell}-s5-u8", **S5_LONGER) for cell in S5_CONTRAST_CELLS])
     if arg == "s5":
-        return [dict(name=f"{prefix}-s5", cell=cell, cell_hparams=hparams)
+        return [dict(name=f"{prefix}-s5", label=prefix, cell=cell, cell_hparams=hparams)
                 for prefix, cell, hparams in S5_CELLS]
     return [dict(name=f"{prefix}-s3", label=prefix, cell=cell, cell_hparams=hparams)
             for prefix, cell, hparams in FULL_CELLS]
