@@ -283,7 +283,8 @@ def sweep(runs: list[tuple[str, engine.Config]], root: str) -> list[dict[str, An
             return None
         seconds = time.perf_counter() - start
         whole = whole_run_seconds(seconds, config.steps, resumed_at)
-        spent += [whole] if whole is not None else []
+        if whole is not None:
+            spent.append(whole)
         logger.info(progress(index, len(runs), name, record, seconds, left,
                              sum(spent) / len(spent) * left if spent else None))
         records.append(record)

@@ -179,7 +179,9 @@ def last_logged_step(workdir: str) -> int | None:
 
 def newest_checkpoint_step(workdir: str) -> int | None:
     """The step of the folder's newest checkpoint (`checkpoints/STEP`), or None when it has
-    none: where a rerun resumes (or before it, when that checkpoint cannot be restored)."""
+    none: where a rerun resumes (or before it, when that checkpoint cannot be restored). Read
+    from the folder names, not `checkpoint.Checkpointer.steps`, which opens orbax and creates the
+    folder."""
     folder = os.path.join(workdir, "checkpoints")
     steps = [int(name) for name in os.listdir(folder) if name.isdigit()] \
         if os.path.isdir(folder) else []
