@@ -47,6 +47,11 @@ seqbench got:
   over 2 seeds at 1e-3. So the LSTM learns S5 in one layer at its training lengths (Merrill et
   al.'s sense) and holds it to about twice them, but not at every evaluated length: the
   issue's target is not reached at this budget. BUILD_NOTES.md, "Reproductions", state_tracking.
+- "s5_contrast" (2026-12-06, the same order of members): attention-s5-u8 is exact on the first
+  two positions (a lookup of two elements), partly right on the third (0.36-0.85) and near
+  chance from the fourth: 0.308, 0.319, 0.352, 0.377 at length 8 against the LSTM's 1.000,
+  1.000, 0.999, 0.692; score 0.081 best of the grid, 0.079 over 2 seeds at 3e-3. lru and rg_lru
+  next, then the u32 continuations.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
