@@ -494,6 +494,16 @@ def test_a_learning_rate_grid_reports_the_paper_s_best_of_and_our_selected_mean(
     assert 'id="overview"' in (tmp_path / "out" / "leaderboard.html").read_text()
 
 
+def test_a_grid_s_file_counts_as_one_result_file(tmp_path):
+    """One result.json of a 2-rate grid gives two runs, and the board says it read one file."""
+    record = make_record({4: [1.0, 1.0, 1.0, 0.6], 8: [0.7, 0.8, 1.0, 0.5]}, cell="lstm")
+    record["config"].update(learning_rates=[1e-3, 3e-3], label="lstm-grid")
+    write_run(tmp_path / "runs" / "grid", record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    assert len(board["rows"]) == 2 and board["result_files"] == 1
+    assert "from 1 result files" in board["generated"]
+
+
 @pytest.mark.parametrize("better_test_rate", [1e-3, 3e-3])
 def test_a_tie_in_distribution_is_broken_without_looking_at_the_test_lengths(tmp_path,
                                                                              better_test_rate):

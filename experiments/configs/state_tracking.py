@@ -50,8 +50,10 @@ seqbench got:
 - "s5_contrast" (2026-12-06, the same order of members): attention-s5-u8 is exact on the first
   two positions (a lookup of two elements), partly right on the third (0.36-0.85) and near
   chance from the fourth: 0.308, 0.319, 0.352, 0.377 at length 8 against the LSTM's 1.000,
-  1.000, 0.999, 0.692; score 0.081 best of the grid, 0.079 over 2 seeds at 3e-3. lru and rg_lru
-  next, then the u32 continuations.
+  1.000, 0.999, 0.692; score 0.081 best of the grid, 0.079 over 2 seeds at 3e-3. lru-s5-u8
+  composes one element more (0.93-1.000 on the third position, 0.04-0.52 on the fourth, near
+  chance after): 0.451, 0.384, 0.435, 0.381 at length 8; score 0.096 best of the grid, 0.089
+  over 2 seeds at 1e-3. rg_lru next, then the u32 continuations.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
