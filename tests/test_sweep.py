@@ -98,7 +98,7 @@ def test_a_finished_run_is_told_by_its_score_else_by_its_fit():
 
 def test_the_eta_counts_a_resumed_run_at_its_whole_length(tmp_path):
     """A run resumed at step 26,805 of 30,000 that took 765 s here would take ~7,183 s whole
-    (an ETA from the 765 s had said 13 min for a 82-min run); one that only evaluated here
+    (an ETA from the 765 s had said 13 min for an 82-min run); one that only evaluated here
     (stopped during evaluation) says nothing of a run's length. Its resume step is the newest
     checkpoint's folder name (orbax's temporaries are not steps)."""
     assert sweep.whole_run_seconds(765.0, 30_000, 26_805) == pytest.approx(7_183.1, abs=0.1)
