@@ -53,7 +53,11 @@ seqbench got:
   1.000, 0.999, 0.692; score 0.081 best of the grid, 0.079 over 2 seeds at 3e-3. lru-s5-u8
   composes one element more (0.93-1.000 on the third position, 0.04-0.52 on the fourth, near
   chance after): 0.451, 0.384, 0.435, 0.381 at length 8; score 0.096 best of the grid, 0.089
-  over 2 seeds at 1e-3. rg_lru next, then the u32 continuations.
+  over 2 seeds at 1e-3. rg_lru-s5-u8 sits between them (exact on two positions, 0.34-0.95 on
+  the third, near chance after): 0.339, 0.310, 0.400, 0.330 at length 8; score 0.086 best of
+  the grid, 0.080 over 2 seeds at 3e-3. So one layer of attention, lru or rg_lru does not learn
+  S5 at the lengths the LSTM learns it (Merrill et al.'s contrast, on all 12 members). The u32
+  continuations next.
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
