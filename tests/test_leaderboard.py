@@ -501,7 +501,7 @@ def test_a_grid_s_file_counts_as_one_result_file(tmp_path):
     write_run(tmp_path / "runs" / "grid", record)
     board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
     assert len(board["rows"]) == 2 and board["result_files"] == 1
-    assert "from 1 result files" in board["generated"]
+    assert "from 1 result file " in board["generated"]
 
 
 @pytest.mark.parametrize("better_test_rate", [1e-3, 3e-3])
