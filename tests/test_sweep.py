@@ -325,17 +325,22 @@ def test_the_state_tracking_paper_variant_lists_every_registered_cell():
 def test_the_state_tracking_s5_lstm_variant_trains_the_lstm_on_s5_then_continues_it(tmp_path):
     """The variant outside the generic full/smoke/paper check: valid before anything compiles,
     and the runs its docstring describes (the LSTM on S5, both rates in one program; the second
-    run post-trains the first's members at four times its training length)."""
+    run post-trains the first's members at four times its training length, the third the
+    second's at twice its)."""
     runs = sweep.load(os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
                                    "state_tracking.py:s5_lstm"))
     sweep.check(runs, str(tmp_path))
-    [(first, short), (second, long)] = runs
+    [(first, short), (second, long), (third, longest)] = runs
     assert (first, short.cell, short.task, short.width) == ("lstm-s5-u8", "lstm", "s5", 256)
     assert sorted(set(short.member_learning_rates)) == [1e-3, 3e-3]
     assert max(short.eval_lengths) == 32 * short.train_length
     assert second == "lstm-s5-u32" and long.init_from.endswith("lstm-s5-u8")
     assert long.train_length == 4 * short.train_length
     assert max(long.eval_lengths) == 16 * long.train_length
+    assert third == "lstm-s5-u64" and longest.init_from.endswith("lstm-s5-u32")
+    assert longest.train_length == 2 * long.train_length
+    assert max(longest.eval_lengths) == 16 * longest.train_length
+    assert (longest.steps, longest.batch_size) == (long.steps, long.batch_size)
 
 
 def test_the_state_tracking_s5_contrast_variant_runs_the_negative_cases_at_the_lstms_protocol(

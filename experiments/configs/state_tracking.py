@@ -88,6 +88,12 @@ Variants:
   once the first run had shown the composition learned on the training lengths but drifting
   beyond them) lstm-s5-u32 continues its four members from their final parameters at lengths
   U[1, 32] (batch 64, 10,000 steps, a fresh warm-up and cosine), evaluated at 32..512 (16x).
+  Then (added in the forty-second session, once lstm-s5-u32 had held S5 to twice its lengths
+  and drifted beyond, 0.41-0.44 at 512) lstm-s5-u64 continues those members at U[1, 64] the
+  same way, evaluated at 64..1024: whether longer training words make the composition exact
+  beyond them (the S3 LSTM, trained at U[1, 64], holds S3 to 512). About 3 hours alone here
+  (an estimate: twice lstm-s5-u32's 0.49 s a step): it spans sittings, resuming from its
+  checkpoints.
 - "s5_contrast" (this CPU, across sittings; added 2026-12-06): the claim's negative cases at
   exactly s5_lstm's protocol and grid, both sittings: attention, lru and rg_lru (diagonal, with
   their default eigenvalues in [0, 1]), one layer like the LSTM. The three u8 runs go first;
@@ -134,6 +140,8 @@ S5_CONTRAST_CELLS = ("attention", "lru", "rg_lru")
 # s5_lstm's second sitting: the first run's members continued at four times its lengths
 S5_LONGER = dict(train_length=32, batch_size=64, steps=10_000,
                  eval_lengths=(32, 64, 128, 256, 512))
+# its third: the second's members continued at twice its lengths
+S5_LONGEST = dict(S5_LONGER, train_length=64, eval_lengths=(64, 128, 256, 512, 1024))
 PAPER_CELLS = ("attention", "bilinear", "deltanet", "deltaproduct", "elman", "gated_deltanet",
                "gateloop", "gla", "gru", "hgrn2", "lem", "linear_attention", "lru", "lstm",
                "mamba", "mamba2", "mingru", "minlstm", "mlstm", "path_attention", "retnet",
@@ -202,10 +210,12 @@ def get_sweep(arg="full"):
         return [dict(name=f"{cell}-{task}", cell=cell, task=task)
                 for task in ("s3", "s5", "a5") for cell in PAPER_CELLS]
     if arg == "s5_lstm":
-        # the second continues the first's four members from its final parameters at longer
-        # lengths (post-training: same model, seeds and rates; a fresh warm-up and cosine)
+        # each later run continues the one before's four members from its final parameters at
+        # longer lengths (post-training: same model, seeds and rates; a fresh warm-up and cosine)
         return [dict(name="lstm-s5-u8", label="lstm-u8"),
-                dict(name="lstm-s5-u32", label="lstm-u32", init_from="lstm-s5-u8", **S5_LONGER)]
+                dict(name="lstm-s5-u32", label="lstm-u32", init_from="lstm-s5-u8", **S5_LONGER),
+                dict(name="lstm-s5-u64", label="lstm-u64", init_from="lstm-s5-u32",
+                     **S5_LONGEST)]
     if arg == "s5_contrast":
         return ([dict(name=f"{cell}-s5-u8", label=f"{cell}-u8", cell=cell)
                  for cell in S5_CONTRAST_CELLS]
