@@ -53,11 +53,15 @@ seqbench got:
   1.000, 0.999, 0.692; score 0.081 best of the grid, 0.079 over 2 seeds at 3e-3. lru-s5-u8
   composes one element more (0.93-1.000 on the third position, 0.04-0.52 on the fourth, near
   chance after): 0.451, 0.384, 0.435, 0.381 at length 8; score 0.096 best of the grid, 0.089
-  over 2 seeds at 1e-3. rg_lru-s5-u8 sits between them (exact on two positions, 0.34-0.95 on
-  the third, near chance after): 0.339, 0.310, 0.400, 0.330 at length 8; score 0.086 best of
-  the grid, 0.080 over 2 seeds at 3e-3. So one layer of attention, lru or rg_lru does not learn
-  S5 at the lengths the LSTM learns it (Merrill et al.'s contrast, on all 12 members). The u32
-  continuations next.
+  over 2 seeds at 1e-3. rg_lru-s5-u8 sits between them (exact on two positions, 0.34-0.95 on the
+  third, near chance after): 0.339, 0.310, 0.400, 0.330 at length 8; score 0.086 best of the
+  grid, 0.080 over 2 seeds at 3e-3. So one layer of attention, lru or rg_lru does not learn S5
+  at the lengths the LSTM learns it (Merrill et al.'s contrast, on all 12 members). After 10,000
+  more steps at U[1, 32] (lstm-s5-u32's protocol) nothing changed: each composes as many
+  elements as before (attention two, its fourth member now 0.91 on the third position where it
+  had 0.85; lru three; rg_lru two, one member three), so at length 32 attention scores
+  0.094-0.102, lru 0.106-0.128 and rg_lru 0.090-0.111 where three LSTM members of four score
+  0.984-0.993; at 512 every contrast member is at 0.013-0.016 (the LSTM 0.41-0.44).
 
 Variants:
 - "full" (this 2-core CPU): S3 in one layer, Siems et al.'s model at CPU size: width 128,
@@ -97,7 +101,7 @@ Variants:
 - "s5_contrast" (this CPU, across sittings; added 2026-12-06): the claim's negative cases at
   exactly s5_lstm's protocol and grid, both sittings: attention, lru and rg_lru (diagonal, with
   their default eigenvalues in [0, 1]), one layer like the LSTM. The three u8 runs go first;
-  the u32 continuations after them.
+  the u32 continuations after them (all six done, 2026-12-07).
 - "paper" (not run): s3, s5 and a5 for every registered cell at width 256, 4 layers, lengths
   U[1, 64], 20,000 steps.
 - "smoke": every run of "full" at toy size (3 steps, width 8), for the tests.
