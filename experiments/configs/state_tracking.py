@@ -95,9 +95,9 @@ Variants:
   Then (added in the forty-second session, once lstm-s5-u32 had held S5 to twice its lengths
   and drifted beyond, 0.41-0.44 at 512) lstm-s5-u64 continues those members at U[1, 64] the
   same way, evaluated at 64..1024: whether longer training words make the composition exact
-  beyond them (the S3 LSTM, trained at U[1, 64], holds S3 to 512). About 3 hours alone here
-  (an estimate: twice lstm-s5-u32's 0.49 s a step): it spans sittings, resuming from its
-  checkpoints.
+  beyond them (the S3 LSTM, trained at U[1, 64], holds S3 to 512). About 2.9 hours alone here
+  (1.04 s a step, measured over its first 500 steps on 2026-12-07): it spans sittings,
+  resuming from its checkpoints.
 - "s5_contrast" (this CPU, across sittings; added 2026-12-06): the claim's negative cases at
   exactly s5_lstm's protocol and grid, both sittings: attention, lru and rg_lru (diagonal, with
   their default eigenvalues in [0, 1]), one layer like the LSTM. The three u8 runs go first;
