@@ -49,7 +49,10 @@ seqbench got:
   the grid, 0.752 over 2 seeds at 1e-3. So the LSTM learns S5 in one layer at its training
   lengths (Merrill et al.'s sense; exact on all 8, 32, then 64 positions) and each longer
   training length lifts every length beyond, but it does not hold S5 at every evaluated length:
-  the issue's target is not reached at this budget. BUILD_NOTES.md, "Reproductions",
+  the issue's target is not reached at this budget. lstm-s5-u8 rerun on another float path
+  (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, 2026-12-07; the record is in
+  experiments/float_path/): all four members exact at length 8 (three on one device), best of
+  the grid 0.696 against 0.682: the conclusion holds. BUILD_NOTES.md, "Reproductions",
   state_tracking.
 - "s5_contrast" (2026-12-06, the same order of members): attention-s5-u8 is exact on the first
   two positions (a lookup of two elements), partly right on the third (0.36-0.85) and near
