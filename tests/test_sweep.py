@@ -260,6 +260,21 @@ def test_the_readme_s_main_job_is_the_regular_slice_of_the_chomsky_preset():
         ("elman", "parity_check", 3), ("lstm", "parity_check", 3), ("attention", "parity_check", 3)]
 
 
+def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_path):
+    """Each "longer" run is the "full" run of its cell, task and rate with 10x the steps (and a
+    label naming that), nothing else changed, so the two compare as a learning curve."""
+    path = os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py")
+    full = dict(sweep.load(f"{path}:full"))
+    longer = sweep.load(f"{path}:longer")
+    sweep.check(longer, str(tmp_path))
+    assert [name for name, _ in longer] == ["elman-30k-modular_arithmetic-lr0.001",
+                                            "lstm-30k-modular_arithmetic-lr0.003"]
+    for name, config in longer:
+        before = full[name.replace("-30k", "")]
+        assert config.steps == 10 * before.steps and config.label == f"{before.label}-30k"
+        assert {**config.__dict__, "steps": before.steps, "label": before.label,
+                "log_every": before.log_every} == before.__dict__
+
 @pytest.mark.slow
 def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_sweep,
                                                                              tmp_path):
