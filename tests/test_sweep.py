@@ -275,6 +275,7 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
         assert {**config.__dict__, "steps": before.steps, "label": before.label,
                 "log_every": before.log_every} == before.__dict__
 
+
 @pytest.mark.slow
 def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_sweep,
                                                                              tmp_path):
