@@ -101,10 +101,10 @@ BARE = dict(depth=1, mlp_expand=0, norm=False, residual=False, input_encoding="o
 LEARNING_RATES = {"full": (3e-3, 1e-3), "main": (1e-3,), "paper": (1e-4, 3e-4, 5e-4),
                   "smoke": (1e-2,)}
 # "longer": the rows "full" does not reproduce on the regular tasks, trained 10x longer at the
-# rate "full" selected for them on in-distribution accuracy (name prefix, cell, task, rate)
+# rate "full" selected for them on in-distribution accuracy (cell, task, rate); each is labelled
+# "<cell>-30k"
 LONGER_STEPS = 30_000
-LONGER = (("elman-30k", "elman", "modular_arithmetic", 1e-3),
-          ("lstm-30k", "lstm", "modular_arithmetic", 3e-3))
+LONGER = (("elman", "modular_arithmetic", 1e-3), ("lstm", "modular_arithmetic", 3e-3))
 
 
 def get_config(arg="full"):
@@ -168,9 +168,8 @@ def cells(arg):
 def get_sweep(arg="full"):
     get_config(arg)  # checks the variant
     if arg == "longer":
-        return [dict(name=f"{prefix}-{task}-lr{lr:g}", label=prefix, cell=cell, task=task,
-                     learning_rate=lr, min_train_length=task_registry.get(task).min_length)
-                for prefix, cell, task, lr in LONGER]
+        return [run(f"{cell}-{LONGER_STEPS // 1000}k", dict(cell=cell), task, lr)
+                for cell, task, lr in LONGER]
     paper_cells, bare_cells, linear_cells, lowinit_cells = cells(arg)
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
@@ -187,7 +186,13 @@ def get_sweep(arg="full"):
              + [(task, cell) for task in claim for cell in lowinit_cells]  # ... a follow-up
              + [(task, cell) for task in others for cell in paper_cells]  # the paper's CF/CS rows
              + [(task, cell) for task in regular if task not in claim for cell in linear_cells])
-    # lengths from 1, or from the task's shortest (3 for solve_equation and binary arithmetic)
-    return [dict(name=f"{prefix}-{task}-lr{lr:g}", label=prefix, task=task, learning_rate=lr,
-                 min_train_length=task_registry.get(task).min_length, **overrides)
+    return [run(prefix, overrides, task, lr)
             for task, (prefix, overrides) in order for lr in LEARNING_RATES[arg]]
+
+
+def run(prefix, overrides, task, learning_rate):
+    """One run of the sweep, named "<prefix>-<task>-lr<rate>" and labelled by `prefix`; its
+    lengths start at 1, or at the task's shortest (3 for solve_equation and binary arithmetic)."""
+    return dict(name=f"{prefix}-{task}-lr{learning_rate:g}", label=prefix, task=task,
+                learning_rate=learning_rate, min_train_length=task_registry.get(task).min_length,
+                **overrides)
