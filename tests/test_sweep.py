@@ -268,7 +268,9 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
     longer = sweep.load(f"{path}:longer")
     sweep.check(longer, str(tmp_path))
     assert [name for name, _ in longer] == ["elman-30k-modular_arithmetic-lr0.001",
-                                            "lstm-30k-modular_arithmetic-lr0.003"]
+                                            "lstm-30k-modular_arithmetic-lr0.003",
+                                            "elman-bare-30k-modular_arithmetic-lr0.001",
+                                            "lstm-bare-30k-modular_arithmetic-lr0.003"]
     for name, config in longer:
         before = full[name.replace("-30k", "")]
         assert config.steps == 10 * before.steps and config.label == f"{before.label}-30k"

@@ -66,9 +66,11 @@ Variants:
   minutes on 2 cores, most of it attention's.
 - "longer" (this CPU, across sittings; added 2026-12-07): does the budget explain the regular
   row "full" misses on both of the paper's recurrent models? modular_arithmetic for elman and
-  the LSTM in seqbench's body, "full"'s runs at the rate it selected for each on
-  in-distribution accuracy (elman 1e-3, LSTM 3e-3) trained for 30,000 steps (10x; 3% of the
-  paper's), nothing else changed; labelled "elman-30k" and "lstm-30k" in the same runs folder.
+  the LSTM in seqbench's body, then for the paper's bare RNN and LSTM (added later the same
+  day), "full"'s runs at the rate it selected for each on in-distribution accuracy (elman and
+  elman-bare 1e-3, lstm and lstm-bare 3e-3) trained for 30,000 steps (10x; 3% of the paper's),
+  nothing else changed; labelled "<name>-30k" ("elman-30k", ..., "lstm-bare-30k") in the same
+  runs folder.
     python -m seqbench.sweep --config=experiments/configs/chomsky.py:longer --runs=experiments/runs/chomsky
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
@@ -101,10 +103,11 @@ BARE = dict(depth=1, mlp_expand=0, norm=False, residual=False, input_encoding="o
 LEARNING_RATES = {"full": (3e-3, 1e-3), "main": (1e-3,), "paper": (1e-4, 3e-4, 5e-4),
                   "smoke": (1e-2,)}
 # "longer": the rows "full" does not reproduce on the regular tasks, trained 10x longer at the
-# rate "full" selected for them on in-distribution accuracy (cell, task, rate); each is labelled
-# "<cell>-30k"
+# rate "full" selected for them on in-distribution accuracy ("full"'s model name, task, rate);
+# each is labelled "<name>-30k"
 LONGER_STEPS = 30_000
-LONGER = (("elman", "modular_arithmetic", 1e-3), ("lstm", "modular_arithmetic", 3e-3))
+LONGER = (("elman", "modular_arithmetic", 1e-3), ("lstm", "modular_arithmetic", 3e-3),
+          ("elman-bare", "modular_arithmetic", 1e-3), ("lstm-bare", "modular_arithmetic", 3e-3))
 
 
 def get_config(arg="full"):
@@ -143,11 +146,11 @@ def get_config(arg="full"):
 
 def cells(arg):
     """(name prefix, overrides) of the compared models: the paper's three, the paper's bare RNN
-    and LSTM ("full" only: its elman and lstm are in seqbench's body), the linear recurrences,
-    and ("full" only) rg_lru-neg with a lower initial a^c (parity_check only)."""
+    and LSTM ("full" and "longer" only: there elman and lstm are in seqbench's body), the linear
+    recurrences, and ("full" only) rg_lru-neg with a lower initial a^c (parity_check only)."""
     classic = [("elman", dict(cell="elman")), ("lstm", dict(cell="lstm"))]
     bare = ([(f"{name}-bare", dict(cell=name, **BARE)) for name in ("elman", "lstm")]
-            if arg == "full" else [])
+            if arg in ("full", "longer") else [])
     attention = ATTENTION if arg != "smoke" else dict(cell="attention")
     if arg == "paper":
         attention = {**attention, "depth": 5}
@@ -167,10 +170,11 @@ def cells(arg):
 
 def get_sweep(arg="full"):
     get_config(arg)  # checks the variant
-    if arg == "longer":
-        return [run(f"{cell}-{LONGER_STEPS // 1000}k", dict(cell=cell), task, lr)
-                for cell, task, lr in LONGER]
     paper_cells, bare_cells, linear_cells, lowinit_cells = cells(arg)
+    if arg == "longer":
+        overrides = dict(paper_cells + bare_cells)
+        return [run(f"{name}-{LONGER_STEPS // 1000}k", overrides[name], task, lr)
+                for name, task, lr in LONGER]
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
