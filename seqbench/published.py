@@ -5,7 +5,8 @@ Hierarchy", ICLR 2023 / arXiv 2207.02098v3), Table 2, as a fraction: the best of
 learning rates of the mean accuracy over test lengths 41..500 (the Transformer column: the best
 of five positional encodings). Models by the `chomsky` preset's labels: "elman" is the paper's
 RNN, "lstm" its LSTM, "attention" its Transformer; "elman-bare" and "lstm-bare" (the paper's
-exact RNN and LSTM at the CPU budget) are compared with the same numbers.
+exact RNN and LSTM at the CPU budget) and the "longer" variant's "<model>-30k" (trained 30,000
+steps) are compared with the same numbers.
 
 Only numbers read in a reprint found here are listed (2026-12-02): the Deltaformer paper's
 Appendix D, "Table 5", reprints the rows of modular_arithmetic, parity_check,
@@ -16,6 +17,8 @@ quoted from memory (BUILD_NOTES, "chomsky at paper strength").
 """
 
 from __future__ import annotations
+
+import re
 
 # Table 2's rows, in its order (regular, then deterministic context-free, then
 # context-sensitive), by seqbench's task names.
@@ -41,6 +44,7 @@ CHOMSKY_TABLE2_MODELS = tuple(dict.fromkeys(m for row in CHOMSKY_TABLE2.values()
 
 
 def chomsky_score(task: str, model: str) -> float | None:
-    """Table 2's score of `model` (a preset label; "X-bare" is the paper's model X) on `task`,
-    or None where none was read."""
-    return CHOMSKY_TABLE2.get(task, {}).get(model.removesuffix("-bare"))
+    """Table 2's score of `model` (a preset label: "X", "X-bare" and either with a step count
+    "-<N>k" are the paper's model X) on `task`, or None where none was read."""
+    paper_model = re.sub(r"-\d+k$", "", model).removesuffix("-bare")
+    return CHOMSKY_TABLE2.get(task, {}).get(paper_model)
