@@ -24,10 +24,9 @@ finds the exact cycle_navigation solution on 3 seeds of 5); at 10x the steps ("l
 LSTM is exact on modular_arithmetic at every length to 500 on every seed (1.000, as the paper),
 and the RNN fits its training lengths on 2 seeds of 5 and generalises approximately (best seed
 0.443, chance 0.2; the paper 1.000), the paper's bare RNN on 1 seed of 5 (0.804); the LSTM
-in seqbench's body gains little on cycle_navigation (best seed 0.521: exact to 61, then falling
-to chance), where the bare LSTM is exact after 3,000 steps: there the body, not the budget, is
-the gap. The extension: mamba with negative
-eigenvalues solves parity_check on every seed; lru, mamba and rg_lru without them do not, as
+in seqbench's body gains little on cycle_navigation (best seed 0.521: 0.99 to length 61, then
+falling to chance), where the bare LSTM is exact on 3 seeds of 5 after 3,000 steps: there the
+body, not the budget, is the gap. The extension: mamba with negative eigenvalues solves parity_check on every seed; lru, mamba and rg_lru without them do not, as
 Grazzi et al. predict; none of the six solves the other regular tasks here (even_pairs and
 modular_arithmetic at chance, cycle_navigation at most 0.32: its exact solution is a rotation).
 No model generalises on the context-free and context-sensitive tasks, as published, except the
