@@ -26,8 +26,9 @@ and the RNN fits its training lengths on 2 seeds of 5 and generalises approximat
 0.443, chance 0.2; the paper 1.000), the paper's bare RNN on 1 seed of 5 (0.804); the LSTM
 in seqbench's body gains little on cycle_navigation (best seed 0.521: 0.99 to length 61, then
 falling to chance), where the bare LSTM is exact on 3 seeds of 5 after 3,000 steps: there the
-body, not the budget, is the gap. The extension: mamba with negative eigenvalues solves parity_check on every seed; lru, mamba and rg_lru without them do not, as
-Grazzi et al. predict; none of the six solves the other regular tasks here (even_pairs and
+body, not the budget, is the gap. The extension: mamba with negative eigenvalues solves
+parity_check on every seed; lru, mamba and rg_lru without them do not, as Grazzi et al.
+predict; none of the six solves the other regular tasks here (even_pairs and
 modular_arithmetic at chance, cycle_navigation at most 0.32: its exact solution is a rotation).
 No model generalises on the context-free and context-sensitive tasks, as published, except the
 LSTM on missing_duplicate_string, whose hidden bit is the parity of the visible ones (a regular
