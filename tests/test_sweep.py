@@ -280,6 +280,22 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
                 "log_every": before.log_every} == before.__dict__
 
 
+def test_the_body_ablation_changes_one_part_of_full_s_lstm_run_at_a_time(tmp_path):
+    """Each "body" run is "full"'s LSTM cycle_navigation run at 3e-3 with one part of the body
+    set to the bare model's (and a label naming it), nothing else changed."""
+    path = os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py")
+    before = dict(sweep.load(f"{path}:full"))["lstm-cycle_navigation-lr0.003"]
+    body = sweep.load(f"{path}:body")
+    sweep.check(body, str(tmp_path))
+    changed = {"lstm-no-mlp": {"mlp_expand": 0}, "lstm-no-norm": {"norm": False},
+               "lstm-adam": {"lr_schedule": "constant", "weight_decay": 0.0},
+               "lstm-no-residual": {"residual": False}, "lstm-w256": {"width": 256}}
+    assert [name for name, _ in body] == [f"{label}-cycle_navigation-lr0.003" for label in changed]
+    for (name, config), (label, fields) in zip(body, changed.items()):
+        assert config.label == label and all(getattr(before, f) != v for f, v in fields.items())
+        assert config.__dict__ == {**before.__dict__, **fields, "label": label}
+
+
 @pytest.mark.slow
 def test_the_ray_launcher_gives_the_local_results_and_reports_a_failed_run(tiny_sweep,
                                                                              tmp_path):

@@ -75,12 +75,17 @@ Variants:
   trained for 30,000 steps (10x; 3% of the paper's), nothing else changed; labelled
   "<name>-30k" ("elman-30k", ..., "lstm-bare-30k") in the same runs folder.
     python -m seqbench.sweep --config=experiments/configs/chomsky.py:longer --runs=experiments/runs/chomsky
+- "body" (this CPU; added 2026-12-07): which part of seqbench's body keeps the LSTM from
+  cycle_navigation's exact counter? "full"'s LSTM run at 3e-3 with one part at a time replaced
+  by the bare model's (`BODY_ABLATION`), labelled "lstm-no-mlp", "lstm-no-norm", "lstm-adam",
+  "lstm-no-residual", "lstm-w256" in the same runs folder.
+    python -m seqbench.sweep --config=experiments/configs/chomsky.py:body --runs=experiments/runs/chomsky
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
 
 from seqbench import tasks as task_registry
 
-VARIANTS = ("full", "main", "longer", "smoke", "paper")
+VARIANTS = ("full", "main", "longer", "body", "smoke", "paper")
 # The README's main job: the regular slice that separates the paper's models, in minutes.
 MAIN_TASKS = ("parity_check",)
 MAIN_LENGTHS = (10, 20, 30, 40, 41, 60, 100, 200, 300, 500)
@@ -114,6 +119,17 @@ LONGER = (("elman", "modular_arithmetic", 1e-3), ("lstm", "modular_arithmetic", 
           ("elman-bare", "modular_arithmetic", 1e-3), ("lstm", "cycle_navigation", 3e-3),
           ("elman", "cycle_navigation", 1e-3), ("lstm-bare", "modular_arithmetic", 3e-3))
 
+# "body": which part of seqbench's body keeps the LSTM from cycle_navigation's exact counter,
+# which the paper's bare LSTM finds in "full"'s 3,000 steps? "full"'s run (lstm, 3e-3) with
+# one part replaced by the bare model's, one run each, in the order they run: the gated MLP
+# (a nonlinear readout could decode an approximate count), the RMSNorms (the head's is
+# nonlinear too), the optimiser (constant Adam after clipping, no weight decay), the skip
+# connection, the width (256).
+BODY_ABLATION = (("lstm-no-mlp", dict(mlp_expand=0)), ("lstm-no-norm", dict(norm=False)),
+                 ("lstm-adam", dict(lr_schedule="constant", weight_decay=0.0)),
+                 ("lstm-no-residual", dict(residual=False)), ("lstm-w256", dict(width=256)))
+BODY_ABLATION_RUN = ("lstm", "cycle_navigation", 3e-3)
+
 
 def get_config(arg="full"):
     """Fields shared by every run (alone: the LSTM on parity_check at the first rate)."""
@@ -130,7 +146,8 @@ def get_config(arg="full"):
         steps=3000,
         batch_size=128,
         seeds=5,
-        learning_rate=LEARNING_RATES["full" if arg == "longer" else arg][0],  # "longer": per run
+        # "longer" and "body": per run
+        learning_rate=LEARNING_RATES["full" if arg in ("longer", "body") else arg][0],
         eval_lengths=CPU_LENGTHS,
         eval_size=128,
         log_every=500,
@@ -180,6 +197,10 @@ def get_sweep(arg="full"):
         overrides = dict(paper_cells + bare_cells)
         return [run(f"{name}-{LONGER_STEPS // 1000}k", overrides[name], task, lr)
                 for name, task, lr in LONGER]
+    if arg == "body":
+        name, task, lr = BODY_ABLATION_RUN
+        overrides = dict(paper_cells)[name]
+        return [run(label, {**overrides, **changes}, task, lr) for label, changes in BODY_ABLATION]
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
