@@ -289,7 +289,8 @@ def test_the_body_ablation_changes_one_part_of_full_s_lstm_run_at_a_time(tmp_pat
     sweep.check(body, str(tmp_path))
     changed = {"lstm-no-mlp": {"mlp_expand": 0}, "lstm-no-norm": {"norm": False},
                "lstm-adam": {"lr_schedule": "constant", "weight_decay": 0.0},
-               "lstm-no-residual": {"residual": False}, "lstm-w256": {"width": 256}}
+               "lstm-no-residual": {"residual": False}, "lstm-w256": {"width": 256},
+               "lstm-one-hot": {"input_encoding": "one_hot", "residual": False}}
     assert [name for name, _ in body] == [f"{label}-cycle_navigation-lr0.003" for label in changed]
     for (name, config), (label, fields) in zip(body, changed.items()):
         assert config.label == label and all(getattr(before, f) != v for f, v in fields.items())

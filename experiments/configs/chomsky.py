@@ -78,7 +78,7 @@ Variants:
 - "body" (this CPU; added 2026-12-07): which part of seqbench's body keeps the LSTM from
   cycle_navigation's exact counter? "full"'s LSTM run at 3e-3 with one part at a time replaced
   by the bare model's (`BODY_ABLATION`), labelled "lstm-no-mlp", "lstm-no-norm", "lstm-adam",
-  "lstm-no-residual", "lstm-w256" in the same runs folder.
+  "lstm-no-residual", "lstm-w256", "lstm-one-hot" in the same runs folder.
     python -m seqbench.sweep --config=experiments/configs/chomsky.py:body --runs=experiments/runs/chomsky
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
@@ -124,10 +124,11 @@ LONGER = (("elman", "modular_arithmetic", 1e-3), ("lstm", "modular_arithmetic", 
 # one part replaced by the bare model's, one run each, in the order they run: the gated MLP
 # (a nonlinear readout could decode an approximate count), the RMSNorms (the head's is
 # nonlinear too), the optimiser (constant Adam after clipping, no weight decay), the skip
-# connection, the width (256).
+# connection, the width (256), the input (one-hot tokens, which leave no skip connection).
 BODY_ABLATION = (("lstm-no-mlp", dict(mlp_expand=0)), ("lstm-no-norm", dict(norm=False)),
                  ("lstm-adam", dict(lr_schedule="constant", weight_decay=0.0)),
-                 ("lstm-no-residual", dict(residual=False)), ("lstm-w256", dict(width=256)))
+                 ("lstm-no-residual", dict(residual=False)), ("lstm-w256", dict(width=256)),
+                 ("lstm-one-hot", dict(input_encoding="one_hot", residual=False)))
 BODY_ABLATION_RUN = ("lstm", "cycle_navigation", 3e-3)
 
 
