@@ -280,21 +280,30 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
                 "log_every": before.log_every} == before.__dict__
 
 
-def test_the_body_ablation_changes_one_part_of_full_s_lstm_run_at_a_time(tmp_path):
+def test_the_body_ablation_changes_full_s_lstm_run_one_part_then_cumulatively(tmp_path):
     """Each "body" run is "full"'s LSTM cycle_navigation run at 3e-3 with one part of the body
-    set to the bare model's (and a label naming it), nothing else changed."""
+    set to the bare model's (and a label naming it), nothing else changed; then the parts
+    cumulatively, the last of which is "full"'s bare LSTM run but for the width."""
     path = os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py")
-    before = dict(sweep.load(f"{path}:full"))["lstm-cycle_navigation-lr0.003"]
+    full = dict(sweep.load(f"{path}:full"))
+    before = full["lstm-cycle_navigation-lr0.003"]
     body = sweep.load(f"{path}:body")
     sweep.check(body, str(tmp_path))
+    linear_head = {"mlp_expand": 0, "norm": False}
+    adam = {"lr_schedule": "constant", "weight_decay": 0.0}
+    one_hot = {"input_encoding": "one_hot", "residual": False}
     changed = {"lstm-no-mlp": {"mlp_expand": 0}, "lstm-no-norm": {"norm": False},
-               "lstm-adam": {"lr_schedule": "constant", "weight_decay": 0.0},
-               "lstm-no-residual": {"residual": False}, "lstm-w256": {"width": 256},
-               "lstm-one-hot": {"input_encoding": "one_hot", "residual": False}}
+               "lstm-adam": adam, "lstm-no-residual": {"residual": False},
+               "lstm-w256": {"width": 256}, "lstm-one-hot": one_hot,
+               "lstm-linear-head": linear_head, "lstm-linear-head-adam": {**linear_head, **adam},
+               "lstm-bare-w128": {**linear_head, **adam, **one_hot}}
     assert [name for name, _ in body] == [f"{label}-cycle_navigation-lr0.003" for label in changed]
     for (name, config), (label, fields) in zip(body, changed.items()):
         assert config.label == label and all(getattr(before, f) != v for f, v in fields.items())
         assert config.__dict__ == {**before.__dict__, **fields, "label": label}
+    bare = full["lstm-bare-cycle_navigation-lr0.003"]
+    assert {**dict(body)["lstm-bare-w128-cycle_navigation-lr0.003"].__dict__, "width": 256,
+            "label": bare.label} == bare.__dict__
 
 
 @pytest.mark.slow

@@ -28,8 +28,8 @@ exact on cycle_navigation at every length to 500 on every seed (1.000); the LSTM
 body gains little on cycle_navigation (best seed 0.521: 0.99 to length 61, then falling to
 chance), where the bare LSTM is exact on 3 seeds of 5 after 3,000 steps: there the body, not
 the budget, is the gap, and no single part of it explains it ("body": without the MLP, the
-norms or the skip connection, at width 256, or with the bare model's optimiser, no seed of 25
-is exact beyond training). The extension: mamba with negative eigenvalues solves
+norms or the skip connection, at width 256, with the bare model's optimiser or on one-hot
+tokens, no seed of 30 is exact beyond training). The extension: mamba with negative eigenvalues solves
 parity_check on every seed; lru, mamba and rg_lru without them do not, as Grazzi et al.
 predict; none of the six solves the other regular tasks here (even_pairs and
 modular_arithmetic at chance, cycle_navigation at most 0.32: its exact solution is a rotation).
@@ -81,7 +81,10 @@ Variants:
 - "body" (this CPU; added 2026-12-07): which part of seqbench's body keeps the LSTM from
   cycle_navigation's exact counter? "full"'s LSTM run at 3e-3 with one part at a time replaced
   by the bare model's (`BODY_ABLATION`), labelled "lstm-no-mlp", "lstm-no-norm", "lstm-adam",
-  "lstm-no-residual", "lstm-w256", "lstm-one-hot" in the same runs folder.
+  "lstm-no-residual", "lstm-w256", "lstm-one-hot"; then the parts together, cumulatively
+  toward the bare model (`BODY_PATH`, added in the forty-ninth session): "lstm-linear-head" (no
+  MLP, no norms), "lstm-linear-head-adam" (and the bare model's optimiser), "lstm-bare-w128"
+  (the bare model at width 128); all in the same runs folder.
     python -m seqbench.sweep --config=experiments/configs/chomsky.py:body --runs=experiments/runs/chomsky
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
@@ -132,6 +135,13 @@ BODY_ABLATION = (("lstm-no-mlp", dict(mlp_expand=0)), ("lstm-no-norm", dict(norm
                  ("lstm-adam", dict(lr_schedule="constant", weight_decay=0.0)),
                  ("lstm-no-residual", dict(residual=False)), ("lstm-w256", dict(width=256)),
                  ("lstm-one-hot", dict(input_encoding="one_hot", residual=False)))
+# then the parts together, cumulatively from "full" toward the bare model: a linear readout of
+# the recurrence (no MLP, no norms), with the bare model's optimiser, the bare model at width 128
+# (one-hot tokens, no skip connection); the width (256) completes the bare LSTM ("lstm-bare")
+BODY_PATH = (("lstm-linear-head", dict(mlp_expand=0, norm=False)),
+             ("lstm-linear-head-adam", dict(mlp_expand=0, norm=False, lr_schedule="constant",
+                                            weight_decay=0.0)),
+             ("lstm-bare-w128", dict(BARE, width=128)))
 BODY_ABLATION_RUN = ("lstm", "cycle_navigation", 3e-3)
 
 
@@ -204,7 +214,8 @@ def get_sweep(arg="full"):
     if arg == "body":
         name, task, lr = BODY_ABLATION_RUN
         overrides = dict(paper_cells)[name]
-        return [run(label, {**overrides, **changes}, task, lr) for label, changes in BODY_ABLATION]
+        return [run(label, {**overrides, **changes}, task, lr)
+                for label, changes in BODY_ABLATION + BODY_PATH]
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
