@@ -283,7 +283,8 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
 def test_the_body_ablation_changes_full_s_lstm_run_one_part_then_cumulatively(tmp_path):
     """Each "body" run is "full"'s LSTM cycle_navigation run at 3e-3 with one part of the body
     set to the bare model's (and a label naming it), nothing else changed; then the parts
-    cumulatively, the last of which is "full"'s bare LSTM run but for the width."""
+    cumulatively (lstm-bare-w128 is "full"'s bare LSTM run but for the width); then the bare
+    model on 10 other seeds at both widths."""
     path = os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py")
     full = dict(sweep.load(f"{path}:full"))
     before = full["lstm-cycle_navigation-lr0.003"]
@@ -296,14 +297,24 @@ def test_the_body_ablation_changes_full_s_lstm_run_one_part_then_cumulatively(tm
                "lstm-adam": adam, "lstm-no-residual": {"residual": False},
                "lstm-w256": {"width": 256}, "lstm-one-hot": one_hot,
                "lstm-linear-head": linear_head, "lstm-linear-head-adam": {**linear_head, **adam},
-               "lstm-bare-w128": {**linear_head, **adam, **one_hot}}
-    assert [name for name, _ in body] == [f"{label}-cycle_navigation-lr0.003" for label in changed]
+               "lstm-bare-w128": {**linear_head, **adam, **one_hot},
+               "lstm-linear-head-adam-w256": {**linear_head, **adam, "width": 256}}
+    more = ("lstm-bare-w128-10more", "lstm-bare-10more")
+    assert [name for name, _ in body] == [f"{label}-cycle_navigation-lr0.003"
+                                          for label in (*changed, *more)]
     for (name, config), (label, fields) in zip(body, changed.items()):
         assert config.label == label and all(getattr(before, f) != v for f, v in fields.items())
         assert config.__dict__ == {**before.__dict__, **fields, "label": label}
     bare = full["lstm-bare-cycle_navigation-lr0.003"]
-    assert {**dict(body)["lstm-bare-w128-cycle_navigation-lr0.003"].__dict__, "width": 256,
+    runs = dict(body)
+    assert {**runs["lstm-bare-w128-cycle_navigation-lr0.003"].__dict__, "width": 256,
             "label": bare.label} == bare.__dict__
+    # 10 seeds other than "full"'s 5 (base seed 1), the bare model at both widths
+    for label, width in zip(more, (128, 256)):
+        config = runs[f"{label}-cycle_navigation-lr0.003"]
+        assert (config.seed, config.seeds, bare.seed, bare.seeds) == (1, 10, 0, 5)
+        assert config.__dict__ == {**bare.__dict__, "seed": 1, "seeds": 10, "width": width,
+                                   "label": label}
 
 
 @pytest.mark.slow

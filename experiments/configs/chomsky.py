@@ -84,7 +84,9 @@ Variants:
   "lstm-no-residual", "lstm-w256", "lstm-one-hot"; then the parts together, cumulatively
   toward the bare model (`BODY_PATH`, added in the forty-ninth session): "lstm-linear-head" (no
   MLP, no norms), "lstm-linear-head-adam" (and the bare model's optimiser), "lstm-bare-w128"
-  (the bare model at width 128); all in the same runs folder.
+  (the bare model at width 128), "lstm-linear-head-adam-w256" (the linear head at width 256);
+  then 10 more seeds of the bare model at widths 128 and 256 (`BODY_MORE_SEEDS`, base seed 1),
+  "lstm-bare-w128-10more" and "lstm-bare-10more"; all in the same runs folder.
     python -m seqbench.sweep --config=experiments/configs/chomsky.py:body --runs=experiments/runs/chomsky
 - "smoke": a few runs at toy size (3 steps, width 8), for the tests.
 """
@@ -136,12 +138,18 @@ BODY_ABLATION = (("lstm-no-mlp", dict(mlp_expand=0)), ("lstm-no-norm", dict(norm
                  ("lstm-no-residual", dict(residual=False)), ("lstm-w256", dict(width=256)),
                  ("lstm-one-hot", dict(input_encoding="one_hot", residual=False)))
 # then the parts together, cumulatively from "full" toward the bare model: a linear readout of
-# the recurrence (no MLP, no norms), with the bare model's optimiser, the bare model at width 128
-# (one-hot tokens, no skip connection); the width (256) completes the bare LSTM ("lstm-bare")
+# the recurrence (no MLP, no norms), with the bare model's optimiser, then the last two parts in
+# both orders: the bare model at width 128 (one-hot tokens, no skip connection), and the linear
+# head at width 256; the other part completes the bare LSTM ("lstm-bare")
+LINEAR_HEAD_ADAM = dict(mlp_expand=0, norm=False, lr_schedule="constant", weight_decay=0.0)
 BODY_PATH = (("lstm-linear-head", dict(mlp_expand=0, norm=False)),
-             ("lstm-linear-head-adam", dict(mlp_expand=0, norm=False, lr_schedule="constant",
-                                            weight_decay=0.0)),
-             ("lstm-bare-w128", dict(BARE, width=128)))
+             ("lstm-linear-head-adam", LINEAR_HEAD_ADAM),
+             ("lstm-bare-w128", dict(BARE, width=128)),
+             ("lstm-linear-head-adam-w256", dict(LINEAR_HEAD_ADAM, width=256)))
+# and 10 more seeds (base seed 1; "full" trains base seed 0's 5) of the bare model at both
+# widths, labelled "<label>-10more": is the width what the bare model's counter needs, or are 3
+# exact seeds of 5 at width 256 against 0 of 5 at 128 a seed lottery?
+BODY_MORE_SEEDS = (("lstm-bare-w128", dict(BARE, width=128)), ("lstm-bare", BARE))
 BODY_ABLATION_RUN = ("lstm", "cycle_navigation", 3e-3)
 
 
@@ -214,8 +222,10 @@ def get_sweep(arg="full"):
     if arg == "body":
         name, task, lr = BODY_ABLATION_RUN
         overrides = dict(paper_cells)[name]
-        return [run(label, {**overrides, **changes}, task, lr)
-                for label, changes in BODY_ABLATION + BODY_PATH]
+        return ([run(label, {**overrides, **changes}, task, lr)
+                 for label, changes in BODY_ABLATION + BODY_PATH]
+                + [run(f"{label}-10more", {**overrides, **changes, "seed": 1, "seeds": 10}, task,
+                       lr) for label, changes in BODY_MORE_SEEDS])
     tasks = REGULAR + CONTEXT_FREE + CONTEXT_SENSITIVE
     if arg == "smoke":
         tasks, linear_cells = ("parity_check", "reverse_string"), linear_cells[2:4]
