@@ -8,8 +8,10 @@ Every `result.json` under the `--runs` folders (recursively) is read and checked
 (`seqbench.leaderboard_read`); a malformed,
 truncated or schema-incompatible one is reported on stderr ("skipped PATH: reason") and left
 out; so is one whose `config_hash` is not the hash of its own `config` (recomputed on
-reading). Rows are keyed by (task, cell, config hash): runs with the same key merge as seeds (their
-per-seed lists are concatenated). Runs of one key whose code version (`environment.seqbench`)
+reading). Rows are keyed by (task, cell, config hash, label): runs with the same key merge as seeds
+(their per-seed lists are concatenated); runs of one configuration that presets named differently
+(`Config.label`, not hashed: "lstm-bare" and "lstm-bare-10more") stay rows of their own, the
+label then in their ids. Runs of one key whose code version (`environment.seqbench`)
 or evaluation test sets (the per-length `test_set_hash`) differ are never merged silently: each
 (version, test sets) variant becomes its own row, marked with `conflict` naming what differs.
 
@@ -46,6 +48,7 @@ not a time): `leaderboard.json`, `leaderboard.csv`, `leaderboard.md`, `leaderboa
 
 from __future__ import annotations
 
+import collections
 import csv
 import functools
 import hashlib
@@ -164,10 +167,13 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
     """Rows of the leaderboard from (link, record) pairs; see the module docstring."""
     groups: dict[tuple, list[tuple[str, dict]]] = {}
     for run_link, record in sorted(runs, key=lambda r: r[0]):
-        key = (record["task"], record["cell"], record["config_hash"])
+        key = (record["task"], record["cell"], record["config_hash"], label_of(record))
         groups.setdefault(key, []).append((run_link, record))
+    # a hash that presets named twice: each name's row has it in its id
+    names = collections.Counter(key[:3] for key in groups)
     rows = []
     for key, members in groups.items():
+        named = [key[3]] if names[key[:3]] > 1 else []
         variants: dict[tuple, list[tuple[str, dict]]] = {}
         for run_link, record in members:
             variant = (record["environment"]["seqbench"], eval_sets_digest(record),
@@ -179,8 +185,13 @@ def aggregate(runs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
             label = ", ".join(([f"v{version}"] if "code version" in differs else [])
                               + ([f"tests {digest}"] if "test-set hash" in differs else [])
                               + ([f"run {numbers_of}"] if "numbers" in differs else []))
-            rows.append(make_row(runs_of_variant, label, ", ".join(differs) or None))
+            rows.append(make_row(runs_of_variant, label, ", ".join(differs) or None, named))
     return sorted(with_distinct_settings(rows), key=row_order)
+
+
+def label_of(record: dict) -> str:
+    """The name a preset gave the run's model (`Config.label`; "" when it gave none)."""
+    return engine.from_json(record["config"]).label
 
 
 def with_distinct_settings(rows: list[dict]) -> list[dict]:
@@ -255,8 +266,11 @@ def row_order(row: dict) -> tuple:
             row["config_hash"], row["variant"])
 
 
-def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None) -> dict:
-    """One row: seeds of `members` concatenated, diverged seeds dropped, metrics aggregated."""
+def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None,
+             named: list[str]) -> dict:
+    """One row: seeds of `members` concatenated, diverged seeds dropped, metrics aggregated;
+    its id is task/cell/config hash, then `named` (the label, where the hash has rows under
+    other names) and the variant."""
     first = members[0][1]
     status = [s for _, r in members for s in r["seed_status"]]
     ok = [s == "ok" for s in status]
@@ -290,10 +304,10 @@ def make_row(members: list[tuple[str, dict]], variant: str, conflict: str | None
             "skipped": next((e["skipped"] for e in entries if "skipped" in e), None),
         })
     return {
-        "id": "/".join([first["task"], first["cell"], first["config_hash"]]
+        "id": "/".join([first["task"], first["cell"], first["config_hash"], *named]
                        + ([variant] if variant else [])),
         "task": first["task"], "task_group": first["task_group"], "cell": first["cell"],
-        "label": engine.from_json(first["config"]).label,
+        "label": label_of(first),
         "family": first["family"], "config_hash": first["config_hash"],
         "config": engine.config.hashed_json(first["config"]), "variant": variant,
         "conflict": conflict, "code_version": first["environment"]["seqbench"],

@@ -712,3 +712,22 @@ def test_capacity_at_the_training_length_plots_the_in_distribution_accuracy(tmp_
     one_seed = {"gla": [{**points[0], "ci95": None}, points[1]]}
     assert "capacity: in-distribution accuracy" in leaderboard_html.plot(
         "mqar", board["rows"], (measured, one_seed)).svg
+
+
+def test_runs_of_one_configuration_under_two_names_stay_two_rows(tmp_path):
+    """Runs of one configuration (one config hash) that presets named differently, say a model
+    and "its 10 more seeds", are two rows, each under its own name with its own seeds: seeds
+    merge only under one name, so no row carries another's seeds under its label."""
+    for folder, label, seed, score in (("a", "lstm-bare", 0, 0.5), ("b", "lstm-bare-10more", 1, 0.7),
+                                       ("c", "lstm-bare", 2, 0.9)):
+        record = make_record({4: [1.0], 8: [score]}, seed=seed)
+        record["config"]["label"] = label
+        write_run(tmp_path / "runs" / folder, record)
+    board = leaderboard.build([str(tmp_path / "runs")], str(tmp_path / "out"))
+    rows = {row["label"]: row for row in board["rows"]}
+    assert sorted(rows) == ["lstm-bare", "lstm-bare-10more"]
+    assert rows["lstm-bare"]["seeds"] == 2 and rows["lstm-bare"]["score"]["mean"] == pytest.approx(0.7)
+    assert rows["lstm-bare-10more"]["seeds"] == 1
+    assert rows["lstm-bare-10more"]["score"]["mean"] == pytest.approx(0.7)
+    assert all(row["conflict"] is None and row["variant"] == "" for row in rows.values())
+    assert len({row["id"] for row in board["rows"]}) == 2

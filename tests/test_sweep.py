@@ -272,6 +272,7 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
                                             "elman-bare-30k-modular_arithmetic-lr0.001",
                                             "lstm-30k-cycle_navigation-lr0.003",
                                             "elman-30k-cycle_navigation-lr0.001",
+                                            "lstm-bare-30k-cycle_navigation-lr0.003",
                                             "lstm-bare-30k-modular_arithmetic-lr0.003"]
     for name, config in longer:
         before = full[name.replace("-30k", "")]
