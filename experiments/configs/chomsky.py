@@ -145,15 +145,16 @@ BODY_ABLATION = (("lstm-no-mlp", dict(mlp_expand=0)), ("lstm-no-norm", dict(norm
 # the recurrence (no MLP, no norms), with the bare model's optimiser, then the last two parts in
 # both orders: the bare model at width 128 (one-hot tokens, no skip connection), and the linear
 # head at width 256; the other part completes the bare LSTM ("lstm-bare")
-LINEAR_HEAD_ADAM = dict(mlp_expand=0, norm=False, lr_schedule="constant", weight_decay=0.0)
-BODY_PATH = (("lstm-linear-head", dict(mlp_expand=0, norm=False)),
-             ("lstm-linear-head-adam", LINEAR_HEAD_ADAM),
-             ("lstm-bare-w128", dict(BARE, width=128)),
+LINEAR_HEAD = dict(mlp_expand=0, norm=False)
+LINEAR_HEAD_ADAM = dict(LINEAR_HEAD, lr_schedule="constant", weight_decay=0.0)
+BARE_W128 = dict(BARE, width=128)
+BODY_PATH = (("lstm-linear-head", LINEAR_HEAD), ("lstm-linear-head-adam", LINEAR_HEAD_ADAM),
+             ("lstm-bare-w128", BARE_W128),
              ("lstm-linear-head-adam-w256", dict(LINEAR_HEAD_ADAM, width=256)))
 # and 10 more seeds (base seed 1; "full" trains base seed 0's 5) of the bare model at both
 # widths, labelled "<label>-10more": is the width what the bare model's counter needs, or are 3
 # exact seeds of 5 at width 256 against 0 of 5 at 128 a seed lottery?
-BODY_MORE_SEEDS = (("lstm-bare-w128", dict(BARE, width=128)), ("lstm-bare", BARE))
+BODY_MORE_SEEDS = (("lstm-bare-w128", BARE_W128), ("lstm-bare", BARE))
 BODY_ABLATION_RUN = ("lstm", "cycle_navigation", 3e-3)
 
 
