@@ -96,7 +96,7 @@ OVERVIEW_NOTE = ("Each cell: ours, the mean score ± 95% interval over the seeds
                  "any seed at any learning rate, and the score published in Delétang et al. "
                  "2023's Table 2 where it could be read (\"paper\"; the best of 10 seeds x 3 "
                  "learning rates at 1,000,000 steps). Score: mean accuracy beyond the training "
-                 "length.")
+                 "length. A model run on one task only (an ablation) is in that task's table.")
 
 
 def slug(name: str) -> str:

@@ -131,9 +131,16 @@ def matrix(grid_rows: list[dict[str, Any]], groups: tuple[str, ...] = CHOMSKY_GR
     model's variants beside it ("mamba", "mamba-neg": a name's part before the first "-" is
     its family, the plain name first, then names with one "-", then two). Only
     models a preset named (`Config.label`) take part: unnamed rows are told apart by settings
-    dumps, not names, and stay in the per-task tables. A (task, model) with several grids
+    dumps, not names, and stay in the per-task tables. So does a model named on one task only
+    when the table has several (an ablation of that task, e.g. chomsky's "body" variants on
+    cycle_navigation: a column empty on every other row). A (task, model) with several grids
     shows the first."""
     grid_rows = [g for g in grid_rows if g["task_group"] in groups and g["labelled"]]
+    tasks_of: dict[str, set[str]] = {}
+    for grid in grid_rows:
+        tasks_of.setdefault(grid["model"], set()).add(grid["task"])
+    least = min(2, len({g["task"] for g in grid_rows}))
+    grid_rows = [g for g in grid_rows if len(tasks_of[g["model"]]) >= least]
     table_order = published.CHOMSKY_TABLE2_ORDER
 
     def task_order(task_group):

@@ -653,6 +653,28 @@ def test_the_overview_puts_table_2_s_models_first_whatever_the_rows_order():
     assert ordered == ["elman", "lstm", "lstm-bare", "attention", "lru", "mamba", "mamba-neg"]
 
 
+def test_the_overview_leaves_a_one_task_ablation_to_its_task_s_table():
+    """A model a preset named on one task only (an ablation of that task, e.g. chomsky's
+    "body" variants on cycle_navigation) gets no column in the tasks x models overview, where
+    it would be empty on every other row; it stays in its task's table. When the overview has
+    one task, every model on it is shown."""
+    from seqbench import selection
+
+    def grid(task, model):
+        return {"task": task, "task_group": "regular", "model": model, "labelled": True}
+
+    rows = [grid("parity_check", "lstm"), grid("cycle_navigation", "lstm"),
+            grid("cycle_navigation", "lstm-one-hot"), grid("parity_check", "rg_lru-lowinit"),
+            grid("parity_check", "lstm-30k"), grid("cycle_navigation", "lstm-30k")]
+    tasks, models, cells = selection.matrix(rows)
+    assert tasks == ["parity_check", "cycle_navigation"]
+    assert models == ["lstm", "lstm-30k"]
+    assert set(cells) == {(t, m) for t in tasks for m in models}
+    _, alone, _ = selection.matrix([grid("cycle_navigation", "lstm"),
+                                    grid("cycle_navigation", "lstm-one-hot")])
+    assert alone == ["lstm", "lstm-one-hot"]
+
+
 def test_a_model_at_several_state_sizes_gets_the_capacity_curve(tmp_path):
     """Zoology's Figure 2 layout: a named model run at two widths (two state sizes), each a
     grid of two learning rates, gives one curve of (state size, selected mean, best-of) in the
