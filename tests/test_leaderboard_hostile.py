@@ -150,7 +150,9 @@ def test_any_json_or_bytes_is_a_row_or_a_skip(tmp_path_factory, field, value, ra
         path.parent.mkdir(parents=True)
         path.write_bytes(content)
     runs = []
-    for folder, path in leaderboard_read.find_results([str(root)]):
+    found = leaderboard_read.find_results([str(root)])
+    assert len(found) == 2  # both files are read, whatever they hold
+    for folder, path in found:
         parsed, reason, _ = leaderboard_read.load(path)
         assert (parsed is None) != (reason is None)
         if parsed is not None:

@@ -285,10 +285,25 @@ def test_parallel_in_time_scan_on_a_long_sequence(name, hp):
     assert_matches_reference(name, hp, *random_setup(name, hp, 1024))
 
 
-@pytest.mark.parametrize("scan_impl", PARALLEL)
-def test_parallel_in_time_gradients_equal_the_sequential_scans(scan_impl):
+# ELK and quasi-ELK (`damping` > 0): no state is exact after T iterations any more (at λ = 1 the
+# LSTM's 33 steps are 1e-2 off after 33), so they stop on the residual alone: tol 1e-6 (41-91
+# iterations here, outputs within 2e-6 of the reference; at 1e-7 the float32 residual stalls
+# at its rounding floor and the solve runs to max_iters).
+DAMPED = [{"scan_impl": s, "damping": 1.0, "tol": 1e-6, "max_iters": 200}
+          for s in ("deer", "quasi_deer")]
+
+
+@pytest.mark.parametrize("hp", DAMPED, ids=["elk", "quasi_elk"])
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru"])
+def test_damped_parallel_in_time_scan_matches_float64_reference(name, hp):
+    assert_matches_reference(name, hp, *random_setup(name, hp, 33))
+
+
+@pytest.mark.parametrize("hp", [{"scan_impl": s, "tol": 1e-7} for s in PARALLEL] + DAMPED,
+                         ids=str)
+def test_parallel_in_time_gradients_equal_the_sequential_scans(hp):
     """Implicit-function gradients (params, initial state, inputs) against BPTT."""
-    cell, params, state, xs = random_setup("lstm", {"scan_impl": scan_impl, "tol": 1e-7}, 50)
+    cell, params, state, xs = random_setup("lstm", hp, 50)
     sequential = seqbench.cells.get("lstm", d_hidden=D_HIDDEN)
     weights = jax.random.normal(jax.random.PRNGKey(5), (2, 50, D_HIDDEN))
 

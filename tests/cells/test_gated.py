@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import kernels
 import seqbench
 from seqbench.cells import gated
 from seqbench.cells.base import param_count
@@ -174,16 +175,19 @@ def _random_state(cell, params, rng):
     return jax.tree_util.tree_map(draw, cell.initial_state(params, (BATCH,)))
 
 
+def _f32(tree):
+    """`tree`'s arrays in float32 (complex64 where complex)."""
+    return jax.tree_util.tree_map(
+        lambda x: jnp.asarray(x, jnp.complex64 if np.iscomplexobj(x) else jnp.float32), tree)
+
+
 def _run(cell, seed):
     """Random params, state and inputs in float64, and the cell's scan of them in float32."""
     rng = np.random.default_rng(seed)
     params = _random_params(cell, rng)
     state = _random_state(cell, params, rng)
     xs = rng.standard_normal((BATCH, STEPS, D_IN))
-    f32 = lambda tree: jax.tree_util.tree_map(
-        lambda x: jnp.asarray(x, jnp.complex64 if np.iscomplexobj(x) else jnp.float32), tree
-    )
-    state_last, ys = jax.jit(cell.scan)(f32(params), f32(state), f32(xs))
+    state_last, ys = jax.jit(cell.scan)(_f32(params), _f32(state), _f32(xs))
     return params, state, xs, (state_last, ys)
 
 
@@ -277,17 +281,35 @@ def test_min_rnns_match_reference(name, negative):
     assert (a_min < 0) == negative
 
 
-@pytest.mark.parametrize("impl", ["sequential", "associative", "chunked"])
+@pytest.mark.parametrize("impl", kernels.IMPLS)
 def test_scan_impls_match_reference(impl):
-    """scan_impl reaches the kernel: every implementation matches the references."""
+    """scan_impl reaches the kernel: with every implementation of `kernels.linear_scan`
+    ("pallas": the GPU kernel in Pallas' interpreter on a CPU, the compiled kernel on an
+    accelerator) every kernel-backed gated cell matches its float64 reference, and "pallas"
+    really runs the Pallas kernel (a `pallas_call` in the program)."""
+    def run(cell, seed):
+        p, s, xs, result = _run(cell, seed)
+        program = str(jax.make_jaxpr(cell.scan)(*_f32((p, s, xs))))
+        assert ("pallas_call" in program) == (impl == "pallas")
+        return p, s, xs, result
+
     cell = seqbench.cells.get("mamba", d_hidden=D_HIDDEN, d_state=4, block=True, scan_impl=impl)
-    p, s, xs, result = _run(cell, seed=5)
+    p, s, xs, result = run(cell, seed=5)
     ys, (h, conv), _ = ref_mamba(p, xs, s.ssm, s.conv, block=True, negative=False)
     _check(result, ys, (h, conv), lambda st: (st.ssm, st.conv))
     cell = seqbench.cells.get("gateloop", d_hidden=D_HIDDEN, num_heads=2, scan_impl=impl)
-    p, s, xs, result = _run(cell, seed=6)
+    p, s, xs, result = run(cell, seed=6)
     ys, s_last, _ = ref_gateloop(p, xs, s, heads=2, negative=False)
     _check(result, ys, (s_last,), lambda st: (st,))
+    cell = seqbench.cells.get("rg_lru", d_hidden=D_HIDDEN, scan_impl=impl)
+    p, s, xs, result = run(cell, seed=2)
+    ys, h, _ = ref_rg_lru(p, xs, s, c=8.0, negative=False)
+    _check(result, ys, (h,), lambda st: (st,))
+    for name, reference in (("mingru", ref_mingru), ("minlstm", ref_minlstm)):
+        cell = seqbench.cells.get(name, d_hidden=D_HIDDEN, scan_impl=impl)
+        p, s, xs, result = run(cell, seed=4)
+        ys, h, _ = reference(p, xs, s, negative=False)
+        _check(result, ys, (h,), lambda st: (st,))
 
 
 @NEG
@@ -323,8 +345,7 @@ def test_mamba_gradients_match_float64_central_differences(impl, block, negative
     eps = 1e-6
     moved = lambda sign: jax.tree_util.tree_map(lambda x, d: x + sign * eps * d, point, direction)
     want = (reference_loss(*moved(1.0)) - reference_loss(*moved(-1.0))) / (2 * eps)
-    f32 = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), tree)
-    grads = jax.jit(jax.grad(cell_loss, argnums=(0, 1, 2)))(*f32(point))
+    grads = jax.jit(jax.grad(cell_loss, argnums=(0, 1, 2)))(*_f32(point))
     got = sum(float((np.asarray(g, np.float64) * d).sum()) for g, d in
               zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction)))
     scale = sum(float(np.abs(np.asarray(g, np.float64) * d).sum()) for g, d in

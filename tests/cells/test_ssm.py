@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import kernels
 import seqbench
 from seqbench.cells import ssm
 from seqbench.cells.base import param_count
@@ -327,6 +328,32 @@ def test_lru_ring_init(config, r_min, r_max, theta_max):
         assert "theta_log" not in p
     assert abs(np.var(p["B_re"]) * 2 * D_IN - 1) < 0.05  # B re/im ~ N(0, 1/(2 d_in))
     assert abs(np.var(p["C_re"]) * N - 1) < 0.05  # C re/im ~ N(0, 1/N)
+
+
+# ----------------------------------------------------------------------------- every kernel
+
+
+@pytest.mark.parametrize("scan_impl", kernels.IMPLS)
+@pytest.mark.parametrize("name", ["s4d", "s5", "lru"])
+def test_every_kernel_impl_matches_reference(name, scan_impl):
+    """`scan_impl` reaches `kernels.linear_scan` with each of its implementations ("pallas":
+    the GPU kernel in Pallas' interpreter on a CPU, compiled on an accelerator): the cell
+    matches its float64 reference whichever runs the recurrence (s4d with real modes, as
+    `negative_eigenvalues` needs; complex for s5 and lru), and "pallas" really runs the Pallas
+    kernel (a `pallas_call` in the program)."""
+    cell, ref = {
+        "s4d": (ssm.make_s4d(d_hidden=D_HIDDEN, d_state=D_STATE, init="real", scan_impl=scan_impl),
+                lambda p, xs, h0: ref_s4d(p, xs, h0, complex_modes=False, negative=False)[:2]),
+        "s5": (ssm.make_s5(d_hidden=D_HIDDEN, d_state=D_STATE, scan_impl=scan_impl),
+               lambda *a: ref_s5(*a, clip=True)),
+        "lru": (ssm.make_lru(d_hidden=D_HIDDEN, d_state=D_STATE, scan_impl=scan_impl),
+                lambda p, xs, h0: ref_lru(p, xs, h0, **lru_options({}))),
+    }[name]
+    params = fresh_params(cell, seed=9)
+    run_against(cell, params, ref)
+    xs = jnp.zeros((BATCH, STEPS, D_IN), jnp.float32)
+    program = str(jax.make_jaxpr(cell.scan)(params, random_state(cell, params, 0), xs))
+    assert ("pallas_call" in program) == (scan_impl == "pallas")
 
 
 # ----------------------------------------------------------------------------- counts, errors
