@@ -1,8 +1,9 @@
 """The committed results stay comparable with new runs: for every task a committed run used,
 today's generator rebuilds that run's test set at its shortest evaluated length to the hash it
 recorded (`per_length[n]["test_set_hash"]`). The leaderboard merges runs only when their test
-sets hash alike, so a generator change that moved a test set would silently split every
-committed row from new ones; this holds the generator to data written by earlier code."""
+sets hash alike, so a generator change that moved a test set would set every committed row
+apart from new ones (rows marked `conflict`); this holds the generator to data written by
+earlier code."""
 
 import json
 from pathlib import Path
