@@ -5,8 +5,8 @@ Hierarchy", ICLR 2023 / arXiv 2207.02098v3), Table 2, as a fraction: the best of
 learning rates of the mean accuracy over test lengths 41..500 (the Transformer column: the best
 of five positional encodings). Models by the `chomsky` preset's labels: "elman" is the paper's
 RNN, "lstm" its LSTM, "attention" its Transformer; "elman-bare" and "lstm-bare" (the paper's
-exact RNN and LSTM at the CPU budget) and the "longer" variant's "<model>-30k" (trained 30,000
-steps) are compared with the same numbers.
+exact RNN and LSTM at the CPU budget) and the "longer" variant's "<model>-<n>k" (trained n
+thousand steps: "lstm-30k", "elman-bare-300k") are compared with the same numbers.
 
 Only numbers read in a reprint found here are listed (2026-12-02): the Deltaformer paper's
 Appendix D, "Table 5", reprints the rows of modular_arithmetic, parity_check,

@@ -260,9 +260,10 @@ def test_the_readme_s_main_job_is_the_regular_slice_of_the_chomsky_preset():
         ("elman", "parity_check", 3), ("lstm", "parity_check", 3), ("attention", "parity_check", 3)]
 
 
-def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_path):
-    """Each "longer" run is the "full" run of its cell, task and rate with 10x the steps (and a
-    label naming that), nothing else changed, so the two compare as a learning curve."""
+def test_the_longer_chomsky_runs_are_full_s_runs_trained_longer(tmp_path):
+    """Each "longer" run is the "full" run of its cell, task and rate with 10x the steps (the last
+    100x), and a label naming that, nothing else changed, so the two compare as a learning
+    curve."""
     path = os.path.join(os.path.dirname(PRESETS[0]), "chomsky.py")
     full = dict(sweep.load(f"{path}:full"))
     longer = sweep.load(f"{path}:longer")
@@ -273,10 +274,13 @@ def test_the_longer_chomsky_runs_are_full_s_runs_trained_ten_times_longer(tmp_pa
                                             "lstm-30k-cycle_navigation-lr0.003",
                                             "elman-30k-cycle_navigation-lr0.001",
                                             "lstm-bare-30k-cycle_navigation-lr0.003",
-                                            "lstm-bare-30k-modular_arithmetic-lr0.003"]
+                                            "lstm-bare-30k-modular_arithmetic-lr0.003",
+                                            "elman-bare-300k-modular_arithmetic-lr0.001"]
     for name, config in longer:
-        before = full[name.replace("-30k", "")]
-        assert config.steps == 10 * before.steps and config.label == f"{before.label}-30k"
+        suffix = "-300k" if "-300k" in name else "-30k"
+        before = full[name.replace(suffix, "")]
+        assert config.label == before.label + suffix
+        assert config.steps == {"-30k": 10, "-300k": 100}[suffix] * before.steps
         assert {**config.__dict__, "steps": before.steps, "label": before.label,
                 "log_every": before.log_every} == before.__dict__
 
