@@ -28,8 +28,8 @@ training lengths on 2 seeds of 5 and generalises approximately (best seed 0.443,
 paper 1.000), the paper's bare RNN on 1 seed of 5 (0.804; at 300,000 steps under way); the
 RNN is exact on cycle_navigation at every length to 500 on every seed (1.000); the paper's
 bare LSTM holds cycle_navigation's counter on every seed (0.992-1.000 at every length to 500, 4
-of 5 exact), where the LSTM in seqbench's body
-gains little (best seed 0.521: 0.99 to length 61, then falling to chance). No LSTM that keeps
+of 5 exact), where the LSTM in seqbench's body gains little (best seed 0.521: 0.99 to length
+61, then falling to chance). No LSTM that keeps
 part of seqbench's body is exact there on any seed ("body": 0 of 50 at 3,000 steps, removing
 the MLP, the norms, the skip connection, the embedding or AdamW's schedule, or widening to 256,
 one at a time or together), against 3 of 15 for the bare LSTM at 3,000 steps and 4 of 5 at
@@ -198,7 +198,7 @@ def get_config(arg="full"):
     if arg == "main":
         config.update(seeds=3, eval_lengths=MAIN_LENGTHS)
     if arg == "longer":
-        config.update(log_every=1000)  # steps: per run (`LONGER`)
+        config.update(steps=LONGER_STEPS, log_every=1000)  # elman-bare-300k: its own (`LONGER`)
     if arg == "smoke":
         config.update(width=8, train_length=4, steps=3, batch_size=4, seeds=2,
                       eval_lengths=(4, 8), eval_size=8, log_every=3)
